@@ -1,0 +1,1 @@
+"""Thin process entry points run by supervisord: parse args, load config, run the service."""

@@ -1,0 +1,13 @@
+"""supervisord program ``caller`` (a pool, one process per ``--index``): LLM calls."""
+
+from procs.common import load
+from rosey.llm.worker import main_loop
+
+
+def main() -> None:
+    cfg, args = load("caller", [("--index", int)])
+    main_loop(cfg, args["index"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Shared argument parsing for the process entry points."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rosey import logs
+from rosey.config import Config, ConfigError, load_config
+
+
+def load(process: str, extra: list[tuple[str, type]] | None = None) -> tuple[Config, dict]:
+    parser = argparse.ArgumentParser(prog=f"rosey-{process}")
+    parser.add_argument("--config", default=None, help="config.json (default $ROSEY_CONFIG)")
+    for flag, kind in extra or []:
+        parser.add_argument(flag, type=kind, required=True)
+    args = vars(parser.parse_args())
+    try:
+        cfg = load_config(args.pop("config"))
+    except ConfigError as exc:
+        print(f"rosey-{process}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    logs.setup(cfg.log.level, process if "index" not in args else f"caller-{args['index']}")
+    return cfg, args

@@ -1,0 +1,13 @@
+"""supervisord program ``router``: triggers, limits, history and the caller broker."""
+
+from procs.common import load
+from rosey.router.service import main_loop
+
+
+def main() -> None:
+    cfg, _ = load("router")
+    main_loop(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The ``rosey`` command: run, check-config, status, scale, ctl."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import string
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from rosey.config import Config, ConfigError, load_config
+
+EXIT_CONFIG = 2
+
+
+def render_supervisord_conf(cfg: Config, config_path: Path, log_to_files: bool) -> str:
+    template = resources.files("rosey").joinpath("templates/supervisord.conf.in").read_text()
+    run_dir = cfg.paths.run_dir
+    if log_to_files:
+        logging = ("redirect_stderr=true\nstdout_logfile=%(program_name)s-%(process_num)d.log\n"
+                   "stdout_logfile_maxbytes=10MB\nstdout_logfile_backups=5")
+        logging = logging.replace("%(program_name)s-%(process_num)d.log",
+                                  f"{run_dir}/%(program_name)s-%(process_num)d.log")
+    else:
+        # In the foreground (and under systemd) logs go to supervisord's stdout.
+        logging = "redirect_stderr=true\nstdout_logfile=/dev/stdout\nstdout_logfile_maxbytes=0"
+    return string.Template(template).substitute(
+        run_dir=run_dir, python=sys.executable, config=str(config_path),
+        workdir=str(config_path.parent), caller_max=cfg.callers.max,
+        caller_stopwait=int(cfg.llm.response_timeout) + 5, logging=logging)
+
+
+def _load(path: str | None) -> tuple[Config, Path]:
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        print(f"rosey: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from exc
+    resolved = Path(path or os.environ.get("ROSEY_CONFIG") or "config.json").resolve()
+    return cfg, resolved
+
+
+def _supervisorctl(cfg: Config, *args: str) -> subprocess.CompletedProcess[str]:
+    conf = Path(cfg.paths.run_dir) / "supervisord.conf"
+    return subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf),
+                           *args], capture_output=True, text=True, timeout=60)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg, path = _load(args.config)
+    print(f"{path}: OK (channel {cfg.channel} on {cfg.domain} as {cfg.bot_name}, "
+          f"{'guest' if not cfg.password else 'registered'}; llm {cfg.llm.provider} "
+          f"{cfg.llm.model}; {cfg.callers.count} of {cfg.callers.max} callers)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg, path = _load(args.config)
+    run_dir = Path(cfg.paths.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+    Path(cfg.paths.data_dir).mkdir(parents=True, exist_ok=True)
+    sock = run_dir / "supervisor.sock"
+    if sock.exists() and _supervisorctl(cfg, "pid").returncode == 0:
+        print(f"rosey: already running in {run_dir} (rosey status)", file=sys.stderr)
+        return 1
+    conf = run_dir / "supervisord.conf"
+    conf.write_text(render_supervisord_conf(cfg, path, args.log_files))
+    env = dict(os.environ, ROSEY_CONFIG=str(path))
+    child = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-n", "-c",
+                              str(conf)], env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)
+    if not _start_callers(cfg, child):
+        print("rosey: supervisord did not come up; see "
+              f"{run_dir}/supervisord.log", file=sys.stderr)
+    while True:
+        try:
+            return child.wait()
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
+
+
+def _start_callers(cfg: Config, child: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and child.poll() is None:
+        if _supervisorctl(cfg, "pid").returncode == 0:
+            names = [f"caller:caller-{n}" for n in range(cfg.callers.count)]
+            _supervisorctl(cfg, "start", *names)
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg, _ = _load(args.config)
+    done = _supervisorctl(cfg, "status")
+    print(done.stdout, end="")
+    print(done.stderr, end="", file=sys.stderr)
+    return 0 if done.returncode in (0, 3) else done.returncode
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    cfg, _ = _load(args.config)
+    if not 0 <= args.count <= cfg.callers.max:
+        print(f"rosey: scale: expected 0..{cfg.callers.max} (callers.max)", file=sys.stderr)
+        return EXIT_CONFIG
+    start = [f"caller:caller-{n}" for n in range(args.count)]
+    stop = [f"caller:caller-{n}" for n in range(args.count, cfg.callers.max)]
+    if start:
+        _supervisorctl(cfg, "start", *start)
+    if stop:
+        _supervisorctl(cfg, "stop", *stop)
+    print(f"callers running: {args.count} of {cfg.callers.max}")
+    return 0
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    cfg, _ = _load(args.config)
+    from rosey.control import send_command
+
+    ok, text = send_command(cfg.paths.run_dir, args.words, timeout=args.timeout)
+    print(text)
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rosey", description="Rosey, the CyTube LLM bot")
+    parser.add_argument("--config", default=None,
+                        help="config file (default: $ROSEY_CONFIG or ./config.json)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="validate config, then run supervisord in the foreground")
+    run.add_argument("--log-files", action="store_true",
+                     help="log to rotated files in the run dir instead of stdout")
+    run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check-config", help="validate the config and exit")
+    check.add_argument("file", nargs="?", default=None)
+    check.set_defaults(func=cmd_check_config)
+    sub.add_parser("status", help="supervisord status of every process").set_defaults(
+        func=cmd_status)
+    scale = sub.add_parser("scale", help="run N callers (0..callers.max)")
+    scale.add_argument("count", type=int)
+    scale.set_defaults(func=cmd_scale)
+    ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
+    ctl.add_argument("words", nargs="+")
+    ctl.add_argument("--timeout", type=float, default=5.0)
+    ctl.set_defaults(func=cmd_ctl)
+    for sp in (run, check, scale, ctl):
+        sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "file", None):
+        args.config = args.file
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,227 @@
+"""Load and validate ``config.json`` plus the environment: the only reader of config.
+
+Errors are ``ConfigError`` whose message is one line naming the JSON path and the
+fix; the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import msgspec
+
+from rosey.config_schema import Config
+
+__all__ = ["Config", "ConfigError", "load_config", "check_config_file", "DEFAULT_SYSTEM_PROMPT"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are {bot_name}, a friendly regular in the CyTube channel {channel}. "
+    "You are talking with {user}. Answer in one or two short sentences of plain text, "
+    "no markdown, no lists."
+)
+
+SOCKET_PATH_LIMIT = 100  # Unix socket paths are limited to ~107 bytes; keep margin.
+NAME_RE = re.compile(r"^[\w-]{1,20}$")
+CHANNEL_RE = re.compile(r"^[\w-]{1,30}$")
+
+
+class ConfigError(Exception):
+    """A config problem, already phrased for the operator: ``path: problem; fix``."""
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                env: dict[str, str] | None = None) -> Config:
+    """Read, validate and resolve the config; ``env`` defaults to ``os.environ``."""
+    env = dict(os.environ if env is None else env)
+    cfg_path = Path(path or env.get("ROSEY_CONFIG") or "config.json")
+    if not cfg_path.exists():
+        raise ConfigError(
+            f"{cfg_path}: no such file; create it from etc/config.example.json "
+            "(cp etc/config.example.json config.json) and set domain, channel and user"
+        )
+    try:
+        raw = msgspec.json.decode(cfg_path.read_bytes())
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{cfg_path}: not valid JSON ({exc}); fix the syntax") from exc
+    return parse_config(raw, base_dir=cfg_path.resolve().parent, env=env,
+                        source=str(cfg_path))
+
+
+def parse_config(raw: Any, *, base_dir: Path, env: dict[str, str],
+                 source: str = "config.json") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: $: expected a JSON object at the top level")
+    _reject_unknown_keys(raw, Config, "$", source)
+    try:
+        cfg = msgspec.convert(raw, Config, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_phrase_validation_error(str(exc))}") from exc
+    _apply_env(cfg, env)
+    _resolve_paths(cfg, base_dir)
+    _check_semantics(cfg, source)
+    return cfg
+
+
+def check_config_file(path: str | os.PathLike[str] | None = None) -> Config:
+    return load_config(path)
+
+
+# ---- unknown keys ---------------------------------------------------------
+
+
+def _reject_unknown_keys(raw: dict[str, Any], struct: type, where: str, source: str) -> None:
+    fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+    for key, value in raw.items():
+        if key not in fields:
+            hint = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+            fix = f"did you mean {hint[0]!r}?" if hint else (
+                f"known keys here: {', '.join(sorted(fields))}")
+            raise ConfigError(f"{source}: {where}.{key}: unknown key; {fix}")
+        sub = _struct_type(fields[key].type)
+        if sub is not None and isinstance(value, dict):
+            _reject_unknown_keys(value, sub, f"{where}.{key}", source)
+
+
+def _struct_type(tp: Any) -> type | None:
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return tp
+    return None
+
+
+_VALIDATION_RE = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$")
+
+
+def _phrase_validation_error(message: str) -> str:
+    match = _VALIDATION_RE.match(message)
+    if not match:
+        return f"$: {message}"
+    what = match["what"].replace("`", "")
+    path = "$" + match["path"]
+    expected = re.match(r"Expected (\w+), got (\w+)", what)
+    if expected:
+        want = _TYPE_WORDS.get(expected[1], expected[1])
+        return f"{path}: expected {want}, got {_TYPE_WORDS.get(expected[2], expected[2])}"
+    if what.startswith("Invalid enum value"):
+        choices = _literal_choices(path)
+        if choices:
+            value = what.split("value ", 1)[1]
+            return f"{path}: invalid value {value}; expected one of {', '.join(choices)}"
+    return f"{path}: {what}"
+
+
+_TYPE_WORDS = {
+    "float": "a number", "int": "a whole number", "str": "a string", "bool": "true or false",
+    "array": "a list", "object": "an object", "null": "null",
+}
+
+
+def _literal_choices(path: str) -> list[str]:
+    tp: Any = Config
+    for part in path.lstrip("$").strip(".").split("."):
+        fields = {f.encode_name: f.type for f in msgspec.structs.fields(tp)}
+        if part not in fields:
+            return []
+        tp = fields[part]
+    return [str(arg) for arg in get_args(tp)]
+
+
+# ---- environment and paths ------------------------------------------------
+
+
+def _apply_env(cfg: Config, env: dict[str, str]) -> None:
+    if env.get("OPENAI_API_KEY"):
+        cfg.llm.openai_api_key = env["OPENAI_API_KEY"]
+    if env.get("OLLAMA_HOST"):
+        cfg.llm.ollama_host = _normalise_ollama_host(env["OLLAMA_HOST"])
+    if "ROSEY_PASSWORD" in env:
+        cfg.user = [cfg.user[0], env["ROSEY_PASSWORD"]]
+    if env.get("ROSEY_CHANNEL_PASSWORD"):
+        cfg.conn.channel_password = env["ROSEY_CHANNEL_PASSWORD"]
+    if env.get("ROSEY_RUN_DIR"):
+        cfg.paths.run_dir = env["ROSEY_RUN_DIR"]
+    if env.get("ROSEY_LOG_LEVEL"):
+        cfg.log.level = env["ROSEY_LOG_LEVEL"].upper()  # type: ignore[assignment]
+
+
+def _normalise_ollama_host(host: str) -> str:
+    # OLLAMA_HOST is often written bare ("0.0.0.0:11434"), as the ollama CLI accepts.
+    return host if "://" in host else f"http://{host}"
+
+
+def _resolve_paths(cfg: Config, base_dir: Path) -> None:
+    cfg.paths.run_dir = str((base_dir / cfg.paths.run_dir).resolve())
+    cfg.paths.data_dir = str((base_dir / cfg.paths.data_dir).resolve())
+    if cfg.llm.system_prompt_file:
+        cfg.llm.system_prompt_file = str((base_dir / cfg.llm.system_prompt_file).resolve())
+
+
+# ---- semantics ------------------------------------------------------------
+
+
+def _check_semantics(cfg: Config, source: str) -> None:
+    def fail(path: str, problem: str) -> None:
+        raise ConfigError(f"{source}: {path}: {problem}")
+
+    if not cfg.channel:
+        fail("$.channel", "missing; set the CyTube channel name, e.g. \"channel\": \"MyChannel\"")
+    if not CHANNEL_RE.match(cfg.channel):
+        fail("$.channel", "expected 1-30 characters of a-z, A-Z, 0-9, - or _")
+    if not re.match(r"^https?://", cfg.domain):
+        fail("$.domain", "expected a URL starting with http:// or https://, e.g. https://cytu.be")
+    if not 1 <= len(cfg.user) <= 2 or not cfg.user[0]:
+        fail("$.user", "expected [\"BotName\", \"password\"] (password may be \"\" for a guest)")
+    if not NAME_RE.match(cfg.user[0]):
+        fail("$.user[0]", "expected 1-20 characters of a-z, A-Z, 0-9, - or _")
+    llm = cfg.llm
+    if llm.enabled and llm.provider == "openai" and not llm.openai_api_key and \
+            not cfg.providers.openai.base_url:
+        fail("$.llm.openai_api_key",
+             "required for provider openai; set the OPENAI_API_KEY environment variable")
+    if not re.match(r"^https?://", llm.ollama_host):
+        fail("$.llm.ollama_host", "expected a URL such as http://localhost:11434")
+    if llm.system_prompt_file and not Path(llm.system_prompt_file).is_file():
+        fail("$.llm.system_prompt_file",
+             f"{llm.system_prompt_file} does not exist; create it or remove the key")
+    for index, trigger in enumerate(llm.llm_triggers):
+        if trigger.startswith("re:"):
+            try:
+                re.compile(trigger[3:])
+            except re.error as exc:
+                fail(f"$.llm.llm_triggers[{index}]", f"invalid regex ({exc}); fix the pattern")
+        elif not trigger.strip():
+            fail(f"$.llm.llm_triggers[{index}]", "empty trigger; remove it")
+    _positive(fail, "$.llm.llm_cooldown", llm.llm_cooldown, allow_zero=True)
+    _positive(fail, "$.llm.response_timeout", llm.response_timeout)
+    if llm.max_history_messages < 0:
+        fail("$.llm.max_history_messages", "expected 0 or more")
+    if not 40 <= cfg.conn.message_length <= 1000:
+        fail("$.conn.message_length", "expected 40..1000 (the server's max-chat-message-length)")
+    if cfg.conn.max_parts < 1:
+        fail("$.conn.max_parts", "expected 1 or more")
+    if not 1 <= cfg.callers.count <= cfg.callers.max:
+        fail("$.callers.count", f"expected 1..callers.max ({cfg.callers.max})")
+    if cfg.callers.max > 64:
+        fail("$.callers.max", "expected at most 64")
+    if cfg.callers.slots < 1:
+        fail("$.callers.slots", "expected 1 or more")
+    for key in ("conn_port", "router_port", "caller_base_port"):
+        port = getattr(cfg.metrics, key)
+        if not 0 <= port <= 65535 - (cfg.callers.max if key == "caller_base_port" else 0):
+            fail(f"$.metrics.{key}", "expected a TCP port number")
+    longest = str(Path(cfg.paths.run_dir) / "supervisor.sock")
+    if len(longest.encode()) > SOCKET_PATH_LIMIT:
+        fail("$.paths.run_dir",
+             f"too long for Unix sockets ({len(longest.encode())} > {SOCKET_PATH_LIMIT} bytes); "
+             "use a shorter path, e.g. /run/rosey")
+
+
+def _positive(fail: Any, path: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        fail(path, "expected a number " + (">= 0" if allow_zero else "> 0"))
+
+
+Provider = Literal["openai", "ollama"]

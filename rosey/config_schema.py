@@ -1,0 +1,135 @@
+"""The shape of ``config.json`` with its defaults (documented key by key in README.md).
+
+Pure data: validation beyond types lives in ``rosey.config``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class LLM(_Section):
+    """The original product's ``llm`` section; field names are kept as they were."""
+
+    enabled: bool = True
+    provider: Literal["openai", "ollama"] = "ollama"
+    model: str = "llama3.2:3b"
+    ollama_host: str = "http://localhost:11434"
+    openai_api_key: str = ""
+    system_prompt: str = ""
+    system_prompt_file: str = ""
+    llm_triggers: list[str] = []
+    llm_cooldown: float = 10.0
+    max_history_messages: int = 10
+    response_timeout: float = 30.0
+    fallback_response: str = "Sorry, I'm having trouble thinking right now."
+
+
+class Conn(_Section):
+    channel_password: str = ""
+    message_length: int = 320
+    max_parts: int = 3
+    post_ttl: float = 120.0
+    connect_timeout: float = 10.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    echo_timeout: float = 10.0
+    log_frames: bool = False
+
+
+class Limits(_Section):
+    global_cooldown: float = 0.0
+    exempt_rank: float = 2.0
+    notify_refused: bool = False
+
+
+class Router(_Section):
+    bot_name_trigger: bool = True
+    command_prefix: str = "!"
+    ignore_users: list[str] = []
+    queue_max: int = 64
+    history_chars: int = 6000
+    max_reply_chars: int = 900
+    limits: Limits = msgspec.field(default_factory=Limits)
+
+
+class Callers(_Section):
+    count: int = 2
+    max: int = 8
+    slots: int = 4
+    heartbeat_interval: float = 1.0
+    liveness: float = 3.0
+    max_attempts: int = 3
+
+
+class OpenAIProvider(_Section):
+    base_url: str = ""
+    organization: str = ""
+    max_tokens: int = 300
+    temperature: float = 0.7
+
+
+class OllamaProvider(_Section):
+    headers: dict[str, str] = {}
+    keep_alive: str = "5m"
+    temperature: float = 0.7
+    num_ctx: int = 0
+    max_tokens: int = 300
+
+
+class Providers(_Section):
+    openai: OpenAIProvider = msgspec.field(default_factory=OpenAIProvider)
+    ollama: OllamaProvider = msgspec.field(default_factory=OllamaProvider)
+
+
+class Budget(_Section):
+    daily_usd: float = 0.0
+    monthly_usd: float = 0.0
+    action: Literal["fallback", "switch", "silent"] = "fallback"
+    prices: dict[str, list[float]] = {}
+
+
+class Metrics(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    conn_port: int = 9461
+    router_port: int = 9462
+    caller_base_port: int = 9470
+
+
+class Paths(_Section):
+    run_dir: str = "run"
+    data_dir: str = "data"
+
+
+class Log(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(_Section):
+    domain: str = "https://cytu.be"
+    channel: str = ""
+    user: list[str] = []
+    llm: LLM = msgspec.field(default_factory=LLM)
+    conn: Conn = msgspec.field(default_factory=Conn)
+    router: Router = msgspec.field(default_factory=Router)
+    callers: Callers = msgspec.field(default_factory=Callers)
+    providers: Providers = msgspec.field(default_factory=Providers)
+    budget: Budget = msgspec.field(default_factory=Budget)
+    metrics: Metrics = msgspec.field(default_factory=Metrics)
+    paths: Paths = msgspec.field(default_factory=Paths)
+    log: Log = msgspec.field(default_factory=Log)
+
+    @property
+    def bot_name(self) -> str:
+        return self.user[0]
+
+    @property
+    def password(self) -> str:
+        return self.user[1] if len(self.user) > 1 else ""

@@ -1,0 +1,1 @@
+"""CyTube socket.io protocol: frame parsing (pure) and the connection process."""

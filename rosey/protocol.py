@@ -1,0 +1,253 @@
+"""The ZeroMQ wire schema shared by conn, router and callers.
+
+This module imports nothing from the rest of Rosey, so every process (and any
+tool that speaks to them) can depend on it alone.
+
+Every message is one msgpack frame holding a tagged struct: the field ``k``
+names the kind and ``v`` carries the protocol version.  ROUTER sockets prepend
+the peer identity frame; that framing is the socket's business, not this
+module's.
+
+Frames by socket (binder is always the router process):
+
+``ipc://RUN/conn``  conn DEALER (identity ``conn:<channel>``) <-> router ROUTER
+    up:   Chat, Pm, UserJoined, UserLeft, UserList, RankChanged, ConnState,
+          Delivered
+    down: Say
+
+``ipc://RUN/work``  caller DEALER (identity ``caller-<n>``) <-> router ROUTER
+    up:   Ready, Heartbeat, Result
+    down: Request
+
+``ipc://RUN/control``  CLI DEALER <-> router ROUTER
+    CtlRequest / CtlReply
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+
+class DecodeError(Exception):
+    """Bytes that are not a valid message of this protocol version."""
+
+
+class Message(msgspec.Struct, tag_field="k", kw_only=True, omit_defaults=True):
+    v: int = PROTOCOL_VERSION
+
+
+# ---- conn -> router -------------------------------------------------------
+
+
+class Chat(Message, tag="chat"):
+    """A live public chat line, already HTML-reversed to plain text."""
+
+    channel: str
+    username: str
+    text: str
+    time: int  # server epoch ms
+    rank: float | None = None
+    received_at: float = 0.0  # conn's wall clock (s) when the frame arrived
+
+
+class Pm(Message, tag="pm"):
+    channel: str
+    username: str
+    text: str
+    time: int
+    received_at: float = 0.0
+
+
+class User(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str
+    rank: float = 0
+    afk: bool = False
+    muted: bool = False
+    aliases: list[str] = []
+
+
+class UserJoined(Message, tag="user_joined"):
+    channel: str
+    user: User
+
+
+class UserLeft(Message, tag="user_left"):
+    channel: str
+    name: str
+
+
+class UserList(Message, tag="user_list"):
+    channel: str
+    users: list[User]
+
+
+class RankChanged(Message, tag="rank_changed"):
+    channel: str
+    name: str
+    rank: float
+
+
+ConnStateName = Literal["connecting", "joined", "disconnected", "fatal"]
+
+
+class ConnState(Message, tag="conn_state"):
+    channel: str
+    state: ConnStateName
+    bot_name: str = ""
+    bot_rank: float = -1
+    detail: str = ""
+
+
+class Delivered(Message, tag="delivered"):
+    """The outcome of one Say: confirmed by its echo(es), or given up."""
+
+    channel: str
+    say_id: str
+    ok: bool
+    parts: int = 0
+    reason: str = ""
+
+
+# ---- router -> conn -------------------------------------------------------
+
+
+class Say(Message, tag="say"):
+    """Text for the channel (or a PM when ``pm_to`` is set).
+
+    conn splits it to the server's length limit; ``expires_at`` (epoch s) is
+    the delivery deadline after which it is dropped and reported undelivered.
+    """
+
+    id: str
+    channel: str
+    text: str
+    pm_to: str = ""
+    expires_at: float = 0.0
+
+
+# ---- caller <-> router ----------------------------------------------------
+
+
+class Ready(Message, tag="ready"):
+    caller: str
+    incarnation: str
+    slots: int
+
+
+class Heartbeat(Message, tag="heartbeat"):
+    """Also a late Ready: a restarted router learns the pool from heartbeats."""
+
+    caller: str
+    incarnation: str
+    slots: int
+    busy: int = 0
+
+
+class Turn(msgspec.Struct, array_like=True):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Request(Message, tag="request"):
+    id: str
+    deadline: float  # epoch seconds; the caller must answer before it
+    provider: str
+    model: str
+    turns: list[Turn]
+    attempt: int = 1
+
+
+ErrorKind = Literal[
+    "",
+    "timeout",
+    "connection",
+    "auth",
+    "not_found",
+    "rate_limited",
+    "server",
+    "bad_response",
+    "empty",
+    "internal",
+]
+
+
+class Result(Message, tag="result"):
+    id: str
+    caller: str
+    ok: bool
+    text: str = ""
+    error_kind: ErrorKind = ""
+    error: str = ""
+    provider: str = ""
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency: float = 0.0
+
+
+# ---- control --------------------------------------------------------------
+
+
+class CtlRequest(Message, tag="ctl"):
+    command: str
+    args: list[str] = []
+    actor: str = "cli"
+
+
+class CtlReply(Message, tag="ctl_reply"):
+    ok: bool
+    text: str
+
+
+AnyMessage = (
+    Chat
+    | Pm
+    | UserJoined
+    | UserLeft
+    | UserList
+    | RankChanged
+    | ConnState
+    | Delivered
+    | Say
+    | Ready
+    | Heartbeat
+    | Request
+    | Result
+    | CtlRequest
+    | CtlReply
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyMessage)
+_version_probe = msgspec.msgpack.Decoder(dict)
+
+
+def encode(msg: Message) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode(data: bytes) -> AnyMessage:
+    """Decode one frame; any malformed or foreign frame raises DecodeError."""
+    try:
+        msg = _decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        version = _peek_version(data)
+        if version is not None and version != PROTOCOL_VERSION:
+            raise DecodeError(f"protocol version {version}, expected {PROTOCOL_VERSION}") from exc
+        raise DecodeError(str(exc)) from exc
+    if msg.v != PROTOCOL_VERSION:
+        raise DecodeError(f"protocol version {msg.v}, expected {PROTOCOL_VERSION}")
+    return msg
+
+
+def _peek_version(data: bytes) -> int | None:
+    try:
+        raw = _version_probe.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    version = raw.get("v")
+    return version if isinstance(version, int) else None

@@ -1,0 +1,545 @@
+"""A fake CyTube 3.86 server (one channel) for tests and benchmarks.
+
+Behaviour is copied from shared/cytube/transcript.jsonl (see PROTOCOL.md): ``rank -1`` on
+connect, ``joinChannel`` once per socket with the recorded join burst (chat-buffer replay with
+the original ``time`` values), registered and guest ``login`` with the real payloads and
+errors, chat through the §6.2 text pipeline, echo to everyone including the sender, server
+commands that are never broadcast, the §6.5 flood limiter, ``pm``. Every connection is brand
+new: after a reconnect a client must ``joinChannel`` and ``login`` again.
+
+Not modelled: playlist, polls, channel password, mutes, AFK, shadow mutes, the per-IP
+connection bucket and guest-login limit (tests all come from 127.0.0.1).
+
+Standalone: ``python -m tests.fakes.cytube --port 0 --channel testchan --account roseybot:pw:2``
+prints ``READY http://127.0.0.1:PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio  # type: ignore[import-untyped]
+from aiohttp import web
+
+from tests.fakes import cytube_filters as cf
+
+log = logging.getLogger(__name__)
+_BUFFER_SIZE = 15
+
+
+def _n(x: float) -> float:
+    """A number as JavaScript would serialise it (2, not 2.0)."""
+    return int(x) if x == int(x) else x
+
+
+@dataclass
+class _User:
+    """A logged-in user present in the channel (``sid`` None for a virtual user)."""
+
+    name: str
+    rank: float
+    sid: str | None = None
+    guest: bool = False
+
+
+@dataclass
+class _Sock:
+    sid: str
+    join_seen: bool = False
+    joined: bool = False
+    name: str | None = None
+    rank: float = -1
+    guest: bool = False
+    limiter: cf.RateLimiter = field(default_factory=cf.RateLimiter)
+    af_limiter: cf.RateLimiter = field(default_factory=cf.RateLimiter)
+
+
+class FakeCytube:
+    def __init__(
+        self, channel: str = "testchan", *, max_length: int = 320, antiflood: bool = False
+    ) -> None:
+        self.channel = channel
+        self.max_length = max_length
+        self.antiflood = antiflood  # chat_antiflood channel option (rank < 2 only)
+        self.antiflood_params: dict[str, float] = {"burst": 4, "sustained": 1, "cooldown": 4}
+        self.accounts: dict[str, tuple[str, str, float]] = {}  # lower -> (name, pw, rank)
+        self.chat_log: list[dict[str, Any]] = []  # broadcast user chatMsg payloads
+        self.pm_log: list[dict[str, Any]] = []  # delivered pm payloads
+        self.commands_run: list[tuple[str, str]] = []  # (username, text) never broadcast
+        self.frames_from_clients: list[tuple[str, str, Any]] = []
+        self.buffer: deque[dict[str, Any]] = deque(maxlen=_BUFFER_SIZE)
+        self.port = 0
+        self._socks: dict[str, _Sock] = {}
+        self._members: dict[str, _User] = {}  # lower name -> user, in join order
+        self._last_time = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self.sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False)
+        self.app = web.Application()
+        self.sio.attach(self.app)
+        self.app.router.add_get("/socketconfig/{file}", self._socketconfig)
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("*", self._on_event)
+        self._handlers: dict[str, Callable[[_Sock, Any], Coroutine[Any, Any, None]]] = {
+            "joinChannel": self._join,
+            "login": self._login,
+            "chatMsg": self._chat_msg,
+            "pm": self._pm_msg,
+        }
+
+    # ---------------------------------------------------------------- lifecycle
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> FakeCytube:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        self.port = sock.getsockname()[1]
+        self._runner = web.AppRunner(self.app, shutdown_timeout=0.5, access_log=None)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        return self
+
+    async def stop(self) -> None:
+        await self.drop_all_connections()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeCytube:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---------------------------------------------------------------- test control API
+    def add_account(self, name: str, pw: str, rank: float = 1) -> None:
+        self.accounts[name.lower()] = (name, pw, rank)
+
+    def add_virtual_user(self, name: str, rank: float = 1) -> None:
+        """A logged-in user without a socket: in ``userlist``; ``addUser`` is broadcast."""
+        user = _User(name, rank)
+        self._members[name.lower()] = user
+        self._spawn(self._broadcast("addUser", lambda s: self._entry(user, s.rank)))
+
+    async def remove_virtual_user(self, name: str) -> None:
+        await self._settle()
+        if self._members.pop(name.lower(), None) is not None:
+            await self._broadcast("userLeave", {"name": name})
+
+    async def say_as(self, name: str, msg: str, meta: dict[str, Any] | None = None) -> None:
+        await self._settle()
+        await self._chat(self._member(name), msg, meta or {}, None)
+
+    async def pm_as(self, name: str, to: str, msg: str) -> None:
+        await self._settle()
+        await self._pm(self._member(name), to, msg, None)
+
+    def preload_buffer(self, messages: list[tuple[str, str, int]]) -> None:
+        """Old chat (username, msg_html, time_ms) replayed to every joining socket."""
+        for username, msg_html, time_ms in messages:
+            self.buffer.append({"username": username, "msg": msg_html, "meta": {}, "time": time_ms})
+            self._last_time = max(self._last_time, time_ms)
+
+    async def set_antiflood(self, on: bool, burst: float = 4, sustained: float = 1) -> None:
+        self.antiflood = on
+        self.antiflood_params = {
+            "burst": burst,
+            "sustained": sustained,
+            "cooldown": burst / sustained,
+        }
+        await self._broadcast("channelOpts", self._opts())
+
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met within {timeout}s")
+            await asyncio.sleep(0.005)
+
+    async def kick(self, username: str, reason: str = "") -> None:
+        await self._settle()
+        user = self._members.get(username.lower())
+        if user is None:
+            return
+        if user.sid is not None:
+            await self._emit(user.sid, "kick", {"reason": reason})
+        await self._leave(user)
+        if user.sid is not None:
+            self._socks.pop(user.sid, None)
+            await self.sio.disconnect(user.sid)
+
+    async def drop_all_connections(self) -> None:
+        """Like a server restart: every socket closes without a goodbye; chat buffer kept."""
+        await self._settle()
+        sids = list(self._socks)
+        self._socks.clear()
+        self._members = {k: u for k, u in self._members.items() if u.sid is None}
+        for sid in sids:
+            eio = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
+            if eio is not None:
+                await eio.close(wait=False, abort=True)
+                await eio.queue.put(None)  # ends the websocket writer, which closes the socket
+
+    @property
+    def usernames(self) -> list[str]:
+        return [u.name for u in self._members.values()]
+
+    # ---------------------------------------------------------------- helpers
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:
+            coro.close()  # not started yet: nobody to tell
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+
+    def _member(self, name: str) -> _User:
+        user = self._members.get(name.lower())
+        if user is None:
+            raise LookupError(f"{name} is not in the channel")
+        return user
+
+    def _now(self) -> int:
+        now = int(time.time() * 1000)
+        self._last_time = now if now >= self._last_time else self._last_time + 1
+        return self._last_time
+
+    def _opts(self) -> dict[str, Any]:
+        return cf.channel_opts(self.channel, self.antiflood, self.antiflood_params)
+
+    @staticmethod
+    def _entry(user: _User, viewer_rank: float) -> dict[str, Any]:
+        meta: dict[str, Any] = {"afk": False, "muted": False}
+        if viewer_rank >= 2:
+            meta.update(smuted=False, aliases=[user.name], ip="+Jk.uMN.kQP.s5R")
+        return {
+            "name": user.name,
+            "rank": _n(user.rank),
+            "profile": {"image": "", "text": ""},
+            "meta": meta,
+        }
+
+    async def _emit(self, sid: str, event: str, data: Any = None) -> None:
+        await self.sio.emit(event, data, to=sid)
+
+    async def _broadcast(
+        self, event: str, data: Any, exclude: str | None = None, min_rank: float = -1
+    ) -> None:
+        for s in list(self._socks.values()):
+            if s.joined and s.sid != exclude and s.rank >= min_rank:
+                await self._emit(s.sid, event, data(s) if callable(data) else data)
+
+    async def _notice(self, text: str, min_rank: float = 2, exclude: str | None = None) -> None:
+        payload = {
+            "username": "[server]", "msg": text, "time": self._now(),
+            "meta": {"addClass": "server-whisper", "addClassToNameAndTimestamp": True},
+        }  # fmt: skip
+        await self._broadcast("chatMsg", payload, exclude=exclude, min_rank=min_rank)
+
+    async def _leave(self, user: _User) -> None:
+        if self._members.get(user.name.lower()) is user:
+            del self._members[user.name.lower()]
+            await self._broadcast("userLeave", {"name": user.name}, exclude=user.sid)
+
+    # ---------------------------------------------------------------- HTTP
+    async def _socketconfig(self, request: web.Request) -> web.Response:
+        name = request.match_info["file"].removesuffix(".json")
+        if not cf.CHANNEL_NAME_RE.match(name):
+            return web.json_response({"error": f'Channel "{name}" does not exist.'}, status=404)
+        return web.json_response({"servers": [{"url": self.url, "secure": False}]})
+
+    # ---------------------------------------------------------------- socket.io
+    async def _on_connect(self, sid: str, environ: Any, auth: Any = None) -> None:
+        self._socks[sid] = _Sock(sid)
+        await self._emit(sid, "rank", -1)
+
+    async def _on_disconnect(self, sid: str, *reason: Any) -> None:
+        s = self._socks.pop(sid, None)
+        if s is not None and s.name is not None:
+            user = self._members.get(s.name.lower())
+            if user is not None and user.sid == sid:
+                await self._leave(user)
+
+    async def _on_event(self, event: str, sid: str, *args: Any) -> None:
+        data = args[0] if args else None
+        s = self._socks.get(sid)
+        self.frames_from_clients.append((s.name if s and s.name else sid, event, data))
+        handler = self._handlers.get(event)
+        if s is None or handler is None:
+            return
+        try:
+            await handler(s, data)
+        except Exception:  # keep the fake alive; the test sees the log
+            log.exception("fake cytube: %s handler failed", event)
+
+    async def _join(self, s: _Sock, data: Any) -> None:
+        if s.join_seen:  # socket.once("joinChannel")
+            return
+        s.join_seen = True
+        name = data.get("name") if isinstance(data, dict) else None
+        if not isinstance(name, str) or not cf.CHANNEL_NAME_RE.match(name):
+            await self._emit(s.sid, "errorMsg", {"msg": cf.ERR_INVALID_CHANNEL})
+            await self._emit(s.sid, "kick", {"reason": "Invalid channel name"})
+            self._socks.pop(s.sid, None)
+            await self.sio.disconnect(s.sid)
+            return
+        s.joined = True
+        if s.name is not None:  # logged in before joining
+            await self._emit(s.sid, "rank", _n(s.rank))
+            await self._enter(s)
+        for event, payload in (
+            ("setPermissions", cf.PERMISSIONS), ("setPlaylistLocked", True), ("emoteList", []),
+        ):  # fmt: skip
+            await self._emit(s.sid, event, payload)
+        for msg in list(self.buffer):
+            await self._emit(s.sid, "chatMsg", msg)
+        await self._emit(s.sid, "drinkCount", 0)
+        await self._emit(s.sid, "channelCSSJS", cf.CHANNEL_CSSJS)
+        await self._emit(s.sid, "setMotd", "")
+        await self._emit(s.sid, "channelOpts", self._opts())
+        for _ in range(2 if s.name is not None and not s.guest else 1):
+            await self._emit(s.sid, "setPlaylistMeta", cf.PLAYLIST_META)
+            await self._emit(s.sid, "playlist", [])
+        await self._emit(
+            s.sid, "userlist", [self._entry(u, s.rank) for u in self._members.values()]
+        )
+        await self._emit(s.sid, "usercount", sum(1 for x in self._socks.values() if x.joined))
+        if s.name is not None and not s.guest:
+            await self._emit(s.sid, "listPlaylists", [])
+
+    async def _enter(self, s: _Sock) -> None:
+        """A logged-in socket joins the channel (login-then-join order)."""
+        assert s.name is not None
+        user = _User(s.name, s.rank, s.sid, s.guest)
+        self._members[s.name.lower()] = user
+        if not s.guest:
+            await self._broadcast(
+                "setUserRank", {"name": s.name, "rank": _n(s.rank)}, exclude=s.sid
+            )
+        await self._broadcast("addUser", lambda v: self._entry(user, v.rank), exclude=s.sid)
+        await self._notice(f"{s.name} joined (aliases: {s.name})", exclude=s.sid)
+
+    async def _login(self, s: _Sock, data: Any) -> None:
+        if s.name is not None or not isinstance(data, dict):
+            return  # already logged in: ignored without a reply
+        name, pw = data.get("name"), data.get("pw") or ""
+        if not isinstance(name, str) or not isinstance(pw, str):
+            return
+        acct = self.accounts.get(name.lower())
+        error = None
+        if pw:
+            if acct is None:
+                error = cf.ERR_NO_SUCH_USER
+            elif pw[:100] != acct[1][:100]:
+                error = cf.ERR_BAD_PASSWORD
+        elif not cf.USERNAME_RE.match(name):
+            error = cf.ERR_INVALID_USERNAME
+        elif cf.is_reserved(name):
+            error = cf.ERR_RESERVED
+        elif acct is not None:
+            error = cf.ERR_REGISTERED
+        elif name.lower() in self._members:
+            error = cf.ERR_NAME_IN_USE
+        if error is not None:
+            await self._emit(s.sid, "login", {"success": False, "error": error})
+            return
+        guest = not pw
+        if acct is not None:
+            name = acct[0]
+        await self._emit(s.sid, "rank", 0 if guest else 1)
+        await self._evict(name)
+        s.name, s.guest, s.rank = name, guest, 0 if guest else 1
+        login = {"success": True, "name": name, **({"guest": True} if guest else {})}
+        if not s.joined:
+            await self._emit(s.sid, "login", login)
+            if acct is not None:
+                s.rank = acct[2]
+            return
+        user = _User(name, s.rank, s.sid, guest)
+        self._members[name.lower()] = user
+        await self._broadcast("addUser", lambda v: self._entry(user, v.rank), exclude=s.sid)
+        await self._emit(s.sid, "login", login)
+        await self._notice(f"{name} joined (aliases: {name})", exclude=s.sid)
+        await self._emit(s.sid, "addUser", self._entry(user, s.rank))
+        if acct is None:
+            return
+        s.rank = user.rank = acct[2]
+        if s.rank != 1:
+            await self._emit(s.sid, "rank", _n(s.rank))
+        await self._broadcast("setUserRank", {"name": name, "rank": _n(s.rank)}, exclude=s.sid)
+        if s.rank >= 2:
+            await self._emit(
+                s.sid, "userlist", [self._entry(u, s.rank) for u in self._members.values()]
+            )
+            await self._emit(s.sid, "setPlaylistMeta", cf.PLAYLIST_META)
+            await self._emit(s.sid, "playlist", [])
+        await self._emit(s.sid, "setUserRank", {"name": name, "rank": _n(s.rank)})
+
+    async def _evict(self, name: str) -> None:
+        """Duplicate login: the old session is kicked and leaves (PROTOCOL §5)."""
+        old = self._members.get(name.lower())
+        old_sid = next(
+            (x.sid for x in self._socks.values() if x.name and x.name.lower() == name.lower()), None
+        )
+        if old_sid is not None:
+            await self._emit(old_sid, "kick", {"reason": "Duplicate login"})
+        if old is not None:
+            del self._members[name.lower()]
+            await self._broadcast("userLeave", {"name": old.name}, exclude=old_sid)
+        if old_sid is not None:
+            self._socks.pop(old_sid, None)
+            await self.sio.disconnect(old_sid)
+
+    async def _bad_frame(self, s: _Sock, event: str, data: Any, key: str) -> bool:
+        """CyTube's typecheck errors (scenario chat-bad-frames); True when the frame is bad."""
+        if not isinstance(data, dict):
+            err = f"Expected type object, got {cf.js_typeof(data)}"
+        elif key not in data:
+            err = f"Missing key: string:{key}"
+        elif not isinstance(data[key], str):
+            err = f"Expected key {key} to be of type string, instead got {cf.js_typeof(data[key])}"
+        else:
+            return False
+        await self._emit(s.sid, "errorMsg", {"msg": f"Unexpected error for message {event}: {err}"})
+        return True
+
+    async def _chat_msg(self, s: _Sock, data: Any) -> None:
+        if not s.joined or await self._bad_frame(s, "chatMsg", data, "msg"):
+            return
+        user = self._members.get(s.name.lower()) if s.name else None
+        if user is not None:  # anonymous sockets may not chat: dropped silently
+            meta = data.get("meta")
+            await self._chat(user, data["msg"], meta if isinstance(meta, dict) else {}, s)
+
+    async def _throttled(self, s: _Sock | None, rank: float) -> bool:
+        if s is None:
+            return False
+        now = time.monotonic()
+        if s.limiter.throttle(now, **cf.MIN_ANTIFLOOD):
+            await self._emit(s.sid, "cooldown", 100)
+            return True
+        p = self.antiflood_params
+        if self.antiflood and rank < 2 and s.af_limiter.throttle(now, **p):
+            await self._emit(s.sid, "cooldown", _n(1000 / p["sustained"]))
+            return True
+        return False
+
+    async def _chat(self, user: _User, raw: str, meta_in: dict[str, Any], s: _Sock | None) -> None:
+        msg = cf.prepare(raw, self.max_length)
+        if msg is None or await self._throttled(s, user.rank):
+            return
+        cmd = cf.command_of(msg)
+        if cmd is not None:
+            self.commands_run.append((user.name, msg))
+            if cmd == "clear" and user.rank >= 2:
+                self.buffer.clear()
+                await self._broadcast("clearchat", {"clearedBy": user.name})
+                await self._notice(f"{user.name} cleared chat.", min_rank=-1)
+            return
+        meta: dict[str, Any] = {}
+        if meta_in.get("modflair") == user.rank and user.rank >= 2:
+            meta["modflair"] = meta_in["modflair"]
+        if msg.startswith(">"):
+            meta["addClass"] = "greentext"
+        payload = {
+            "username": user.name,
+            "msg": cf.filter_message(msg),
+            "meta": meta,
+            "time": self._now(),
+        }
+        self.buffer.append(payload)
+        self.chat_log.append(payload)
+        await self._broadcast("chatMsg", payload)
+
+    async def _pm_msg(self, s: _Sock, data: Any) -> None:
+        if not s.joined:
+            return
+        if s.name is None:
+            await self._emit(s.sid, "errorMsg", {"msg": cf.ERR_PM_ANON})
+            return
+        if await self._bad_frame(s, "pm", data, "to") or await self._bad_frame(
+            s, "pm", data, "msg"
+        ):
+            return
+        user = self._members.get(s.name.lower())
+        if user is not None:
+            await self._pm(user, data["to"], data["msg"], s)
+
+    async def _pm(self, user: _User, to: str, raw: str, s: _Sock | None) -> None:
+        error = None
+        target = self._members.get(to.lower())
+        if not cf.USERNAME_RE.match(to):
+            error = f"PM failed: {to} isn't a valid username."
+        elif await self._throttled(s, user.rank):
+            return
+        elif to.lower() == user.name.lower():
+            error = cf.ERR_PM_SELF
+        elif target is None:
+            error = f"PM failed: {to} isn't connected to this channel."
+        if error is not None or target is None:
+            if s is None:
+                raise LookupError(error)
+            await self._emit(s.sid, "errorMsg", {"msg": error})
+            return
+        msg = cf.prepare(raw, self.max_length)
+        if msg is None:
+            return
+        meta = {"addClass": "greentext"} if msg.startswith(">") else {}
+        payload = {
+            "username": user.name, "msg": cf.filter_message(msg), "meta": meta,
+            "time": self._now(), "to": target.name,
+        }  # fmt: skip
+        self.pm_log.append(payload)
+        for sid in (target.sid, user.sid):
+            if sid is not None:
+                await self._emit(sid, "pm", payload)
+
+
+async def _main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--channel", default="testchan")
+    ap.add_argument("--max-length", type=int, default=320)
+    ap.add_argument("--antiflood", action="store_true")
+    ap.add_argument("--account", action="append", default=[], help="name:pw[:rank]")
+    ap.add_argument("--virtual-user", action="append", default=[], help="name[:rank]")
+    args = ap.parse_args()
+    fake = FakeCytube(args.channel, max_length=args.max_length, antiflood=args.antiflood)
+    for spec in args.account:
+        name, pw, *rank = spec.split(":")
+        fake.add_account(name, pw, float(rank[0]) if rank else 1)
+    for spec in args.virtual_user:
+        name, *rank = spec.split(":")
+        fake.add_virtual_user(name, float(rank[0]) if rank else 1)
+    await fake.start(args.port)
+    print(f"READY {fake.url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await fake.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())

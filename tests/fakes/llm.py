@@ -1,0 +1,368 @@
+"""A fake LLM server speaking OpenAI's or Ollama's real JSON, on 127.0.0.1.
+
+    async with FakeLLM("ollama", models=["llama3.2:3b"]) as fake:
+        backend = OllamaBackend(host=fake.url)
+        fake.fail_status, fake.fail_times = 500, 1   # next call fails, the one after works
+        ...
+        fake.requests[-1]["messages"]              # the JSON body the chat endpoint got
+
+Endpoints
+    openai: POST /v1/chat/completions, GET /v1/models   (``url`` is the base_url, with /v1)
+    ollama: POST /api/chat, GET /api/tags, GET /api/version, GET /   (``url`` is the host)
+
+Knobs (plain attributes, change them between calls): ``reply`` (str or callable(body) ->
+str), ``delay`` (s before answering), ``fail_status`` (+ ``retry_after`` for 429,
+``fail_times`` = fail only the next N chat calls; None = always), ``hang`` (never answer
+until stop()), ``malformed`` ("json": invalid JSON; "shape": JSON without
+choices / message), ``empty`` (empty content), ``api_key`` (when set, requests without
+``Authorization: Bearer <api_key>`` get 401 on every endpoint), ``models``.
+
+Standalone (for e2e tests that need a separate process):
+    python -m tests.fakes.llm --kind ollama --port 0 --delay 0 [--reply TEXT]
+prints ``READY <url>`` and serves until SIGTERM / SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal, Self
+
+from aiohttp import web
+
+Kind = Literal["openai", "ollama"]
+Reply = str | Callable[[dict[str, Any]], str]
+
+
+def default_reply(body: dict[str, Any]) -> str:
+    users = [
+        m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"
+    ]
+    last = users[-1].get("content", "") if users else ""
+    return f"reply to: {last}"
+
+
+class FakeLLM:
+    def __init__(
+        self,
+        kind: Kind = "openai",
+        *,
+        models: list[str] | None = None,
+        reply: Reply = default_reply,
+        port: int = 0,
+    ) -> None:
+        if kind not in ("openai", "ollama"):
+            raise ValueError(f"kind must be 'openai' or 'ollama', not {kind!r}")
+        self.kind: Kind = kind
+        self.models: list[str] = list(models if models is not None else [_DEFAULT_MODEL[kind]])
+        self.reply: Reply = reply
+        self.delay: float = 0.0
+        self.fail_status: int | None = None
+        self.fail_times: int | None = None
+        self.retry_after: float | str | None = None
+        self.hang: bool = False
+        self.malformed: Literal["json", "shape"] | bool | None = None
+        self.empty: bool = False
+        self.api_key: str | None = None
+        self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []  # parallel to requests; lowercase keys
+        self.calls = 0  # chat calls received, failed or not
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self.url = ""
+
+    # ---- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> Self:
+        app = web.Application()
+        if self.kind == "openai":
+            app.router.add_post("/v1/chat/completions", self._openai_chat)
+            app.router.add_get("/v1/models", self._openai_models)
+        else:
+            app.router.add_post("/api/chat", self._ollama_chat)
+            app.router.add_get("/api/tags", self._ollama_tags)
+            app.router.add_get("/api/version", self._ollama_version)
+            app.router.add_get("/", self._ollama_root)
+        self._stopping = asyncio.Event()
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}" + ("/v1" if self.kind == "openai" else "")
+        return self
+
+    async def stop(self) -> None:
+        self._stopping.set()  # releases hanging and delayed handlers
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- shared behaviour -------------------------------------------------------
+
+    def _authorized(self, request: web.Request) -> bool:
+        return self.api_key is None or request.headers.get("Authorization") == (
+            f"Bearer {self.api_key}"
+        )
+
+    async def _receive(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """Record the chat request; return its body, or the error response to send."""
+        self.calls += 1
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {"_unparseable": raw.decode("utf-8", "replace")}
+        self.requests.append(body)
+        self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
+        if self.hang:
+            await self._stopping.wait()
+            raise web.HTTPServiceUnavailable()
+        if self.delay > 0:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.delay)
+                raise web.HTTPServiceUnavailable()
+            except TimeoutError:
+                pass
+        if not self._authorized(request):
+            return self._error(401, "invalid api key")
+        if self.fail_status is not None and (self.fail_times is None or self.fail_times > 0):
+            if self.fail_times is not None:
+                self.fail_times -= 1
+            return self._error(self.fail_status, f"fake failure {self.fail_status}")
+        if not isinstance(body, dict) or "_unparseable" in body:
+            return self._error(400, "request body is not JSON")
+        model = body.get("model")
+        if not self._has_model(model):
+            return self._error(404, f"model {model!r} not found", model=str(model))
+        return body
+
+    def _has_model(self, model: object) -> bool:
+        if self.kind == "openai":
+            return model in self.models
+        return _tagged(model) in {_tagged(name) for name in self.models}
+
+    def _text(self, body: dict[str, Any]) -> str:
+        if self.empty:
+            return ""
+        return self.reply(body) if callable(self.reply) else self.reply
+
+    def _error(self, status: int, message: str, *, model: str = "") -> web.Response:
+        headers = {}
+        if status == 429 and self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        if self.kind == "ollama":
+            if status == 404 and model:
+                message = f'model "{model}" not found, try pulling it first'
+            return web.json_response({"error": message}, status=status, headers=headers)
+        code = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
+        kind = {
+            401: "invalid_request_error",
+            404: "invalid_request_error",
+            429: "requests",
+            500: "server_error",
+        }
+        if status == 404 and model:
+            message = f"The model `{model}` does not exist or you do not have access to it."
+        if status == 401:
+            message = "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys."
+        error = {
+            "message": message,
+            "type": kind.get(status, "invalid_request_error"),
+            "param": None,
+            "code": code.get(status),
+        }
+        return web.json_response({"error": error}, status=status, headers=headers)
+
+    def _malformed(self, good: dict[str, Any]) -> web.Response | None:
+        if not self.malformed:
+            return None
+        if self.malformed == "shape":
+            shaped = {k: v for k, v in good.items() if k not in ("choices", "message")}
+            return web.json_response(shaped)
+        return web.Response(
+            text='{"id": "chatcmpl-fake", "choices": [', content_type="application/json"
+        )
+
+    # ---- OpenAI -------------------------------------------------------------------
+
+    async def _openai_chat(self, request: web.Request) -> web.Response:
+        got = await self._receive(request)
+        if isinstance(got, web.Response):
+            return got
+        if got.get("stream"):
+            return self._error(400, "the fake does not stream")
+        text = self._text(got)
+        prompt_tokens = _count_tokens(got)
+        completion_tokens = len(text.split())
+        body = {
+            "id": f"chatcmpl-fake{self.calls}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": got["model"],
+            "system_fingerprint": "fp_fake",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        return self._malformed(body) or web.json_response(body)
+
+    async def _openai_models(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._error(401, "invalid api key")
+        created = int(time.time())
+        data = [
+            {"id": name, "object": "model", "created": created, "owned_by": "fake"}
+            for name in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    # ---- Ollama -------------------------------------------------------------------
+
+    async def _ollama_chat(self, request: web.Request) -> web.StreamResponse:
+        got = await self._receive(request)
+        if isinstance(got, web.Response):
+            return got
+        text = self._text(got)
+        prompt_tokens = _count_tokens(got)
+        completion_tokens = len(text.split())
+        final = {
+            "model": got["model"],
+            "created_at": _now_iso(),
+            "message": {"role": "assistant", "content": text},
+            "done": True,
+            "done_reason": "stop",
+            "total_duration": 4_883_583_458,
+            "load_duration": 1_334_875,
+            "prompt_eval_count": prompt_tokens,
+            "prompt_eval_duration": 342_546_000,
+            "eval_count": completion_tokens,
+            "eval_duration": 4_535_599_000,
+        }
+        if got.get("stream", True):  # Ollama streams unless told otherwise
+            chunk = {
+                "model": got["model"],
+                "created_at": _now_iso(),
+                "message": {"role": "assistant", "content": text},
+                "done": False,
+            }
+            final["message"] = {"role": "assistant", "content": ""}
+            lines = json.dumps(chunk) + "\n" + json.dumps(final) + "\n"
+            return web.Response(text=lines, content_type="application/x-ndjson")
+        return self._malformed(final) or web.json_response(final)
+
+    async def _ollama_tags(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._error(401, "unauthorized")
+        models = [
+            {
+                "name": _tagged(name),
+                "model": _tagged(name),
+                "modified_at": "2025-05-04T17:37:44.706015396-07:00",
+                "size": 2019393189,
+                "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+                "details": {
+                    "parent_model": "",
+                    "format": "gguf",
+                    "family": "llama",
+                    "families": ["llama"],
+                    "parameter_size": "3.2B",
+                    "quantization_level": "Q4_K_M",
+                },
+            }
+            for name in self.models
+        ]
+        return web.json_response({"models": models})
+
+    async def _ollama_version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": "0.6.3-fake"})
+
+    async def _ollama_root(self, request: web.Request) -> web.Response:
+        return web.Response(text="Ollama is running")
+
+
+_DEFAULT_MODEL: dict[str, str] = {"openai": "gpt-4o-mini", "ollama": "llama3.2:3b"}
+
+
+def _tagged(name: object) -> str:
+    text = str(name)
+    return text if ":" in text.rsplit("/", 1)[-1] else f"{text}:latest"
+
+
+def _count_tokens(body: dict[str, Any]) -> int:
+    """A deterministic stand-in for a tokenizer: whitespace words of every message."""
+    messages = body.get("messages") or []
+    return sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---- standalone -------------------------------------------------------------------
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    fake = FakeLLM(args.kind, port=args.port, models=args.models or None)
+    if args.reply is not None:
+        fake.reply = args.reply
+    fake.delay = args.delay
+    fake.fail_status = args.fail_status
+    fake.hang = args.hang
+    fake.api_key = args.api_key
+    await fake.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"READY {fake.url}", flush=True)
+    await stop.wait()
+    await fake.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.llm",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--kind", choices=["openai", "ollama"], default="ollama")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--reply", default=None, help="fixed reply text (default: echo)")
+    parser.add_argument(
+        "--models",
+        type=lambda s: [m for m in s.split(",") if m],
+        default=None,
+        help="comma-separated model names present",
+    )
+    parser.add_argument("--fail-status", type=int, default=None)
+    parser.add_argument("--hang", action="store_true")
+    parser.add_argument("--api-key", default=None, help="require this bearer key")
+    asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
