@@ -28,7 +28,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import socketio  # type: ignore[import-untyped]
+import socketio
 from aiohttp import web
 
 from tests.fakes import cytube_filters as cf

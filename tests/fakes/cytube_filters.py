@@ -173,9 +173,8 @@ PERMISSIONS: dict[str, Any] = {
     "chatclear": 2, "exceedmaxitems": 2, "deletefromchannellib": 2,
     "exceedmaxdurationperuser": 2,
 }  # fmt: skip
-CHANNEL_CSSJS = {
-    "css": "", "cssHash": "1B2M2Y8AsgTpgAmY7PhCfg==", "js": "", "jsHash": "1B2M2Y8AsgTpgAmY7PhCfg==",
-}  # fmt: skip
+_MD5_EMPTY = "1B2M2Y8AsgTpgAmY7PhCfg=="
+CHANNEL_CSSJS = {"css": "", "cssHash": _MD5_EMPTY, "js": "", "jsHash": _MD5_EMPTY}
 PLAYLIST_META = {"count": 0, "rawTime": 0, "time": "00:00"}
 
 

@@ -351,6 +351,15 @@ def test_make_backend_rejects_unknown_provider_and_empty_credentials() -> None:
         make_backend("ollama", host="")
 
 
+def test_openai_max_tokens_field_depends_on_the_server() -> None:
+    official = make_backend("openai", api_key="sk-x", max_tokens=10)
+    compatible = make_backend("openai", api_key="sk-x", base_url="http://127.0.0.1:1/v1/")
+    assert official.base_url == "https://api.openai.com/v1"  # type: ignore[attr-defined]
+    assert official.max_tokens_field == "max_completion_tokens"  # type: ignore[attr-defined]
+    assert compatible.base_url == "http://127.0.0.1:1/v1"  # type: ignore[attr-defined]
+    assert compatible.max_tokens_field == "max_tokens"  # type: ignore[attr-defined]
+
+
 def test_llm_error_retryable_and_retry_after_parsing() -> None:
     assert [LLMError(k, "x").retryable for k in ("timeout", "connection", "server")] == [True] * 3
     assert [LLMError(k, "x").retryable for k in ("auth", "not_found", "empty")] == [False] * 3
