@@ -375,8 +375,8 @@ async def test_virtual_user_chat_and_kick(fake: FakeCytube, clients: list[Client
     await alice.join()
     await alice.login("alice", "alice-test-pw")
     fake.add_virtual_user("carol", rank=0)
-    await fake.say_as("carol", "hey rosey, what_is this?")
-    await bot.wait(lambda: "hey rosey, what<em>is this?" in "".join(bot.chat_texts()))
+    await fake.say_as("carol", "hey rosey, snake_case_word (ok)?")
+    await bot.wait(lambda: "hey rosey, snake<em>case</em>word (ok)?" in bot.chat_texts())
     assert bot.data("addUser")[-1]["name"] == "carol"
     await fake.kick("alice", "testing the kick")
     await alice.wait(lambda: alice.count("disconnect") == 1)
