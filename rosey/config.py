@@ -16,7 +16,7 @@ import msgspec
 
 from rosey.config_schema import Config
 
-__all__ = ["Config", "ConfigError", "load_config", "check_config_file", "DEFAULT_SYSTEM_PROMPT"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "Config", "ConfigError", "check_config_file", "load_config"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are {bot_name}, a friendly regular in the CyTube channel {channel}. "

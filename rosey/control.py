@@ -9,8 +9,7 @@ from rosey.protocol import CtlReply, CtlRequest, DecodeError, decode, encode
 
 
 def send_command(run_dir: str, words: list[str], timeout: float = 5.0) -> tuple[bool, str]:
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(endpoint(run_dir, "control"))

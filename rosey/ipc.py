@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from pathlib import Path
 from typing import IO
@@ -67,13 +68,13 @@ def dealer_socket(ctx: zmq.asyncio.Context, address: str, identity: str) -> zmq.
     return sock
 
 
-def decode_or_count(data: bytes, process: str, log: object) -> AnyMessage | None:
+def decode_or_count(data: bytes, process: str, log: logging.Logger) -> AnyMessage | None:
     """Decode a frame; a bad one is counted, logged and dropped (never raised)."""
     try:
         return decode(data)
     except DecodeError as exc:
         metrics.IPC_DECODE_ERRORS.labels(process).inc()
-        getattr(log, "warning")("dropped undecodable IPC frame (%d bytes): %s", len(data), exc)
+        log.warning("dropped undecodable IPC frame (%d bytes): %s", len(data), exc)
         return None
 
 

@@ -235,7 +235,7 @@ class RouterService:
             return
         if msg.text.startswith(prefix):
             actor = commands.Actor(msg.username, self.rank_of(msg.username))
-            ok, reply = self.run_command(actor, msg.text[len(prefix):])
+            _ok, reply = self.run_command(actor, msg.text[len(prefix):])
             await self.say(msg.channel, reply, pm_to=msg.username, say_id=uuid.uuid4().hex)
             return
         await self.on_chat(msg.username, msg.text, msg.channel, True, msg.received_at)

@@ -49,7 +49,7 @@ def test_minimal_config_gets_original_product_defaults(tmp_path: Path) -> None:
 
 
 def test_missing_file_says_what_to_create(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cp etc/config.example.json config.json"):
+    with pytest.raises(ConfigError, match=re.escape("cp etc/config.example.json config.json")):
         load_config(tmp_path / "nope.json", env={})
 
 
