@@ -146,3 +146,21 @@ async def wait_joined(cytube: FakeCytube, rosey: Rosey, timeout: float = 30.0) -
         await cytube.wait_for(lambda: BOT in cytube.usernames, timeout=timeout)
     except TimeoutError as exc:
         raise AssertionError(f"bot never joined; logs:\n{rosey.logs()[-5000:]}") from exc
+
+
+SETTLE = 1.0  # keep watching this long after an expected reply
+
+
+async def run_rosey(rosey: Rosey, cytube: FakeCytube) -> None:
+    rosey.start()
+    await wait_joined(cytube, rosey)
+
+
+async def expect_lines(cytube: FakeCytube, rosey: Rosey, count: int, timeout: float = 10) -> None:
+    try:
+        await cytube.wait_for(lambda: len(bot_lines(cytube)) >= count, timeout=timeout)
+    except TimeoutError as exc:
+        raise AssertionError(f"bot said {bot_lines(cytube)}, wanted {count} lines; logs:\n"
+                             f"{rosey.logs()[-6000:]}") from exc
+    await asyncio.sleep(SETTLE)
+    assert len(bot_lines(cytube)) == count, bot_lines(cytube)

@@ -8,39 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.e2e.harness import BOT, BOT_PW, Rosey, bot_lines, wait_joined
+from tests.e2e.harness import BOT, Rosey, bot_lines, expect_lines, run_rosey
 from tests.fakes.cytube import FakeCytube
 from tests.fakes.llm import FakeLLM
-
-SETTLE = 1.0  # keep watching this long after an expected reply
-
-
-@pytest.fixture
-async def cytube() -> AsyncIterator[FakeCytube]:
-    async with FakeCytube("testchan") as fake:
-        fake.add_account(BOT, BOT_PW, rank=2)
-        fake.add_virtual_user("alice", rank=1)
-        fake.add_virtual_user("bob", rank=1)
-        yield fake
-
-
-async def run_rosey(rosey: Rosey, cytube: FakeCytube) -> None:
-    rosey.start()
-    await wait_joined(cytube, rosey)
-
-
-async def expect_lines(cytube: FakeCytube, rosey: Rosey, count: int, timeout: float = 10) -> None:
-    try:
-        await cytube.wait_for(lambda: len(bot_lines(cytube)) >= count, timeout=timeout)
-    except TimeoutError as exc:
-        raise AssertionError(f"bot said {bot_lines(cytube)}, wanted {count} lines; logs:\n"
-                             f"{rosey.logs()[-6000:]}") from exc
-    await asyncio.sleep(SETTLE)
-    assert len(bot_lines(cytube)) == count, bot_lines(cytube)
 
 
 @pytest.mark.timeout(90)

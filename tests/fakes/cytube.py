@@ -37,11 +37,6 @@ log = logging.getLogger(__name__)
 _BUFFER_SIZE = 15
 
 
-def _n(x: float) -> float:
-    """A number as JavaScript would serialise it (2, not 2.0)."""
-    return int(x) if x == int(x) else x
-
-
 @dataclass
 class _User:
     """A logged-in user present in the channel (``sid`` None for a virtual user)."""
@@ -228,15 +223,7 @@ class FakeCytube:
 
     @staticmethod
     def _entry(user: _User, viewer_rank: float) -> dict[str, Any]:
-        meta: dict[str, Any] = {"afk": False, "muted": False}
-        if viewer_rank >= 2:
-            meta.update(smuted=False, aliases=[user.name], ip="+Jk.uMN.kQP.s5R")
-        return {
-            "name": user.name,
-            "rank": _n(user.rank),
-            "profile": {"image": "", "text": ""},
-            "meta": meta,
-        }
+        return cf.user_entry(user.name, user.rank, viewer_rank)
 
     async def _emit(self, sid: str, event: str, data: Any = None) -> None:
         await self.sio.emit(event, data, to=sid)
@@ -249,10 +236,7 @@ class FakeCytube:
                 await self._emit(s.sid, event, data(s) if callable(data) else data)
 
     async def _notice(self, text: str, min_rank: float = 2, exclude: str | None = None) -> None:
-        payload = {
-            "username": "[server]", "msg": text, "time": self._now(),
-            "meta": {"addClass": "server-whisper", "addClassToNameAndTimestamp": True},
-        }  # fmt: skip
+        payload = cf.server_notice(text, self._now())
         await self._broadcast("chatMsg", payload, exclude=exclude, min_rank=min_rank)
 
     async def _leave(self, user: _User) -> None:
@@ -304,7 +288,7 @@ class FakeCytube:
             return
         s.joined = True
         if s.name is not None:  # logged in before joining
-            await self._emit(s.sid, "rank", _n(s.rank))
+            await self._emit(s.sid, "rank", cf.js_number(s.rank))
             await self._enter(s)
         for event, payload in (
             ("setPermissions", cf.PERMISSIONS), ("setPlaylistLocked", True), ("emoteList", []),
@@ -333,7 +317,7 @@ class FakeCytube:
         self._members[s.name.lower()] = user
         if not s.guest:
             await self._broadcast(
-                "setUserRank", {"name": s.name, "rank": _n(s.rank)}, exclude=s.sid
+                "setUserRank", {"name": s.name, "rank": cf.js_number(s.rank)}, exclude=s.sid
             )
         await self._broadcast("addUser", lambda v: self._entry(user, v.rank), exclude=s.sid)
         await self._notice(f"{s.name} joined (aliases: {s.name})", exclude=s.sid)
@@ -345,20 +329,7 @@ class FakeCytube:
         if not isinstance(name, str) or not isinstance(pw, str):
             return
         acct = self.accounts.get(name.lower())
-        error = None
-        if pw:
-            if acct is None:
-                error = cf.ERR_NO_SUCH_USER
-            elif pw[:100] != acct[1][:100]:
-                error = cf.ERR_BAD_PASSWORD
-        elif not cf.USERNAME_RE.match(name):
-            error = cf.ERR_INVALID_USERNAME
-        elif cf.is_reserved(name):
-            error = cf.ERR_RESERVED
-        elif acct is not None:
-            error = cf.ERR_REGISTERED
-        elif name.lower() in self._members:
-            error = cf.ERR_NAME_IN_USE
+        error = cf.login_error(name, pw, acct[1] if acct else None, name.lower() in self._members)
         if error is not None:
             await self._emit(s.sid, "login", {"success": False, "error": error})
             return
@@ -384,15 +355,17 @@ class FakeCytube:
             return
         s.rank = user.rank = acct[2]
         if s.rank != 1:
-            await self._emit(s.sid, "rank", _n(s.rank))
-        await self._broadcast("setUserRank", {"name": name, "rank": _n(s.rank)}, exclude=s.sid)
+            await self._emit(s.sid, "rank", cf.js_number(s.rank))
+        await self._broadcast(
+            "setUserRank", {"name": name, "rank": cf.js_number(s.rank)}, exclude=s.sid
+        )
         if s.rank >= 2:
             await self._emit(
                 s.sid, "userlist", [self._entry(u, s.rank) for u in self._members.values()]
             )
             await self._emit(s.sid, "setPlaylistMeta", cf.PLAYLIST_META)
             await self._emit(s.sid, "playlist", [])
-        await self._emit(s.sid, "setUserRank", {"name": name, "rank": _n(s.rank)})
+        await self._emit(s.sid, "setUserRank", {"name": name, "rank": cf.js_number(s.rank)})
 
     async def _evict(self, name: str) -> None:
         """Duplicate login: the old session is kicked and leaves (PROTOCOL §5)."""
@@ -411,13 +384,8 @@ class FakeCytube:
 
     async def _bad_frame(self, s: _Sock, event: str, data: Any, key: str) -> bool:
         """CyTube's typecheck errors (scenario chat-bad-frames); True when the frame is bad."""
-        if not isinstance(data, dict):
-            err = f"Expected type object, got {cf.js_typeof(data)}"
-        elif key not in data:
-            err = f"Missing key: string:{key}"
-        elif not isinstance(data[key], str):
-            err = f"Expected key {key} to be of type string, instead got {cf.js_typeof(data[key])}"
-        else:
+        err = cf.typecheck_error(data, key)
+        if err is None:
             return False
         await self._emit(s.sid, "errorMsg", {"msg": f"Unexpected error for message {event}: {err}"})
         return True
@@ -439,7 +407,7 @@ class FakeCytube:
             return True
         p = self.antiflood_params
         if self.antiflood and rank < 2 and s.af_limiter.throttle(now, **p):
-            await self._emit(s.sid, "cooldown", _n(1000 / p["sustained"]))
+            await self._emit(s.sid, "cooldown", cf.js_number(1000 / p["sustained"]))
             return True
         return False
 

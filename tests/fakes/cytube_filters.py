@@ -126,6 +126,51 @@ def is_reserved(name: str) -> bool:
     return any(r.match(name) for r in RESERVED_RES)
 
 
+def js_number(x: float) -> float:
+    """A number as JavaScript serialises it (2, not 2.0)."""
+    return int(x) if x == int(x) else x
+
+
+def user_entry(name: str, rank: float, viewer_rank: float) -> dict[str, Any]:
+    """src/channel/channel.js packUserData; rank >= 2 viewers get the long meta."""
+    meta: dict[str, Any] = {"afk": False, "muted": False}
+    if viewer_rank >= 2:
+        meta.update(smuted=False, aliases=[name], ip="+Jk.uMN.kQP.s5R")
+    profile = {"image": "", "text": ""}
+    return {"name": name, "rank": js_number(rank), "profile": profile, "meta": meta}
+
+
+def server_notice(text: str, time_ms: int) -> dict[str, Any]:
+    meta = {"addClass": "server-whisper", "addClassToNameAndTimestamp": True}
+    return {"username": "[server]", "msg": text, "meta": meta, "time": time_ms}
+
+
+def login_error(name: str, pw: str, account_pw: str | None, name_in_channel: bool) -> str | None:
+    """Why a ``login`` fails (PROTOCOL §3.3), or None. An empty ``pw`` is a guest login."""
+    if pw:
+        if account_pw is None:
+            return ERR_NO_SUCH_USER
+        return ERR_BAD_PASSWORD if pw[:100] != account_pw[:100] else None
+    if not USERNAME_RE.match(name):
+        return ERR_INVALID_USERNAME
+    if is_reserved(name):
+        return ERR_RESERVED
+    if account_pw is not None:
+        return ERR_REGISTERED
+    return ERR_NAME_IN_USE if name_in_channel else None
+
+
+def typecheck_error(data: object, key: str) -> str | None:
+    """sync's typecheck message for a frame that must be ``{key: string, …}`` (chat-bad-frames)."""
+    if not isinstance(data, dict):
+        return f"Expected type object, got {js_typeof(data)}"
+    if key not in data:
+        return f"Missing key: string:{key}"
+    if not isinstance(data[key], str):
+        return f"Expected key {key} to be of type string, instead got {js_typeof(data[key])}"
+    return None
+
+
 def js_typeof(value: object) -> str:
     if isinstance(value, bool):
         return "boolean"

@@ -400,6 +400,13 @@ async def test_reconnect_requires_rejoin_and_login(fake: FakeCytube, clients: li
     await bot.wait(lambda: bot.data("rank")[-1] == -1)
     mark = len(bot.frames)
     await bot.chat("after reconnect, before rejoin")  # silently dropped: not in the channel
+    dropped = ("after reconnect, before rejoin", False)
+    await fake.wait_for(
+        lambda: any(
+            e == "chatMsg" and (d["msg"], who == "roseybot") == dropped
+            for who, e, d in fake.frames_from_clients
+        )
+    )  # received from the (anonymous, unjoined) socket, recorded by sid
     await fake.say_as("alice", "alice talks meanwhile")
     await bot.join()
     await bot.login("roseybot", "roseybot-test-pw")
@@ -417,3 +424,25 @@ async def test_reconnect_requires_rejoin_and_login(fake: FakeCytube, clients: li
         "alice talks meanwhile",
         "after rejoin",
     ]
+
+
+async def test_duplicate_login_kicks_the_old_socket(
+    fake: FakeCytube, clients: list[Client]
+) -> None:
+    old = await new_client(fake, clients)
+    await old.join()
+    await old.login("roseybot", "roseybot-test-pw")
+    new = await new_client(fake, clients)
+    await new.join()
+    await new.login("roseybot", "roseybot-test-pw")
+    await old.wait(lambda: old.count("disconnect") == 1)
+    assert old.frames[-2:] == [
+        ("kick", {"reason": "Duplicate login"}),
+        ("disconnect", "server disconnect"),
+    ]
+    await new.wait(lambda: new.count("setUserRank") == 1)
+    mine = [(e, d["name"]) for e, d in new.frames if e in ("userLeave", "addUser")]
+    assert mine == [("userLeave", "roseybot"), ("addUser", "roseybot")]  # own name leaves first
+    recorded = recorded_events("duplicate-login-bot", "roseybot#2", start_after="login")
+    assert [e for e in recorded if e in ("userLeave", "addUser")] == ["userLeave", "addUser"]
+    assert fake.usernames == ["roseybot"]

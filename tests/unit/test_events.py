@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import time
 from typing import Any
 
 import pytest
@@ -237,6 +238,13 @@ def test_html_to_text_irreversible_rows_and_other_tags() -> None:
     assert html_to_text('<a href="https://e.com">unclosed') == "https://e.comunclosed"
     assert html_to_text("1 < 2 &amp;&amp; 3 > 2") == "1 < 2 && 3 > 2"
     assert html_to_text("") == ""
+
+
+def test_html_to_text_is_linear_on_hostile_input() -> None:
+    started = time.perf_counter()
+    for chunk in ('<a x="', "<a ", "<span ", "&amp;", "<em>"):
+        html_to_text(chunk * (1 << 16))  # quadratic matching would take minutes
+    assert time.perf_counter() - started < 1.0
 
 
 def test_html_to_text_restores_every_recorded_echo() -> None:
