@@ -15,5 +15,6 @@ def setup(level: str, process: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # socket.io and engine.io log every packet at INFO; frame logging is our own switch.
-    for noisy in ("socketio", "engineio", "httpx", "aiohttp.access"):
+    for noisy in ("socketio", "engineio", "httpx", "httpx2", "httpcore", "httpcore2", "openai",
+                  "aiohttp.access", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -25,6 +25,7 @@ from rosey import ipc, metrics
 from rosey.config import Config
 from rosey.cytube import events as ev
 from rosey.cytube.governor import ANTIFLOOD_PACE, DEFAULT_PACE, Governor
+from rosey.lifecycle import run_until_signalled
 from rosey.protocol import (
     Chat,
     ConnState,
@@ -383,5 +384,4 @@ class ConnService:
 
 def main_loop(cfg: Config) -> None:
     metrics.serve("conn", cfg.metrics.host, cfg.metrics.conn_port, cfg.metrics.enabled)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(ConnService(cfg).run())
+    run_until_signalled(ConnService(cfg).run)

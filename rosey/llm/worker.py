@@ -21,9 +21,10 @@ import zmq.asyncio
 
 from rosey import ipc, metrics
 from rosey.config import Config
+from rosey.lifecycle import run_until_signalled
 from rosey.llm import make_backend
 from rosey.llm.base import Backend, LLMError
-from rosey.protocol import Heartbeat, Ready, Request, Result
+from rosey.protocol import Heartbeat, Ready, Request, Result, encode
 
 log = logging.getLogger("rosey.caller")
 DEADLINE_MARGIN = 0.05  # leave time for the result to reach the router
@@ -57,6 +58,18 @@ class CallerService:
         self._factory = backend_factory or (lambda p: make_backend(p, **backend_kwargs(cfg, p)))
         self._backends: dict[str, Backend] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.handled = 0
+
+    async def drain(self) -> None:
+        """Stop taking work (slots=0 tells the router) and finish what is in flight."""
+        self.slots = 0
+        with contextlib.suppress(Exception):
+            await self.sock.send(encode(Heartbeat(caller=self.name, incarnation=self.incarnation,
+                                                  slots=0, busy=self.busy)))
+        if self._tasks:
+            log.info("%s draining %d requests", self.name, len(self._tasks))
+            await asyncio.wait(set(self._tasks), timeout=self.cfg.llm.response_timeout)
+        log.info("%s stopped: %d requests handled", self.name, self.handled)
 
     def backend(self, provider: str) -> Backend:
         if provider not in self._backends:
@@ -64,10 +77,13 @@ class CallerService:
         return self._backends[provider]
 
     async def run(self) -> None:
+        # Import the SDK and build the client before announcing slots: the import
+        # takes ~1 s of CPU that would otherwise eat the first request's deadline.
+        self.backend(self.cfg.llm.provider)
         ctx = zmq.asyncio.Context()
         self.sock = ipc.dealer_socket(ctx, ipc.endpoint(self.cfg.paths.run_dir, "work"),
                                       self.name)
-        await self.sock.send(ipc.encode(Ready(caller=self.name, incarnation=self.incarnation,
+        await self.sock.send(encode(Ready(caller=self.name, incarnation=self.incarnation,
                                               slots=self.slots)))
         log.info("%s up: incarnation %s, %d slots, provider %s", self.name, self.incarnation,
                  self.slots, self.cfg.llm.provider)
@@ -98,7 +114,7 @@ class CallerService:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.callers.heartbeat_interval)
-            await self.sock.send(ipc.encode(Heartbeat(
+            await self.sock.send(encode(Heartbeat(
                 caller=self.name, incarnation=self.incarnation, slots=self.slots,
                 busy=self.busy)))
 
@@ -124,12 +140,13 @@ class CallerService:
             self.busy -= 1
             metrics.SLOTS_BUSY.set(self.busy)
         result.latency = time.perf_counter() - started
+        self.handled += 1
         outcome = "ok" if result.ok else result.error_kind
         metrics.LLM_REQUESTS.labels(request.provider, request.model, outcome).inc()
         metrics.LLM_LATENCY.labels(request.provider, request.model).observe(result.latency)
         log.info("request %s %s in %.3f s (%d+%d tokens)", request.id, outcome,
                  result.latency, result.prompt_tokens, result.completion_tokens)
-        await self.sock.send(ipc.encode(result))
+        await self.sock.send(encode(result))
 
     async def call(self, request: Request) -> Result:
         backend = self.backend(request.provider)
@@ -168,5 +185,5 @@ class CallerService:
 def main_loop(cfg: Config, index: int) -> None:
     metrics.serve(f"caller-{index}", cfg.metrics.host, cfg.metrics.caller_base_port + index,
                   cfg.metrics.enabled)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(CallerService(cfg, index).run())
+    service = CallerService(cfg, index)
+    run_until_signalled(service.run, service.drain)

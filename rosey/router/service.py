@@ -7,7 +7,6 @@ to CyTube or an LLM itself, so a slow model never delays chat handling.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -20,6 +19,7 @@ import zmq.asyncio
 
 from rosey import ipc, metrics
 from rosey.config import DEFAULT_SYSTEM_PROMPT, Config
+from rosey.lifecycle import run_until_signalled
 from rosey.protocol import (
     Chat,
     ConnState,
@@ -377,6 +377,4 @@ class RouterService:
 
 def main_loop(cfg: Config) -> None:
     metrics.serve("router", cfg.metrics.host, cfg.metrics.router_port, cfg.metrics.enabled)
-    service = RouterService(cfg)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(service.run())
+    run_until_signalled(RouterService(cfg).run)

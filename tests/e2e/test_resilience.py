@@ -55,6 +55,7 @@ async def test_killed_conn_comes_back_and_answers(cytube: FakeCytube) -> None:
             await run_rosey(rosey, cytube)
             await cytube.say_as("alice", "rosey, first")
             await expect_lines(cytube, rosey, 1)
+            await cytube.wait_for(lambda: len(pids(rosey, "conn")) == 1, timeout=10)
             (conn_pid,) = pids(rosey, "conn")
             os.kill(conn_pid, signal.SIGKILL)
             await cytube.wait_for(lambda: pids(rosey, "conn") not in ([], [conn_pid]),
