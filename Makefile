@@ -32,7 +32,7 @@ types: setup
 check: lint types test
 
 bench: setup
-	$(PY) -m bench.e2e_latency
+	$(PY) -m bench.scenarios
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache

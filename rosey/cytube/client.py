@@ -24,7 +24,7 @@ import zmq.asyncio
 from rosey import ipc, metrics
 from rosey.config import Config
 from rosey.cytube import events as ev
-from rosey.cytube.governor import ANTIFLOOD_PACE, DEFAULT_PACE, Governor
+from rosey.cytube.governor import SERVER_DEFAULT, Governor
 from rosey.lifecycle import run_until_signalled
 from rosey.protocol import (
     Chat,
@@ -76,6 +76,7 @@ class ConnService:
         self.replay = ev.JoinReplayFilter()
         self.rank = -1.0
         self.antiflood = False
+        self.antiflood_params = (4.0, 1.0, 4.0)
         self.logged_in = False
         self.userlist_seen = False
         self.attempts = 0
@@ -125,6 +126,7 @@ class ConnService:
                 await self.accept_say(msg)
 
     async def accept_say(self, say: Say) -> None:
+        log.debug("say %s received", say.id)
         if say.id in self._delivered:  # the router re-sent one we already posted
             await self.to_router(Delivered(channel=self.channel, say_id=say.id,
                                            ok=self._delivered[say.id]))
@@ -149,6 +151,7 @@ class ConnService:
 
     async def _send_loop(self) -> None:
         while True:
+            self._wake.clear()  # before looking, so a Say arriving meanwhile is not missed
             now = self.clock()
             for outcome in self.governor.expire(now):
                 await self.finish(outcome.say_id, outcome.ok, outcome.parts, outcome.reason)
@@ -160,12 +163,12 @@ class ConnService:
                     part = self.governor.next_part(now)
                 delay = min(1.0, self.governor.delay(now))
             metrics.GOVERNOR_DEPTH.set(self.governor.depth())
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.005))
 
     async def _emit_part(self, text: str, pm_to: str) -> None:
         assert self.sio is not None
+        log.debug("emit part (%d chars)", len(text))
         if pm_to:
             await self.sio.emit("pm", {"to": pm_to, "msg": text, "meta": {}})
         else:
@@ -287,6 +290,7 @@ class ConnService:
             elif frame.username.lower() == me:
                 await self._confirm(self.governor.on_echo(private=False))
             elif not frame.shadow and not frame.is_server_notice:
+                log.debug("chat from %s forwarded", frame.username)
                 await self.to_router(Chat(channel=self.channel, username=frame.username,
                                           text=frame.text, time=frame.time,
                                           received_at=self.clock()))
@@ -337,6 +341,8 @@ class ConnService:
             await self._on_need_password(frame)
         elif isinstance(frame, ev.ChannelOptsFrame):
             self.antiflood = frame.chat_antiflood
+            self.antiflood_params = (frame.antiflood_burst, frame.antiflood_sustained,
+                                     frame.antiflood_burst / max(frame.antiflood_sustained, 0.1))
             self._update_pace()
 
     async def _confirm(self, outcome: Any) -> None:
@@ -378,8 +384,12 @@ class ConnService:
         await self.sio.emit("channelPassword", self.cfg.conn.channel_password)
 
     def _update_pace(self) -> None:
-        burst, rate = ANTIFLOOD_PACE if self.antiflood and self.rank < 2 else DEFAULT_PACE
-        self.governor.set_pace(burst, rate)
+        if self.antiflood and self.rank < 2:
+            # setOptions caps the channel's params at the server minimum (20, 10/s).
+            burst, sustained, cooldown = self.antiflood_params
+            self.governor.set_pace(int(min(burst, 20)), min(sustained, 10.0), cooldown)
+        else:
+            self.governor.set_pace(*SERVER_DEFAULT)
 
 
 def main_loop(cfg: Config) -> None:

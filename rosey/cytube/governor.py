@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 from rosey.cytube.split import split_message
 from rosey.protocol import Say
 
-# The server allows 20 at once and 10/s for everyone; antiflood (rank < 2) defaults
-# to 4 and 1/s.  Stay a little under both so clock skew never costs a message.
-DEFAULT_PACE = (15, 8.0)
-ANTIFLOOD_PACE = (3, 0.9)
+# The server's per-user limiter (src/utilities.js newRateLimiter): after ``cooldown``
+# seconds of quiet the count resets; up to ``burst`` messages pass; after that one per
+# 1/sustained s.  Everyone gets (20, 10/s); rank < 2 gets the channel's antiflood
+# params (default 4, 1/s, cooldown 4 s) when it is on.
+SERVER_DEFAULT = (20, 10.0)
+SERVER_ANTIFLOOD = (4, 1.0)
+BURST_MARGIN = 2  # messages kept in hand for clock skew between us and the server
+GAP_MARGIN = 1.15  # stretch of the sustained interval, same reason
+QUIET_MARGIN = 0.3  # extra seconds of quiet before we assume the server's count reset
 
 
 @dataclass(slots=True)
@@ -52,17 +57,18 @@ class Governor:
     max_parts: int = 3
     echo_timeout: float = 10.0
     max_resends: int = 5
-    burst: int = DEFAULT_PACE[0]
-    rate: float = DEFAULT_PACE[1]
+    burst: int = SERVER_DEFAULT[0]
+    sustained: float = SERVER_DEFAULT[1]
+    cooldown: float | None = None  # the server's default: burst / sustained
     queue: deque[Part] = field(default_factory=deque)
     outstanding: deque[Part] = field(default_factory=deque)
     _says: dict[str, _Tracked] = field(default_factory=dict)
-    _tokens: float = 0.0
-    _refilled_at: float | None = None
+    _count: int = 0
+    _last_sent: float = float("-inf")
 
-    def set_pace(self, burst: int, rate: float) -> None:
-        self.burst, self.rate = burst, rate
-        self._tokens = min(self._tokens, burst)
+    def set_pace(self, burst: int, sustained: float, cooldown: float | None = None) -> None:
+        """The server's limiter parameters for this user (not ours: margins are applied)."""
+        self.burst, self.sustained, self.cooldown = burst, sustained, cooldown
 
     def add(self, say: Say, now: float) -> int:
         """Queue a Say's parts; returns how many (0 for an empty or duplicate Say)."""
@@ -80,31 +86,29 @@ class Governor:
         tracked = self._says.get(say_id)
         return tracked.received_at if tracked else None
 
-    def _refill(self, now: float) -> None:
-        if self._refilled_at is None:
-            self._tokens = float(self.burst)
-        else:
-            self._tokens = min(float(self.burst),
-                               self._tokens + (now - self._refilled_at) * self.rate)
-        self._refilled_at = now
+    def _wait(self, now: float) -> float:
+        """Seconds until the server's limiter would accept one more message from us."""
+        quiet = (self.cooldown if self.cooldown is not None else self.burst / self.sustained)
+        if now - self._last_sent > quiet + QUIET_MARGIN:
+            self._count = 0
+        if self._count < max(1, self.burst - BURST_MARGIN):
+            return 0.0
+        return max(0.0, self._last_sent + GAP_MARGIN / self.sustained - now)
 
     def next_part(self, now: float) -> Part | None:
         """The part to emit now, or None (nothing queued, or wait ``delay()``)."""
-        self._refill(now)
-        if not self.queue or self._tokens < 1:
+        if not self.queue or self._wait(now) > 0:
             return None
         part = self.queue.popleft()
-        self._tokens -= 1
+        self._count += 1
+        self._last_sent = now
         part.sent_at = now
         self.outstanding.append(part)
         return part
 
     def delay(self, now: float) -> float:
-        """Seconds until the next part may go out (0 if it may go now)."""
-        if not self.queue:
-            return float("inf")
-        self._refill(now)
-        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+        """Seconds until the next part may go out (inf when nothing is queued)."""
+        return self._wait(now) if self.queue else float("inf")
 
     def _head(self, private: bool) -> Part | None:
         for part in self.outstanding:
@@ -138,7 +142,8 @@ class Governor:
             self.on_error(private=bool(part.pm_to), reason="cooldown")
             return None
         self.queue.appendleft(part)
-        self._tokens = 0.0  # the server's bucket is empty; wait for a refill
+        # The server is past its burst: from now on one message per interval.
+        self._count = max(self._count, self.burst)
         return part
 
     def on_error(self, private: bool, reason: str) -> Outcome | None:
@@ -160,7 +165,6 @@ class Governor:
         """Unconfirmed sends were dropped by the server with the socket: send them again."""
         while self.outstanding:
             self.queue.appendleft(self.outstanding.pop())
-        self._refilled_at = None
 
     def expire(self, now: float) -> list[Outcome]:
         outcomes: list[Outcome] = []

@@ -215,6 +215,7 @@ class RouterService:
                           provider=self.cfg.llm.provider, model=self.cfg.llm.model, turns=turns)
         self.pending[request.id] = Pending(user, channel, private, received_at or now, text)
         self.pool.submit(Job(request, now))
+        log.debug("request %s accepted for %s (%s)", request.id, user, kind)
         metrics.REQUESTS.labels("accepted").inc()
         await self.dispatch()
 
@@ -292,6 +293,7 @@ class RouterService:
         self._update_gauges()
 
     async def on_result(self, result: Result) -> None:
+        log.debug("result %s from %s: ok=%s", result.id, result.caller, result.ok)
         job = self.pool.complete(result.id)
         pending = self.pending.pop(result.id, None)
         if job is None or pending is None:
