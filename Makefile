@@ -27,7 +27,7 @@ lint: setup
 	$(VENV)/bin/ruff check rosey procs tests bench
 
 types: setup
-	$(VENV)/bin/mypy rosey procs
+	$(VENV)/bin/mypy rosey procs bench
 
 check: lint types test
 

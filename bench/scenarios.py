@@ -80,7 +80,8 @@ async def scenario_latency(fake: FakeCytube, log: TimedLog, mentions: int,
         await fake.say_as(USERS[n % 5], f"rosey ping {n}")
         await wait_until(log, lambda b=before: len(bot_entries(log)) > b, 10)  # type: ignore[misc]
         latencies.append((bot_entries(log)[-1][0] - start) * 1000)
-    return (f"mention → reply, instant model, {mentions} mentions {spacing * 1000:.0f} ms apart: p50 {pct(latencies, 50):.2f} ms"
+    return (f"mention → reply, instant model, {mentions} mentions {spacing * 1000:.0f} ms apart:"
+            f" p50 {pct(latencies, 50):.2f} ms"
             f"  p90 {pct(latencies, 90):.2f} ms  p99 {pct(latencies, 99):.2f} ms"
             f"  mean {statistics.mean(latencies):.2f} ms")
 
@@ -164,7 +165,7 @@ async def scenario_failures(fake: FakeCytube, log: TimedLog, llm: FakeLLM,
 async def main(mentions: int) -> None:
     fake = FakeCytube("benchchan")
     fake.chat_log = TimedLog()
-    log: TimedLog = fake.chat_log  # type: ignore[assignment]
+    log: TimedLog = fake.chat_log
     await fake.start()
     fake.add_account(BOT, BOT_PW, rank=2)
     fake.add_virtual_user("mod", rank=2)
