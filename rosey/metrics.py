@@ -63,6 +63,15 @@ REPLY_LATENCY = Histogram("rosey_router_reply_latency_seconds",
                           "Mention received by conn to reply confirmed by its echo",
                           buckets=LATENCY_BUCKETS)
 REPLIES = Counter("rosey_router_replies_total", "Replies posted, by kind", ["kind"])
+DB_WRITE_LATENCY = Histogram("rosey_router_db_write_seconds",
+                             "Time from a write being queued to its commit", buckets=FAST_BUCKETS)
+DB_BACKLOG = Gauge("rosey_router_db_backlog", "Writes queued for the SQLite writer thread")
+DB_DROPPED = Counter("rosey_router_db_writes_dropped_total",
+                     "Writes dropped because the writer queue was full")
+DB_SIZE = Gauge("rosey_router_db_size_bytes", "Size of the SQLite database and its WAL")
+JOURNAL_OPEN = Gauge("rosey_router_journal_open", "Accepted triggers not yet delivered")
+BUDGET_RATIO = Gauge("rosey_router_budget_used_ratio", "Spend so far over the budget",
+                     ["period"])
 
 # caller
 LLM_REQUESTS = Counter("rosey_llm_requests_total", "Provider calls by outcome",
