@@ -31,7 +31,8 @@ def render_supervisord_conf(cfg: Config, config_path: Path, log_to_files: bool) 
     return string.Template(template).substitute(
         run_dir=run_dir, python=sys.executable, config=str(config_path),
         workdir=str(config_path.parent), caller_max=cfg.callers.max,
-        caller_stopwait=int(cfg.llm.response_timeout) + 5, logging=logging)
+        caller_stopwait=int(cfg.llm.response_timeout) + 5, logging=logging,
+        events_port=cfg.metrics.events_port)
 
 
 def _load(path: str | None) -> tuple[Config, Path]:
@@ -107,6 +108,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     done = _supervisorctl(cfg, "status")
     print(done.stdout, end="")
     print(done.stderr, end="", file=sys.stderr)
+    from rosey.status import summary
+    print(summary(cfg))
     return 0 if done.returncode in (0, 3) else done.returncode
 
 

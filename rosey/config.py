@@ -10,6 +10,7 @@ import difflib
 import os
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Any, Literal, get_args
 
 import msgspec
@@ -157,6 +158,10 @@ def _resolve_paths(cfg: Config, base_dir: Path) -> None:
     cfg.paths.data_dir = str((base_dir / cfg.paths.data_dir).resolve())
     if cfg.llm.system_prompt_file:
         cfg.llm.system_prompt_file = str((base_dir / cfg.llm.system_prompt_file).resolve())
+    cfg.paths.database = str((Path(cfg.paths.data_dir) / cfg.paths.database).resolve())
+    for name, persona in cfg.router.personas.items():
+        if persona.endswith((".md", ".txt")):
+            cfg.router.personas[name] = str((base_dir / persona).resolve())
 
 
 # ---- semantics ------------------------------------------------------------
@@ -198,8 +203,11 @@ def _check_semantics(cfg: Config, source: str) -> None:
     _positive(fail, "$.llm.response_timeout", llm.response_timeout)
     if llm.max_history_messages < 0:
         fail("$.llm.max_history_messages", "expected 0 or more")
-    if not 40 <= cfg.conn.message_length <= 1000:
-        fail("$.conn.message_length", "expected 40..1000 (the server's max-chat-message-length)")
+    if cfg.conn.message_length and not 40 <= cfg.conn.message_length <= 1000:
+        fail("$.conn.message_length",
+             "expected 0 (read it from the channel) or 40..1000 (max-chat-message-length)")
+    if cfg.conn.kick_backoff < 1:
+        fail("$.conn.kick_backoff", "expected 1 or more seconds")
     if cfg.conn.max_parts < 1:
         fail("$.conn.max_parts", "expected 1 or more")
     if not 1 <= cfg.callers.count <= cfg.callers.max:

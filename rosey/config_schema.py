@@ -5,7 +5,7 @@ Pure data: validation beyond types lives in ``rosey.config``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -33,7 +33,7 @@ class LLM(_Section):
 
 class Conn(_Section):
     channel_password: str = ""
-    message_length: int = 320
+    message_length: int = 0  # 0: the channel page's chat maxlength, else 320
     max_parts: int = 3
     post_ttl: float = 120.0
     connect_timeout: float = 10.0
@@ -41,10 +41,18 @@ class Conn(_Section):
     reconnect_max: float = 60.0
     echo_timeout: float = 10.0
     log_frames: bool = False
+    keepalive_afk: bool = False
+    kick_backoff: float = 15.0
 
 
 class Limits(_Section):
     global_cooldown: float = 0.0
+    user_burst: int = 0
+    user_per_hour: float = 0.0
+    global_burst: int = 0
+    global_per_hour: float = 0.0
+    daily_quota: int = 0
+    timezone: str = "UTC"
     exempt_rank: float = 2.0
     notify_refused: bool = False
 
@@ -52,10 +60,18 @@ class Limits(_Section):
 class Router(_Section):
     bot_name_trigger: bool = True
     command_prefix: str = "!"
+    command_rank: float = 2.0
     ignore_users: list[str] = []
     queue_max: int = 64
     history_chars: int = 6000
     max_reply_chars: int = 900
+    channel_context: int = 0
+    reset_on_leave: bool = False
+    persist_guest_history: bool = False
+    retention_days: float = 90.0
+    personas: dict[str, str] = {}
+    blocklist: list[str] = []
+    blocklist_reply: str = "I'd rather not answer that."
     limits: Limits = msgspec.field(default_factory=Limits)
 
 
@@ -83,16 +99,30 @@ class OllamaProvider(_Section):
     max_tokens: int = 300
 
 
+class Fallback(_Section):
+    """One entry of ``providers.fallbacks``: tried, in order, after ``llm.provider``/``model``."""
+
+    provider: Literal["openai", "ollama"]
+    model: str
+    timeout: float = 0.0  # cap per call on this entry; 0: share of the deadline (policy.py)
+
+
 class Providers(_Section):
     openai: OpenAIProvider = msgspec.field(default_factory=OpenAIProvider)
     ollama: OllamaProvider = msgspec.field(default_factory=OllamaProvider)
+    fallbacks: list[Fallback] = []
+    primary_timeout: float = 0.0
+    breaker_failures: int = 5
+    breaker_cooloff: float = 30.0
 
 
 class Budget(_Section):
     daily_usd: float = 0.0
     monthly_usd: float = 0.0
     action: Literal["fallback", "switch", "silent"] = "fallback"
-    prices: dict[str, list[float]] = {}
+    # USD per 1M tokens, [input, output]; a model not listed costs 0 (Ollama by default)
+    prices: dict[str, tuple[Annotated[float, msgspec.Meta(ge=0)],
+                            Annotated[float, msgspec.Meta(ge=0)]]] = {}
 
 
 class Metrics(_Section):
@@ -101,11 +131,13 @@ class Metrics(_Section):
     conn_port: int = 9461
     router_port: int = 9462
     caller_base_port: int = 9470
+    events_port: int = 9469
 
 
 class Paths(_Section):
     run_dir: str = "run"
     data_dir: str = "data"
+    database: str = "rosey.db"
 
 
 class Log(_Section):

@@ -8,10 +8,12 @@ port, so no multiprocess mode is needed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 45, 60)
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -23,6 +25,11 @@ LOOP_LAG = Histogram("rosey_event_loop_lag_seconds",
                      buckets=FAST_BUCKETS)
 IPC_DECODE_ERRORS = Counter("rosey_ipc_decode_errors_total",
                             "IPC frames dropped because they did not decode", ["process"])
+# --- added for issue 6 (observability): every process ---------------------------------
+MEMORY_TARGET = Gauge("rosey_memory_target_bytes",
+                      "The resident-memory target of this process (DESIGN §9), for alerts",
+                      ["process"])
+# --- end issue 6 block ------------------------------------------------------------------
 
 # conn
 FRAMES_IN = Counter("rosey_conn_frames_total", "Socket.io frames received, by event",
@@ -46,6 +53,22 @@ SAY_OUTCOMES = Counter("rosey_conn_says_total", "Say actions by outcome", ["outc
 GOVERNOR_DEPTH = Gauge("rosey_conn_governor_queue_depth", "Parts waiting to be sent")
 GOVERNOR_WAIT = Histogram("rosey_conn_governor_wait_seconds",
                           "Time from Say received to last part confirmed", buckets=LATENCY_BUCKETS)
+# (issue 6: unknown events are rosey_conn_frames_total{event="other"}; the last event's age
+# is time() - rosey_conn_last_event_timestamp_seconds.)
+UNKNOWN_EVENTS = Counter("rosey_conn_unknown_events_total",
+                         "Socket.io events not in the CyTube 3.86 event table (no label: the "
+                         "names come from the server)")
+MUTED = Gauge("rosey_conn_muted", "1 while the channel has the bot muted (noflood): sending stops")
+SPAM_FILTERED = Counter("rosey_conn_spam_filtered_total",
+                        "Messages refused by the server's new-user/link filter", ["reason"])
+EXPIRED_PARTS = Counter("rosey_conn_expired_parts_total",
+                        "Message parts dropped unsent or unconfirmed because the post TTL passed")
+KICKS = Counter("rosey_conn_kicks_total", "Kicks received, by kind", ["kind"])
+CONNECT_ATTEMPTS = Counter("rosey_conn_connect_attempts_total", "Connection attempts, by outcome",
+                           ["outcome"])
+BACKOFF = Gauge("rosey_conn_backoff_seconds", "The wait before the next connection attempt")
+KEEPALIVES = Counter("rosey_conn_keepalives_total", "/afk sent to clear the server's auto-AFK")
+MESSAGE_LENGTH = Gauge("rosey_conn_message_length", "The chat length limit replies are split to")
 
 # router
 CHAT_EVENTS = Counter("rosey_router_chat_events_total", "Chat and PM events received", ["kind"])
@@ -84,6 +107,41 @@ PROVIDER_UP = Gauge("rosey_llm_provider_up", "1 when the provider answered its h
                     ["provider"])
 SLOTS_BUSY = Gauge("rosey_caller_slots_busy", "Request slots in use in this caller")
 
+LLM_ATTEMPTS = Counter("rosey_llm_attempts_total",
+                       "Provider calls (a request makes several on retry or failover); "
+                       "outcome skipped = not called because its breaker was open",
+                       ["provider", "model", "outcome"])
+LLM_FAILOVERS = Counter("rosey_llm_failovers_total",
+                        "Requests that left this provider entry for the next in the chain",
+                        ["provider", "model"])
+LLM_BREAKER_STATE = Gauge("rosey_llm_breaker_state",
+                          "Circuit breaker per provider entry: 0 closed, 1 half-open, 2 open",
+                          ["provider", "model"])
+LLM_COST = Counter("rosey_llm_cost_usd_total", "Estimated spend from tokens and budget.prices",
+                   ["provider", "model"])
+CALLER_DRAINING = Gauge("rosey_caller_draining", "1 while this caller finishes its last calls")
+
+
+# --- added for issue 6 (observability): supervisor -------------------------------------
+# Exported by the event listener (procs/events.py), which sees every state change: a
+# process dying between two scrapes is invisible to process_start_time_seconds.
+SUPERVISOR_STATE = Gauge("rosey_supervisor_process_state",
+                         "supervisord state code: 0 STOPPED, 10 STARTING, 20 RUNNING, "
+                         "30 BACKOFF, 40 STOPPING, 100 EXITED, 200 FATAL, 1000 UNKNOWN",
+                         ["program", "process"])
+SUPERVISOR_EXITS = Counter("rosey_supervisor_process_exits_total",
+                           "Exits supervisord did not ask for (EXITED, or BACKOFF: died while "
+                           "starting); expected as supervisord judged the exit code",
+                           ["program", "process", "expected"])
+SUPERVISOR_STARTS = Counter("rosey_supervisor_process_starts_total",
+                            "Times supervisord started the process (restarts + 1)",
+                            ["program", "process"])
+SUPERVISOR_EVENTS = Counter("rosey_supervisor_events_total",
+                            "supervisord events handled by the listener", ["event"])
+CONFIG_RESPONSE_TIMEOUT = Gauge("rosey_config_response_timeout_seconds",
+                                "llm.response_timeout, so alerts can relate latency to it")
+# --- end issue 6 block ------------------------------------------------------------------
+
 
 def rosey_version() -> str:
     try:
@@ -92,9 +150,75 @@ def rosey_version() -> str:
         return "0+unknown"
 
 
+MiB = 1024 * 1024
+# DESIGN §9 targets; the event listener is not in the table: it is a small Python process.
+MEMORY_TARGETS = {"conn": 45 * MiB, "router": 60 * MiB, "caller": 80 * MiB, "events": 40 * MiB}
+# Which role exports a metric, by name prefix; names not listed are exported by every process.
+OWNERS = (("rosey_conn_", "conn"), ("rosey_router_", "router"), ("rosey_llm_", "caller"),
+          ("rosey_caller_", "caller"), ("rosey_supervisor_", "events"),
+          ("rosey_config_", "events"))
+# Label values known in advance, so rate() and ratios see a 0 before the first event.
+PREINIT: dict[str, list[tuple[MetricWrapperBase, tuple[str, ...]]]] = {
+    "conn": [(RECONNECTS, ("disconnect",)), (RECONNECTS, ("kick",)),
+             (SERVER_DROPPED, ("cooldown",)), (SERVER_DROPPED, ("NoFlood",)),
+             (SERVER_DROPPED, ("SpamFiltered",)), (SENT, ("chat",)), (SENT, ("pm",)),
+             (SAY_OUTCOMES, ("delivered",))],
+    "router": [*[(REPLIES, (k,)) for k in ("llm", "fallback", "delivered", "undelivered",
+                                            "expired")],
+               *[(REQUESTS, (k,)) for k in ("accepted", "answered", "coalesced", "requeued",
+                                             "shed", "late")],
+               *[(RATE_LIMITED, (k,)) for k in ("user", "global", "user_bucket", "global_bucket",
+                                                 "daily", "queue")],
+               *[(TRIGGERS, (k,)) for k in ("name", "keyword", "regex", "pm")],
+               (CHAT_EVENTS, ("chat",)), (CHAT_EVENTS, ("pm",)),
+               (BUDGET_RATIO, ("day",)), (BUDGET_RATIO, ("month",))],
+}
+
+
+def role(process: str) -> str:
+    """``caller-3`` → ``caller``; other process names are their role."""
+    return process.split("-", 1)[0]
+
+
+def owner(name: str) -> str | None:
+    for prefix, who in OWNERS:
+        if name.startswith(prefix):
+            return who
+    return None
+
+
+def name_of(metric: MetricWrapperBase) -> str:
+    """The family name (a counter's without ``_total``)."""
+    return next(iter(metric.describe())).name
+
+
+def catalog() -> list[MetricWrapperBase]:
+    """Every metric this module defines."""
+    return [v for v in globals().values() if isinstance(v, MetricWrapperBase)]
+
+
+def preinit(process: str) -> None:
+    """Export only this role's metrics (a label-less gauge such as rosey_conn_connected
+    would otherwise read 0 from every process) and create the known label sets at 0."""
+    who = role(process)
+    for metric in catalog():
+        if owner(name_of(metric)) not in (None, who):
+            with contextlib.suppress(KeyError):  # already unregistered
+                REGISTRY.unregister(metric)
+    for metric, labels in PREINIT.get(who, []):
+        metric.labels(*labels)
+    IPC_DECODE_ERRORS.labels(who)
+    LOOP_LAG.labels(process)
+    if who in MEMORY_TARGETS:
+        MEMORY_TARGET.labels(process).set(MEMORY_TARGETS[who])
+    if who == "conn":
+        CONNECTED.set(0)
+
+
 def serve(process: str, host: str, port: int, enabled: bool = True) -> None:
     """Start the /metrics endpoint (a daemon thread) and set build info."""
     BUILD_INFO.labels(rosey_version(), process).set(1)
+    preinit(process)
     if enabled:
         start_http_server(port, addr=host)
 

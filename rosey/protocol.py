@@ -12,7 +12,8 @@ Frames by socket (binder is always the router process):
 
 ``ipc://RUN/conn``  conn DEALER (identity ``conn:<channel>``) <-> router ROUTER
     up:   Chat, Pm, UserJoined, UserLeft, UserList, RankChanged, ConnState,
-          Delivered
+          Delivered, MediaChanged, UserMeta, Profile, LeaderChanged, UserCount,
+          ChatCleared
     down: Say
 
 ``ipc://RUN/work``  caller DEALER (identity ``caller-<n>``) <-> router ROUTER
@@ -127,6 +128,13 @@ class Say(Message, tag="say"):
     text: str
     pm_to: str = ""
     expires_at: float = 0.0
+    # Delivery order inside conn's governor: lower goes first. Replies to people are 0
+    # (the default); operator notices and other chatter should use PRIORITY_OTHER.
+    priority: int = 0
+
+
+PRIORITY_REPLY = 0
+PRIORITY_OTHER = 1
 
 
 # ---- caller <-> router ----------------------------------------------------
@@ -187,6 +195,10 @@ class Result(Message, tag="result"):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency: float = 0.0
+    # Estimated USD from tokens and budget.prices (0 when the model has no price); the
+    # router adds it to the budget.
+    cost_usd: float = 0.0
+    attempts: int = 0  # provider calls made (retries and failover included)
 
 
 # ---- control --------------------------------------------------------------
@@ -201,6 +213,57 @@ class CtlRequest(Message, tag="ctl"):
 class CtlReply(Message, tag="ctl_reply"):
     ok: bool
     text: str
+
+
+# ---- conn -> router: channel state (added with issue 3) -------------------
+
+
+class MediaChanged(Message, tag="media_changed"):
+    """``changeMedia``: what plays now. ``title`` is verbatim (the server does not escape it)."""
+
+    channel: str
+    title: str
+    id: str
+    type: str
+    seconds: float = 0.0
+
+
+class UserMeta(Message, tag="user_meta"):
+    """``setUserMeta`` (AFK, mute, shadow mute), also for names not seen yet."""
+
+    channel: str
+    name: str
+    afk: bool = False
+    muted: bool = False
+    smuted: bool = False
+
+
+class Profile(Message, tag="profile"):
+    """``setUserProfile``: profile text as typed (not HTML-escaped by the server)."""
+
+    channel: str
+    name: str
+    text: str = ""
+    image: str = ""
+
+
+class LeaderChanged(Message, tag="leader_changed"):
+    channel: str
+    name: str  # "" when nobody leads
+
+
+class UserCount(Message, tag="user_count"):
+    """``usercount``: sockets in the channel, anonymous ones included (at most every 10 s)."""
+
+    channel: str
+    count: int
+
+
+class ChatCleared(Message, tag="chat_cleared"):
+    """``clearchat``: a moderator emptied the chat buffer."""
+
+    channel: str
+    by: str = ""
 
 
 AnyMessage = (
@@ -219,6 +282,12 @@ AnyMessage = (
     | Result
     | CtlRequest
     | CtlReply
+    | MediaChanged
+    | UserMeta
+    | Profile
+    | LeaderChanged
+    | UserCount
+    | ChatCleared
 )
 
 _encoder = msgspec.msgpack.Encoder()

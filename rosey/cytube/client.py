@@ -1,8 +1,8 @@
 """The conn process: one socket.io connection to CyTube and the outbound governor.
 
-It turns frames into typed events for the router, and the router's ``Say`` actions
-into paced, split, echo-confirmed chat messages.  Triggers, LLM calls and SQL live
-elsewhere.
+The I/O shell around three pure parts: ``Session`` (frames -> router messages and emits),
+``Governor`` (pacing, splitting, echo FIFO) and ``ReconnectPolicy`` (when to connect, when
+to give up). Triggers, LLM calls and SQL live elsewhere.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,80 +24,74 @@ import zmq.asyncio
 
 from rosey import ipc, metrics
 from rosey.config import Config
-from rosey.cytube import events as ev
-from rosey.cytube.governor import SERVER_DEFAULT, Governor
+from rosey.cytube.backoff import Cause, ReconnectPolicy, classify_connect_error
+from rosey.cytube.governor import Governor
+from rosey.cytube.session import Emit, Session
 from rosey.lifecycle import run_until_signalled
-from rosey.protocol import (
-    Chat,
-    ConnState,
-    ConnStateName,
-    Delivered,
-    Message,
-    Pm,
-    RankChanged,
-    Say,
-    User,
-    UserJoined,
-    UserLeft,
-    UserList,
-    encode,
-)
+from rosey.protocol import Delivered, Message, Say, encode
 
 log = logging.getLogger("rosey.conn")
 
-FATAL_LOGIN_ERRORS = ("Invalid username/password", "User does not exist", "is registered",
-                      "Invalid username", "is reserved")
-GUEST_LOGIN_WAIT = 61.0
-KNOWN_EVENTS = frozenset({
-    "chatMsg", "pm", "userlist", "addUser", "userLeave", "setUserRank", "setUserMeta",
-    "setAFK", "rank", "login", "kick", "errorMsg", "noflood", "spamFiltered", "cooldown",
-    "needPassword", "cancelNeedPassword", "clearchat", "changeMedia", "setUserProfile",
-    "channelOpts", "usercount", "mediaUpdate", "playlist", "queue", "delete",
-    "setPlaylistMeta", "setCurrent",
-})
+DEFAULT_MESSAGE_LENGTH = 320
+_CHATLINE = re.compile(r"<input\b[^>]*\bid=[\"']chatline[\"'][^>]*>", re.IGNORECASE)
+_MAXLENGTH = re.compile(r"\bmaxlength=[\"']?(\d+)", re.IGNORECASE)
+_SECRET_KEYS = ("pw", "password")
 
 
 class FatalConnError(Exception):
     """Retrying cannot help (ban, bad password, unknown channel): stay up, idle, alerting."""
 
 
-def to_user(entry: ev.UserEntry) -> User:
-    return User(name=entry.name, rank=entry.rank, afk=entry.afk, muted=entry.muted,
-                aliases=list(entry.aliases))
+def chat_maxlength(page: str) -> int | None:
+    """The ``maxlength`` of the channel page's chat input (the server's message limit)."""
+    tag = _CHATLINE.search(page)
+    found = _MAXLENGTH.search(tag.group(0)) if tag else None
+    return int(found.group(1)) if found else None
+
+
+def redact(event: str, data: Any) -> Any:
+    """A frame as it may be logged: passwords never reach the log (DESIGN §9)."""
+    if event == "channelPassword":
+        return "***"
+    if isinstance(data, dict) and any(k in data for k in _SECRET_KEYS):
+        return {k: ("***" if k in _SECRET_KEYS and v else v) for k, v in data.items()}
+    return data
 
 
 class ConnService:
-    def __init__(self, cfg: Config, clock: Callable[[], float] = time.time):
+    def __init__(self, cfg: Config, clock: Callable[[], float] = time.time,
+                 policy: ReconnectPolicy | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
         self.channel = cfg.channel
-        self.name = cfg.bot_name
-        self.governor = Governor(limit=cfg.conn.message_length, max_parts=cfg.conn.max_parts,
-                                 echo_timeout=cfg.conn.echo_timeout)
-        self.replay = ev.JoinReplayFilter()
-        self.rank = -1.0
-        self.antiflood = False
-        self.antiflood_params = (4.0, 1.0, 4.0)
-        self.logged_in = False
-        self.userlist_seen = False
-        self.attempts = 0
-        self.last_kick = ""
-        self._wake = asyncio.Event()
-        self._delivered: OrderedDict[str, bool] = OrderedDict()
+        self.governor = Governor(limit=cfg.conn.message_length or DEFAULT_MESSAGE_LENGTH,
+                                 max_parts=cfg.conn.max_parts, echo_timeout=cfg.conn.echo_timeout)
+        self.session = Session(channel=cfg.channel, name=cfg.bot_name, password=cfg.password,
+                               channel_password=cfg.conn.channel_password,
+                               keepalive_afk=cfg.conn.keepalive_afk, governor=self.governor,
+                               clock=clock)
+        state = Path(cfg.paths.run_dir) / f"conn-{cfg.channel}.json"
+        self.policy = policy or ReconnectPolicy(
+            min_delay=cfg.conn.reconnect_min, max_delay=cfg.conn.reconnect_max,
+            kick_delay=cfg.conn.kick_backoff, guest=not cfg.password, state_path=state)
         self.sio: socketio.AsyncClient | None = None
-        self._fatal: FatalConnError | None = None
+        self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._delivered: OrderedDict[str, bool] = OrderedDict()
+        self._later: set[asyncio.Task[None]] = set()
 
     @property
     def joined(self) -> bool:
-        return self.logged_in and self.userlist_seen
+        return self.session.joined
 
-    # ---- router link -----------------------------------------------------
+    # ---- router link ----------------------------------------------------------------------
 
     async def run(self) -> None:
         ctx = zmq.asyncio.Context()
         self.sock = ipc.dealer_socket(ctx, ipc.endpoint(self.cfg.paths.run_dir, "conn"),
                                       f"conn:{self.channel}")
-        await self.state("connecting")
+        self.session.state("connecting")
+        await self._flush()
         tasks = [asyncio.create_task(self._router_loop()),
                  asyncio.create_task(self._send_loop()),
                  asyncio.create_task(self._connection_loop()),
@@ -104,7 +99,7 @@ class ConnService:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
+            for task in [*tasks, *self._later]:
                 task.cancel()
             if self.sio is not None:
                 with contextlib.suppress(Exception):
@@ -114,10 +109,6 @@ class ConnService:
 
     async def to_router(self, msg: Message) -> None:
         await self.sock.send(encode(msg))
-
-    async def state(self, state: ConnStateName, detail: str = "") -> None:
-        await self.to_router(ConnState(channel=self.channel, state=state, bot_name=self.name,
-                                       bot_rank=self.rank, detail=detail))
 
     async def _router_loop(self) -> None:
         while True:
@@ -136,260 +127,204 @@ class ConnService:
         metrics.GOVERNOR_DEPTH.set(self.governor.depth())
         self._wake.set()
 
-    async def finish(self, say_id: str, ok: bool, parts: int, reason: str = "") -> None:
-        self._delivered[say_id] = ok
-        while len(self._delivered) > 1024:
-            self._delivered.popitem(last=False)
-        received = self.governor.received_at(say_id)
-        metrics.SAY_OUTCOMES.labels("delivered" if ok else reason or "failed").inc()
-        if ok and received is not None:
-            metrics.GOVERNOR_WAIT.observe(self.clock() - received)
-        await self.to_router(Delivered(channel=self.channel, say_id=say_id, ok=ok, parts=parts,
-                                       reason=reason))
+    async def _flush(self) -> None:
+        """Carry out what the session asked for: router messages, emits, lifecycle news."""
+        out, emits, signals = self.session.take()
+        for msg in out:
+            if isinstance(msg, Delivered):
+                self._delivered[msg.say_id] = msg.ok
+                while len(self._delivered) > 1024:
+                    self._delivered.popitem(last=False)
+            await self.to_router(msg)
+        for emit in emits:
+            if emit.delay > 0:
+                task = asyncio.create_task(self._emit_later(emit, self.sio))
+                self._later.add(task)
+                task.add_done_callback(self._later.discard)
+            else:
+                await self._emit(emit.event, emit.data)
+        for signal in signals:
+            if signal == "joined":
+                self.policy.record_joined()
+                await asyncio.to_thread(self.policy.save)
+            elif signal == "kicked":
+                self.policy.record_kick()
+            elif signal == "guest_login":
+                self.policy.record_guest_login()
+            elif signal == "fatal":
+                self._closed.set()
+        self._wake.set()
 
-    # ---- outbound --------------------------------------------------------
+    # ---- outbound -------------------------------------------------------------------------
+
+    async def _emit(self, event: str, data: Any) -> None:
+        sio = self.sio
+        if sio is None or not sio.connected:
+            return
+        if self.cfg.conn.log_frames:
+            log.info("frame out %s %s", event, redact(event, data))
+        await sio.emit(event, data)
+
+    async def _emit_later(self, emit: Emit, sio: socketio.AsyncClient | None) -> None:
+        await asyncio.sleep(emit.delay)
+        if sio is self.sio:  # the same socket: a new one logs in by itself
+            if emit.event == "login" and self.session.guest:
+                self.policy.record_guest_login()
+            await self._emit(emit.event, emit.data)
 
     async def _send_loop(self) -> None:
         while True:
             self._wake.clear()  # before looking, so a Say arriving meanwhile is not missed
             now = self.clock()
             for outcome in self.governor.expire(now):
-                await self.finish(outcome.say_id, outcome.ok, outcome.parts, outcome.reason)
+                self.session.finish(outcome)
             delay = 1.0
-            if self.joined and self.sio is not None:
+            if self.joined and self.sio is not None and not self.session.fatal:
                 part = self.governor.next_part(now)
                 while part is not None:
                     await self._emit_part(part.text, part.pm_to)
                     part = self.governor.next_part(now)
                 delay = min(1.0, self.governor.delay(now))
+            await self._flush()
+            self._wake.clear()
             metrics.GOVERNOR_DEPTH.set(self.governor.depth())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.005))
 
     async def _emit_part(self, text: str, pm_to: str) -> None:
-        assert self.sio is not None
         log.debug("emit part (%d chars)", len(text))
         if pm_to:
-            await self.sio.emit("pm", {"to": pm_to, "msg": text, "meta": {}})
+            await self._emit("pm", {"to": pm_to, "msg": text, "meta": {}})
         else:
-            await self.sio.emit("chatMsg", {"msg": text, "meta": {}})
+            await self._emit("chatMsg", {"msg": text, "meta": {}})
         metrics.SENT.labels("pm" if pm_to else "chat").inc()
 
-    # ---- connection lifecycle -------------------------------------------
+    # ---- connection lifecycle -------------------------------------------------------------
 
     async def _connection_loop(self) -> None:
+        cause: Cause = "start"
         while True:
+            delay = self.policy.next_delay(cause)
+            metrics.BACKOFF.set(delay)
+            if delay > 0:
+                log.info("connecting in %.1f s (%s)", delay, cause)
+                await asyncio.sleep(delay)
+            self.policy.record_attempt()
+            await asyncio.to_thread(self.policy.save)
             try:
-                await self._connect_once()
+                cause = await self._connect_once()
             except FatalConnError as exc:
-                metrics.FATAL.set(1)
-                metrics.CONNECTED.set(0)
-                log.error("conn stopped retrying: %s", exc)
-                await self.state("fatal", str(exc))
-                await asyncio.Event().wait()  # idle: supervisord must not restart-loop us
+                await self._idle_fatal(str(exc))
             except Exception as exc:
                 log.warning("connection failed: %s: %s", type(exc).__name__, exc)
+                cause = "rate_limited" if "Rate limit" in str(exc) else "failure"
             metrics.CONNECTED.set(0)
-            self.governor.on_disconnect()
-            await self.state("disconnected", self.last_kick)
-            self.attempts += 1
-            cause = "kick" if self.last_kick else "disconnect"
             metrics.RECONNECTS.labels(cause).inc()
-            await asyncio.sleep(self.backoff())
-            self.last_kick = ""
+            self.governor.on_disconnect()
+            for task in list(self._later):
+                task.cancel()
+            self.session.state("disconnected", self.session.kick_reason)
+            await self._flush()
 
-    def backoff(self) -> float:
-        """Jittered exponential backoff; >= 10 s after a few tries (5-token IP bucket)."""
-        base = self.cfg.conn.reconnect_min * 2 ** min(self.attempts - 1, 8)
-        if self.attempts > 3:
-            base = max(base, 10.0)
-        if self.last_kick == "Duplicate login":
-            base = max(base, 15.0)
-        if not self.cfg.password:
-            base = max(base, GUEST_LOGIN_WAIT if self.attempts > 1 else base)
-        return min(base, self.cfg.conn.reconnect_max) * random.uniform(0.8, 1.2)
+    async def _idle_fatal(self, reason: str) -> None:
+        """Stay up and idle: supervisord must not restart-loop us into the server."""
+        metrics.FATAL.set(1)
+        metrics.CONNECTED.set(0)
+        metrics.CONNECT_ATTEMPTS.labels("fatal").inc()
+        log.error("conn stopped retrying: %s", reason)
+        self.session.state("fatal", reason)
+        await self._flush()
+        if self.sio is not None:
+            with contextlib.suppress(Exception):
+                await self.sio.disconnect()
+        await asyncio.Event().wait()
 
-    async def socket_url(self) -> str:
-        url = f"{self.cfg.domain.rstrip('/')}/socketconfig/{self.channel}.json"
+    async def lookup(self) -> str:
+        """The socket URL from socketconfig (a 404 is fatal) and the channel's length limit."""
+        base = self.cfg.domain.rstrip("/")
+        url = f"{base}/socketconfig/{self.channel}.json"
         timeout = aiohttp.ClientTimeout(total=self.cfg.conn.connect_timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session, \
-                session.get(url) as resp:
-            if resp.status == 404:
-                raise FatalConnError(f"channel {self.channel!r} does not exist at "
-                                     f"{self.cfg.domain} (socketconfig 404)")
-            resp.raise_for_status()
-            body = await resp.json(content_type=None)
-        servers = body.get("servers") or []
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async with http.get(url) as resp:
+                if resp.status == 404:
+                    raise FatalConnError(f"channel {self.channel!r} does not exist at "
+                                         f"{self.cfg.domain} (socketconfig 404)")
+                resp.raise_for_status()
+                body = await resp.json(content_type=None)
+            if not self.cfg.conn.message_length:
+                self._set_limit(await self._page_maxlength(http, f"{base}/r/{self.channel}"))
+        servers = body.get("servers") if isinstance(body, dict) else None
         if not servers:
             raise ConnectionError(f"{url} lists no socket servers")
-        secure = [s for s in servers if s.get("secure")]
+        secure = [s for s in servers if isinstance(s, dict) and s.get("secure")]
         return str((secure or servers)[0]["url"])
 
-    async def _connect_once(self) -> None:
-        url = await self.socket_url()
+    async def _page_maxlength(self, http: aiohttp.ClientSession, url: str) -> int | None:
+        with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, UnicodeError):
+            async with http.get(url) as resp:
+                if resp.status == 200:
+                    return chat_maxlength(await resp.text())
+        return None
+
+    def _set_limit(self, found: int | None) -> None:
+        limit = found if found and 40 <= found <= 1000 else DEFAULT_MESSAGE_LENGTH
+        if limit != self.governor.limit:
+            log.info("chat messages are split at %d UTF-16 units (%s)", limit,
+                     "channel page" if found else "default")
+        self.governor.set_limit(limit)
+        metrics.MESSAGE_LENGTH.set(limit)
+
+    async def _connect_once(self) -> Cause:
+        url = await self.lookup()
+        metrics.MESSAGE_LENGTH.set(self.governor.limit)
         sio = socketio.AsyncClient(reconnection=False)
         self.sio = sio
-        closed = asyncio.Event()
+        self._closed.clear()
         sio.on("connect", self._on_connect)
-        sio.on("disconnect", lambda *args: closed.set())
+        sio.on("disconnect", self._on_disconnect)
         sio.on("*", self.on_frame)
-        self.logged_in = self.userlist_seen = False
         try:
             await sio.connect(url, transports=["websocket"],
                               wait_timeout=self.cfg.conn.connect_timeout)
         except socketio.exceptions.ConnectionError as exc:
-            if "banned" in str(exc).lower():
+            verdict = classify_connect_error(str(exc))
+            metrics.CONNECT_ATTEMPTS.labels(verdict).inc()
+            if verdict == "fatal":
                 raise FatalConnError(f"banned from the server: {exc}") from exc
             raise
-        await closed.wait()
-        if self._fatal is not None:
-            raise self._fatal
+        metrics.CONNECT_ATTEMPTS.labels("connected").inc()
+        await self._closed.wait()
+        if self.session.fatal:
+            raise FatalConnError(self.session.fatal)
+        with contextlib.suppress(Exception):
+            await sio.disconnect()
+        kick = self.session.kick_verdict
         log.warning("disconnected from %s%s", url,
-                    f" (kicked: {self.last_kick})" if self.last_kick else "")
+                    f" (kicked: {self.session.kick_reason})" if kick else "")
+        if kick in ("duplicate", "kick"):
+            return "kick"
+        if kick == "rate_limited":
+            return "rate_limited"
+        return "disconnect" if self.policy.log.failures == 0 else "failure"
 
     async def _on_connect(self) -> None:
-        assert self.sio is not None
-        log.info("connected; joining %s as %s", self.channel, self.name)
-        self.replay.on_join_sent()
-        join: dict[str, Any] = {"name": self.channel}
-        if self.cfg.conn.channel_password:
-            join["pw"] = self.cfg.conn.channel_password
-        await self.sio.emit("joinChannel", join)
-        login: dict[str, Any] = {"name": self.name}
-        if self.cfg.password:
-            login["pw"] = self.cfg.password
-        await self.sio.emit("login", login)
+        log.info("connected; joining %s as %s", self.channel, self.session.name)
+        for emit in self.session.start_socket():
+            await self._emit(emit.event, emit.data)
+        await self._flush()
 
-    # ---- inbound ---------------------------------------------------------
+    async def _on_disconnect(self, *reason: Any) -> None:
+        if self.cfg.conn.log_frames:
+            log.info("frame in disconnect %s", reason)
+        self._closed.set()
+
+    # ---- inbound --------------------------------------------------------------------------
 
     async def on_frame(self, event: str, data: Any = None) -> None:
-        metrics.FRAMES_IN.labels(event if event in KNOWN_EVENTS else "other").inc()
-        metrics.LAST_EVENT.set(self.clock())
-        try:
-            frame = ev.parse_frame(event, data)
-        except ev.FrameError as exc:
-            metrics.FRAME_ERRORS.labels(event if event in KNOWN_EVENTS else "other").inc()
-            log.warning("dropped malformed %s frame: %s", event, exc)
-            return
-        try:
-            await self.handle(frame)
-        except FatalConnError as exc:
-            self.last_kick = str(exc)
-            self._fatal = exc
-            metrics.FATAL.set(1)
-            log.error("%s", exc)
-            await self.state("fatal", str(exc))
-            if self.sio is not None:
-                await self.sio.disconnect()
-
-    async def handle(self, frame: object) -> None:
-        me = self.name.lower()
-        if isinstance(frame, ev.ChatFrame):
-            if self.replay.is_replay(frame.time):
-                metrics.REPLAYS_DROPPED.inc()
-            elif frame.username.lower() == me:
-                await self._confirm(self.governor.on_echo(private=False))
-            elif not frame.shadow and not frame.is_server_notice:
-                log.debug("chat from %s forwarded", frame.username)
-                await self.to_router(Chat(channel=self.channel, username=frame.username,
-                                          text=frame.text, time=frame.time,
-                                          received_at=self.clock()))
-        elif isinstance(frame, ev.PmFrame):
-            if frame.username.lower() == me:
-                await self._confirm(self.governor.on_echo(private=True))
-            else:
-                await self.to_router(Pm(channel=self.channel, username=frame.username,
-                                        text=frame.text, time=frame.time,
-                                        received_at=self.clock()))
-        elif isinstance(frame, ev.UserlistFrame):
-            self.replay.on_userlist()
-            await self.to_router(UserList(channel=self.channel,
-                                          users=[to_user(u) for u in frame.users]))
-            was_joined = self.joined
-            self.userlist_seen = True
-            if not was_joined and self.joined:
-                await self._maybe_joined()
-        elif isinstance(frame, ev.AddUserFrame):
-            await self.to_router(UserJoined(channel=self.channel, user=to_user(frame.user)))
-        elif isinstance(frame, ev.UserLeaveFrame):
-            if frame.name.lower() != me:  # our own old socket after a duplicate login
-                await self.to_router(UserLeft(channel=self.channel, name=frame.name))
-        elif isinstance(frame, ev.SetUserRankFrame):
-            await self.to_router(RankChanged(channel=self.channel, name=frame.name,
-                                             rank=frame.rank))
-        elif isinstance(frame, ev.RankFrame):
-            self.rank = frame.rank
-            self._update_pace()
-        elif isinstance(frame, ev.LoginFrame):
-            await self._on_login(frame)
-        elif isinstance(frame, ev.KickFrame):
-            self.last_kick = frame.reason or "kicked"
-            log.warning("kicked: %s", self.last_kick)
-        elif isinstance(frame, ev.CooldownFrame):
-            metrics.SERVER_DROPPED.labels("cooldown").inc()
-            if self.governor.on_cooldown() is not None:
-                metrics.RESENT.inc()
-            self._wake.set()
-        elif isinstance(frame, ev.ErrorMsgFrame):
-            log.warning("server error: %s", frame.msg)
-            if "PM" in frame.msg:
-                await self._confirm(self.governor.on_error(True, "pm failed"))
-        elif isinstance(frame, (ev.NoFloodFrame, ev.SpamFilteredFrame)):
-            metrics.SERVER_DROPPED.labels(type(frame).__name__.removesuffix("Frame")).inc()
-            await self._confirm(self.governor.on_error(False, "refused by server"))
-        elif isinstance(frame, ev.NeedPasswordFrame):
-            await self._on_need_password(frame)
-        elif isinstance(frame, ev.ChannelOptsFrame):
-            self.antiflood = frame.chat_antiflood
-            self.antiflood_params = (frame.antiflood_burst, frame.antiflood_sustained,
-                                     frame.antiflood_burst / max(frame.antiflood_sustained, 0.1))
-            self._update_pace()
-
-    async def _confirm(self, outcome: Any) -> None:
-        if outcome is not None:
-            await self.finish(outcome.say_id, outcome.ok, outcome.parts, outcome.reason)
-        self._wake.set()
-
-    async def _maybe_joined(self) -> None:
-        if self.joined:
-            self.attempts = 0
-            metrics.CONNECTED.set(1)
-            metrics.FATAL.set(0)
-            log.info("joined %s as %s (rank %g)", self.channel, self.name, self.rank)
-            await self.state("joined")
-            self._wake.set()
-
-    async def _on_login(self, frame: ev.LoginFrame) -> None:
-        if frame.success:
-            self.name = frame.name or self.name
-            was_joined = self.joined
-            self.logged_in = True
-            if not was_joined and self.joined:
-                await self._maybe_joined()
-            return
-        log.error("login as %s failed: %s", self.name, frame.error)
-        if any(marker in frame.error for marker in FATAL_LOGIN_ERRORS):
-            raise FatalConnError(f"login as {self.name!r} refused: {frame.error}")
-        if "Guest logins are restricted" in frame.error or "already in use" in frame.error:
-            await asyncio.sleep(GUEST_LOGIN_WAIT if "Guest" in frame.error else 10.0)
-            if self.sio is not None and self.sio.connected:
-                await self.sio.emit("login", {"name": self.name})
-
-    async def _on_need_password(self, frame: ev.NeedPasswordFrame) -> None:
-        if frame.wrong or not self.cfg.conn.channel_password:
-            raise FatalConnError("the channel needs a password: set conn.channel_password "
-                                 "(or ROSEY_CHANNEL_PASSWORD)" if not frame.wrong else
-                                 "the channel password was refused")
-        assert self.sio is not None
-        await self.sio.emit("channelPassword", self.cfg.conn.channel_password)
-
-    def _update_pace(self) -> None:
-        if self.antiflood and self.rank < 2:
-            # setOptions caps the channel's params at the server minimum (20, 10/s).
-            burst, sustained, cooldown = self.antiflood_params
-            self.governor.set_pace(int(min(burst, 20)), min(sustained, 10.0), cooldown)
-        else:
-            self.governor.set_pace(*SERVER_DEFAULT)
+        if self.cfg.conn.log_frames:
+            log.info("frame in %s %s", event, redact(event, data))
+        self.session.on_frame(event, data)
+        await self._flush()
 
 
 def main_loop(cfg: Config) -> None:

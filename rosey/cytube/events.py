@@ -1,8 +1,9 @@
-"""CyTube server frames -> typed events. Pure: no I/O, stdlib only.
+"""CyTube server frames -> typed frames. Pure: no I/O, stdlib only.
 
 Every fact here comes from ``shared/cytube/PROTOCOL.md`` and the frames recorded in
 ``shared/cytube/transcript.jsonl`` (CyTube 3.86). The server sends at most one argument per
-frame; ``parse_frame(event, data)`` turns that pair into one of the frozen dataclasses below.
+frame; ``parse_frame(event, data)`` turns that pair into one of the dataclasses of
+:mod:`rosey.cytube.frames` through the table ``PARSERS`` (event name -> parser).
 
 Rules:
 
@@ -11,49 +12,23 @@ Rules:
 * Lenient where the server is lenient: extra keys are ignored, ``meta`` may be absent.
 * Strict where it matters: ``chatMsg`` needs a str ``username``, a str ``msg`` and a numeric
   ``time`` (epoch ms).
-* Events the bot does not need (and unknown events) become :class:`IgnoredFrame`.
+* Known events the bot does not use become :class:`IgnoredFrame`; any other event name becomes
+  :class:`UnknownFrame` (counted by the caller, so a server upgrade shows up in metrics).
 """
 
 from __future__ import annotations
 
-import html
 import math
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = [
-    "SERVER_NAME",
-    "AddUserFrame",
-    "CancelNeedPasswordFrame",
-    "ChangeMediaFrame",
-    "ChannelOptsFrame",
-    "ChatFrame",
-    "ClearChatFrame",
-    "CooldownFrame",
-    "ErrorMsgFrame",
-    "Frame",
-    "FrameError",
-    "IgnoredFrame",
-    "JoinReplayFilter",
-    "KickFrame",
-    "LoginFrame",
-    "NeedPasswordFrame",
-    "NoFloodFrame",
-    "PmFrame",
-    "RankFrame",
-    "SetAFKFrame",
-    "SetUserMetaFrame",
-    "SetUserProfileFrame",
-    "SetUserRankFrame",
-    "SpamFilteredFrame",
-    "UserEntry",
-    "UserLeaveFrame",
-    "UserlistFrame",
-    "html_to_text",
-    "parse_frame",
-]
+from rosey.cytube import frames as fr
+from rosey.cytube.frames import *  # noqa: F403 - this module is the public face of the frames
+from rosey.cytube.htmltext import html_to_text
+from rosey.cytube.replay import JoinReplayFilter
+
+__all__ = ["IGNORED_EVENTS", "KNOWN_EVENTS", "PARSERS", "SERVER_NAME", "FrameError",
+           "JoinReplayFilter", "html_to_text", "parse_frame"]
 
 #: ``username`` of server notices (``[server] roseybot joined …``), PROTOCOL §6.6.
 SERVER_NAME = "[server]"
@@ -63,269 +38,7 @@ class FrameError(Exception):
     """A frame whose payload does not have the shape the protocol promises."""
 
 
-# --------------------------------------------------------------------------------------------
-# HTML -> text (PROTOCOL §6.2, DESIGN §9)
-# --------------------------------------------------------------------------------------------
-
-# A tag; quoted attribute values may contain '>'. No part of a tag may contain a raw '<' (the
-# server escapes it everywhere), so each match attempt stops at the next '<': linear time even
-# on hostile 1 MiB frames.
-_TAG_RE = re.compile(r"""<(/?)([A-Za-z][A-Za-z0-9]*)((?:[^<>"']|"[^"<]*"|'[^'<]*')*)>""")
-_ATTR_RE = re.compile(r"""([A-Za-z_:][-A-Za-z0-9_:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
-# Reversal of the default chat filters (src/channel/filters.js).
-_MARKS = {"strong": "*", "em": "_", "code": "`", "s": "~~"}
-
-
-def _attrs(raw: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for m in _ATTR_RE.finditer(raw):
-        value = m.group(2) if m.group(2) is not None else m.group(3)
-        if value is None:
-            value = m.group(4) or ""
-        out.setdefault(m.group(1).lower(), value)
-    return out
-
-
-def html_to_text(html_text: str) -> str:
-    """Plain text from a received ``msg``: reverses CyTube's filters, unescapes entities.
-
-    ``<strong>x</strong>`` -> ``*x*``, ``<em>`` -> ``_``, ``<code>`` -> backtick, ``<s>`` -> ``~~``,
-    ``<span class="spoiler">x</span>`` -> ``[sp]x[/sp]``, ``<a href="U">…</a>`` -> ``U``; any
-    other tag is dropped (its text kept); entities are unescaped once.
-    """
-    out: list[str] = []
-    anchor: list[str] | None = None  # text inside an open <a href>, dropped when it closes
-    spans: list[str] = []
-    pos = 0
-    for m in _TAG_RE.finditer(html_text):
-        text = html.unescape(html_text[pos : m.start()])
-        if anchor is not None:
-            anchor.append(text)
-        else:
-            out.append(text)
-        pos = m.end()
-        closing = m.group(1) == "/"
-        name = m.group(2).lower()
-        if name == "a":
-            if closing:
-                anchor = None
-            elif anchor is None:
-                href = _attrs(m.group(3)).get("href")
-                if href is not None:
-                    out.append(html.unescape(href))
-                    anchor = []
-            continue
-        if anchor is not None:
-            continue
-        if name in _MARKS:
-            out.append(_MARKS[name])
-        elif name == "span":
-            if closing:
-                out.append(spans.pop() if spans else "")
-            else:
-                spoiler = "spoiler" in _attrs(m.group(3)).get("class", "").split()
-                out.append("[sp]" if spoiler else "")
-                spans.append("[/sp]" if spoiler else "")
-    tail = html.unescape(html_text[pos:])
-    if anchor is not None:  # unclosed <a>: keep its text rather than lose it
-        out.extend(anchor)
-    out.append(tail)
-    return "".join(out)
-
-
-# --------------------------------------------------------------------------------------------
-# Frames
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ChatFrame:
-    """``chatMsg {username, msg, meta, time}``; also join replays and ``[server]`` notices."""
-
-    username: str
-    msg_html: str
-    text: str
-    time: int  # server epoch ms
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
-    shadow: bool = False  # meta.shadow: a shadow-muted user's line, only mods see it
-    is_server_notice: bool = False  # username == "[server]"
-
-
-@dataclass(frozen=True, slots=True)
-class PmFrame:
-    """``pm {username, msg, meta, time, to}``: sent to both sender and recipient."""
-
-    username: str
-    to: str
-    text: str
-    time: int
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
-    msg_html: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class UserEntry:
-    """One ``userlist`` item or ``addUser`` payload. Mods see ``smuted``/``aliases``."""
-
-    name: str
-    rank: float
-    afk: bool = False
-    muted: bool = False
-    smuted: bool = False
-    aliases: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class UserlistFrame:
-    users: tuple[UserEntry, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AddUserFrame:
-    user: UserEntry
-
-
-@dataclass(frozen=True, slots=True)
-class UserLeaveFrame:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetUserRankFrame:
-    name: str
-    rank: float
-
-
-@dataclass(frozen=True, slots=True)
-class SetUserMetaFrame:
-    name: str
-    afk: bool
-    muted: bool
-    smuted: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SetAFKFrame:
-    name: str
-    afk: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RankFrame:
-    """``rank <n>``: this socket's own effective rank (-1 anonymous)."""
-
-    rank: float
-
-
-@dataclass(frozen=True, slots=True)
-class LoginFrame:
-    success: bool
-    name: str = ""
-    guest: bool = False
-    error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class KickFrame:
-    """Always followed by a server-side disconnect; no auto-reconnect happens."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorMsgFrame:
-    msg: str
-
-
-@dataclass(frozen=True, slots=True)
-class NoFloodFrame:
-    action: str
-    msg: str
-
-
-@dataclass(frozen=True, slots=True)
-class SpamFilteredFrame:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CooldownFrame:
-    """The last chat/pm was dropped by the flood limiter (not queued)."""
-
-    ms: float
-
-
-@dataclass(frozen=True, slots=True)
-class NeedPasswordFrame:
-    wrong: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CancelNeedPasswordFrame:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ClearChatFrame:
-    cleared_by: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeMediaFrame:
-    title: str
-    id: str
-    type: str
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class SetUserProfileFrame:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelOptsFrame:
-    afk_timeout: float
-    chat_antiflood: bool
-    antiflood_burst: float
-    antiflood_sustained: float
-
-
-@dataclass(frozen=True, slots=True)
-class IgnoredFrame:
-    """A known-but-uninteresting or unknown event."""
-
-    event: str
-
-
-Frame = (
-    ChatFrame
-    | PmFrame
-    | UserlistFrame
-    | AddUserFrame
-    | UserLeaveFrame
-    | SetUserRankFrame
-    | SetUserMetaFrame
-    | SetAFKFrame
-    | RankFrame
-    | LoginFrame
-    | KickFrame
-    | ErrorMsgFrame
-    | NoFloodFrame
-    | SpamFilteredFrame
-    | CooldownFrame
-    | NeedPasswordFrame
-    | CancelNeedPasswordFrame
-    | ClearChatFrame
-    | ChangeMediaFrame
-    | SetUserProfileFrame
-    | ChannelOptsFrame
-    | IgnoredFrame
-)
-
-# --------------------------------------------------------------------------------------------
-# Field helpers
-# --------------------------------------------------------------------------------------------
+# ---- field helpers ----------------------------------------------------------------------------
 
 _REQUIRED: Any = object()
 
@@ -369,6 +82,10 @@ def _num(d: dict[str, Any], key: str, default: Any = _REQUIRED) -> float:
     return _number(d[key], f"key {key!r}")
 
 
+def _int(value: object, what: str) -> int:
+    return int(_number(value, what))
+
+
 def _bool(d: dict[str, Any], key: str, default: bool = False) -> bool:
     value = d.get(key, default)
     if value is None:
@@ -376,6 +93,12 @@ def _bool(d: dict[str, Any], key: str, default: bool = False) -> bool:
     if not isinstance(value, bool):
         raise FrameError(f"key {key!r}: expected a boolean, got {_typename(value)}")
     return value
+
+
+def _bare_bool(data: object, what: str) -> bool:
+    if not isinstance(data, bool):
+        raise FrameError(f"{what}: expected a boolean, got {_typename(data)}")
+    return data
 
 
 def _meta(d: dict[str, Any]) -> dict[str, Any]:
@@ -387,45 +110,34 @@ def _meta(d: dict[str, Any]) -> dict[str, Any]:
     return dict(meta)
 
 
-def _time(d: dict[str, Any]) -> int:
-    return int(_num(d, "time"))
+def _after(value: object) -> int | str:
+    """``after`` of queue/moveVideo: a uid, or "prepend"/"append"."""
+    if isinstance(value, str):
+        return value
+    return _int(value, "key 'after'")
 
 
-# --------------------------------------------------------------------------------------------
-# Per-event parsers
-# --------------------------------------------------------------------------------------------
+# ---- per-event parsers ------------------------------------------------------------------------
 
 
-def _chat(data: object) -> ChatFrame:
+def _chat(data: object) -> fr.ChatFrame:
     d = _obj(data)
     username = _str(d, "username")
     msg = _str(d, "msg")
     meta = _meta(d)
-    return ChatFrame(
-        username=username,
-        msg_html=msg,
-        text=html_to_text(msg),
-        time=_time(d),
-        meta=meta,
-        shadow=meta.get("shadow") is True,
-        is_server_notice=username == SERVER_NAME,
-    )
+    return fr.ChatFrame(username=username, msg_html=msg, text=html_to_text(msg),
+                     time=int(_num(d, "time")), meta=meta, shadow=meta.get("shadow") is True,
+                     is_server_notice=username == SERVER_NAME)
 
 
-def _pm(data: object) -> PmFrame:
+def _pm(data: object) -> fr.PmFrame:
     d = _obj(data)
     msg = _str(d, "msg")
-    return PmFrame(
-        username=_str(d, "username"),
-        to=_str(d, "to", ""),
-        text=html_to_text(msg),
-        time=_time(d),
-        meta=_meta(d),
-        msg_html=msg,
-    )
+    return fr.PmFrame(username=_str(d, "username"), to=_str(d, "to", ""), text=html_to_text(msg),
+                   time=int(_num(d, "time")), meta=_meta(d), msg_html=msg)
 
 
-def _user_entry(data: object) -> UserEntry:
+def _user_entry(data: object) -> fr.UserEntry:
     d = _obj(data)
     meta = _meta(d)
     aliases = meta.get("aliases", ())
@@ -433,165 +145,211 @@ def _user_entry(data: object) -> UserEntry:
         aliases = ()
     if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, str) for a in aliases):
         raise FrameError("meta.aliases: expected a list of strings")
-    return UserEntry(
-        name=_str(d, "name"),
-        rank=_num(d, "rank"),
-        afk=_bool(meta, "afk"),
-        muted=_bool(meta, "muted"),
-        smuted=_bool(meta, "smuted"),
-        aliases=tuple(aliases),
-    )
+    return fr.UserEntry(name=_str(d, "name"), rank=_num(d, "rank"), afk=_bool(meta, "afk"),
+                     muted=_bool(meta, "muted"), smuted=_bool(meta, "smuted"),
+                     aliases=tuple(aliases))
 
 
-def _userlist(data: object) -> UserlistFrame:
+def _list(data: object) -> list[Any]:
     if not isinstance(data, list):
         raise FrameError(f"expected an array, got {_typename(data)}")
-    return UserlistFrame(tuple(_user_entry(item) for item in data))
+    return data
 
 
-def _set_user_meta(data: object) -> SetUserMetaFrame:
+def _set_user_rank(data: object) -> fr.SetUserRankFrame:
+    d = _obj(data)
+    userrank = _num(d, "userrank") if d.get("userrank") is not None else None
+    return fr.SetUserRankFrame(_str(d, "name"), _num(d, "rank"), userrank)
+
+
+def _set_user_meta(data: object) -> fr.SetUserMetaFrame:
     d = _obj(data)
     meta = _obj(d.get("meta"))
-    return SetUserMetaFrame(
-        name=_str(d, "name"),
-        afk=_bool(meta, "afk"),
-        muted=_bool(meta, "muted"),
-        smuted=_bool(meta, "smuted"),
-    )
+    return fr.SetUserMetaFrame(name=_str(d, "name"), afk=_bool(meta, "afk"),
+                            muted=_bool(meta, "muted"), smuted=_bool(meta, "smuted"))
 
 
-def _login(data: object) -> LoginFrame:
+def _profile(data: object) -> fr.SetUserProfileFrame:
+    d = _obj(data)
+    profile = d.get("profile")
+    p = {} if profile is None else _obj(profile)
+    return fr.SetUserProfileFrame(_str(d, "name"), _str(p, "text", ""), _str(p, "image", ""))
+
+
+def _login(data: object) -> fr.LoginFrame:
     d = _obj(data)
     success = d.get("success")
     if not isinstance(success, bool):
         raise FrameError(f"key 'success': expected a boolean, got {_typename(success)}")
-    return LoginFrame(
-        success=success,
-        name=_str(d, "name", ""),
-        guest=_bool(d, "guest"),
-        error=_str(d, "error", ""),
-    )
+    return fr.LoginFrame(success=success, name=_str(d, "name", ""), guest=_bool(d, "guest"),
+                      error=_str(d, "error", ""))
 
 
-def _need_password(data: object) -> NeedPasswordFrame:
+def _need_password(data: object) -> fr.NeedPasswordFrame:
+    return fr.NeedPasswordFrame(False if data is None else _bare_bool(data, "needPassword"))
+
+
+def _clear_chat(data: object) -> fr.ClearChatFrame:
     if data is None:
-        return NeedPasswordFrame(False)
-    if not isinstance(data, bool):
-        raise FrameError(f"expected a boolean, got {_typename(data)}")
-    return NeedPasswordFrame(data)
+        return fr.ClearChatFrame("")
+    return fr.ClearChatFrame(_str(_obj(data), "clearedBy", ""))
 
 
-def _clear_chat(data: object) -> ClearChatFrame:
-    if data is None:
-        return ClearChatFrame("")
-    return ClearChatFrame(_str(_obj(data), "clearedBy", ""))
-
-
-def _change_media(data: object) -> ChangeMediaFrame:
+def _error_msg(data: object) -> fr.ErrorMsgFrame:
     d = _obj(data)
-    return ChangeMediaFrame(
-        title=_str(d, "title", ""),
-        id=_str(d, "id"),
-        type=_str(d, "type"),
-        seconds=_num(d, "seconds", 0),
-    )
+    code = d.get("code")
+    return fr.ErrorMsgFrame(_str(d, "msg"), code if isinstance(code, str) else "")
 
 
-def _channel_opts(data: object) -> ChannelOptsFrame:
+def _media(d: dict[str, Any]) -> fr.Media:
+    return fr.Media(title=_str(d, "title", ""), id=_str(d, "id"), type=_str(d, "type"),
+                 seconds=_num(d, "seconds", 0))
+
+
+def _item(data: object) -> fr.PlaylistItem:
+    d = _obj(data)
+    return fr.PlaylistItem(uid=_int(d.get("uid"), "key 'uid'"), media=_media(_obj(d.get("media"))),
+                        temp=_bool(d, "temp"), queueby=_str(d, "queueby", ""))
+
+
+def _change_media(data: object) -> fr.ChangeMediaFrame:
+    d = _obj(data)
+    m = _media(d)
+    return fr.ChangeMediaFrame(title=m.title, id=m.id, type=m.type, seconds=m.seconds,
+                            current_time=_num(d, "currentTime", 0), paused=_bool(d, "paused"))
+
+
+def _channel_opts(data: object) -> fr.ChannelOptsFrame:
     d = _obj(data)
     params = d.get("chat_antiflood_params")
     p = {} if params is None else _obj(params)
-    return ChannelOptsFrame(
-        afk_timeout=_num(d, "afk_timeout", 600),
-        chat_antiflood=_bool(d, "chat_antiflood"),
-        antiflood_burst=_num(p, "burst", 4),
-        antiflood_sustained=_num(p, "sustained", 1),
-    )
+    cooldown = _num(p, "cooldown") if p.get("cooldown") is not None else None
+    return fr.ChannelOptsFrame(afk_timeout=_num(d, "afk_timeout", 600),
+                            chat_antiflood=_bool(d, "chat_antiflood"),
+                            antiflood_burst=_num(p, "burst", 4),
+                            antiflood_sustained=_num(p, "sustained", 1),
+                            antiflood_cooldown=cooldown)
 
 
-_PARSERS: dict[str, Callable[[object], Frame]] = {
+def _permissions(data: object) -> fr.SetPermissionsFrame:
+    d = _obj(data)
+    return fr.SetPermissionsFrame({str(k): _number(v, f"key {k!r}") for k, v in d.items()})
+
+
+def _channel_ranks(data: object) -> fr.ChannelRanksFrame:
+    rows = (_obj(row) for row in _list(data))
+    return fr.ChannelRanksFrame(tuple((_str(r, "name"), _num(r, "rank")) for r in rows))
+
+
+def _validation(passed: bool) -> Callable[[object], fr.ValidationFrame]:
+    def parse(data: object) -> fr.ValidationFrame:
+        d = _obj(data)
+        return fr.ValidationFrame(_str(d, "target", ""), passed, _str(d, "message", ""))
+
+    return parse
+
+
+def _queue_fail(warn: bool) -> Callable[[object], fr.QueueFailFrame]:
+    def parse(data: object) -> fr.QueueFailFrame:
+        d = _obj(data)
+        link = d.get("link")
+        return fr.QueueFailFrame(_str(d, "msg"), link if isinstance(link, str) else "", warn)
+
+    return parse
+
+
+def _ignored(event: str) -> Callable[[object], fr.IgnoredFrame]:
+    return lambda data: fr.IgnoredFrame(event)
+
+
+def _o(data: object) -> dict[str, Any]:
+    return _obj(data)
+
+
+#: The event table: every event CyTube 3.86 sends (PROTOCOL §3–§8) -> its parser.
+PARSERS: dict[str, Callable[[object], fr.Frame]] = {
+    # chat §6
     "chatMsg": _chat,
     "pm": _pm,
-    "userlist": _userlist,
-    "addUser": lambda data: AddUserFrame(_user_entry(data)),
-    "userLeave": lambda data: UserLeaveFrame(_str(_obj(data), "name")),
-    "setUserRank": lambda data: SetUserRankFrame(
-        _str(_obj(data), "name"), _num(_obj(data), "rank")
-    ),
-    "setUserMeta": _set_user_meta,
-    "setAFK": lambda data: SetAFKFrame(_str(_obj(data), "name"), _bool(_obj(data), "afk")),
-    "rank": lambda data: RankFrame(_number(data, "rank")),
-    "login": _login,
-    "kick": lambda data: KickFrame(_str(_obj(data), "reason", "")),
-    "errorMsg": lambda data: ErrorMsgFrame(_str(_obj(data), "msg")),
-    "noflood": lambda data: NoFloodFrame(
-        _str(_obj(data), "action", ""), _str(_obj(data), "msg", "")
-    ),
-    "spamFiltered": lambda data: SpamFilteredFrame(_str(_obj(data), "reason", "")),
-    "cooldown": lambda data: CooldownFrame(_number(data, "cooldown")),
-    "needPassword": _need_password,
-    "cancelNeedPassword": lambda data: CancelNeedPasswordFrame(),
     "clearchat": _clear_chat,
-    "changeMedia": _change_media,
-    "setUserProfile": lambda data: SetUserProfileFrame(_str(_obj(data), "name")),
+    "cooldown": lambda data: fr.CooldownFrame(_number(data, "cooldown")),
+    "noflood": lambda data: fr.NoFloodFrame(_str(_o(data), "action", ""),
+                                            _str(_o(data), "msg", "")),
+    "spamFiltered": lambda data: fr.SpamFilteredFrame(_str(_o(data), "reason", "")),
+    "errorMsg": _error_msg,
+    # users §4–§5
+    "userlist": lambda data: fr.UserlistFrame(tuple(_user_entry(u) for u in _list(data))),
+    "addUser": lambda data: fr.AddUserFrame(_user_entry(data)),
+    "userLeave": lambda data: fr.UserLeaveFrame(_str(_o(data), "name")),
+    "setUserRank": _set_user_rank,
+    "setUserMeta": _set_user_meta,
+    "setAFK": lambda data: fr.SetAFKFrame(_str(_o(data), "name"), _bool(_o(data), "afk")),
+    "setUserProfile": _profile,
+    "setLeader": lambda data: fr.SetLeaderFrame(_str({"name": data}, "name")),
+    "usercount": lambda data: fr.UsercountFrame(_int(data, "usercount")),
+    "channelRanks": _channel_ranks,
+    "channelRankFail": lambda data: fr.ChannelRankFailFrame(_str(_o(data), "msg")),
+    "clearVoteskipVote": lambda data: fr.ClearVoteskipVoteFrame(),
+    # session §3
+    "rank": lambda data: fr.RankFrame(_number(data, "rank")),
+    "login": _login,
+    "kick": lambda data: fr.KickFrame(_str(_o(data), "reason", "")),
+    "needPassword": _need_password,
+    "cancelNeedPassword": lambda data: fr.CancelNeedPasswordFrame(),
+    "channelNotRegistered": lambda data: fr.ChannelNotRegisteredFrame(),
+    "announcement": lambda data: fr.AnnouncementFrame(
+        _str(_o(data), "title", ""), _str(_o(data), "text", ""), _str(_o(data), "from", "")),
+    # channel settings §4, §8
     "channelOpts": _channel_opts,
+    "setPermissions": _permissions,
+    "validationPassed": _validation(True),
+    "validationError": _validation(False),
+    # playlist §7
+    "playlist": lambda data: fr.PlaylistFrame(tuple(_item(i) for i in _list(data))),
+    "queue": lambda data: fr.QueueFrame(_item(_o(data).get("item")), _after(_o(data).get("after"))),
+    "queueFail": _queue_fail(False),
+    "queueWarn": _queue_fail(True),
+    "delete": lambda data: fr.DeleteFrame(_int(_o(data).get("uid"), "key 'uid'")),
+    "moveVideo": lambda data: fr.MoveVideoFrame(_int(_o(data).get("from"), "key 'from'"),
+                                             _after(_o(data).get("after"))),
+    "setTemp": lambda data: fr.SetTempFrame(_int(_o(data).get("uid"), "key 'uid'"),
+                                         _bool(_o(data), "temp")),
+    "setCurrent": lambda data: fr.SetCurrentFrame(_int(data, "setCurrent")),
+    "changeMedia": _change_media,
+    "mediaUpdate": lambda data: fr.MediaUpdateFrame(_num(_o(data), "currentTime"),
+                                                 _bool(_o(data), "paused")),
+    "setPlaylistMeta": lambda data: fr.SetPlaylistMetaFrame(
+        _int(_o(data).get("count"), "key 'count'"), _num(_o(data), "rawTime", 0)),
+    "setPlaylistLocked": lambda data: fr.SetPlaylistLockedFrame(
+        _bare_bool(data, "setPlaylistLocked")),
+    "voteskip": lambda data: fr.VoteskipFrame(_int(_o(data).get("count"), "key 'count'"),
+                                           _int(_o(data).get("need"), "key 'need'")),
+    "drinkCount": lambda data: fr.DrinkCountFrame(_int(data, "drinkCount")),
 }
 
+#: Known events with nothing for the bot (join-burst decoration, polls, filters, emotes, …).
+IGNORED_EVENTS = frozenset({
+    "emoteList", "channelCSSJS", "setMotd", "listPlaylists", "newPoll", "updatePoll",
+    "closePoll", "chatFilters", "updateChatFilter", "deleteChatFilter", "banlist",
+    "banlistRemove", "readChanLog", "updateEmote", "renameEmote", "removeEmote",
+    "searchResults", "warnLargeChandump", "partitionChange", "costanza",
+})
+for _event in IGNORED_EVENTS:
+    PARSERS[_event] = _ignored(_event)
 
-def parse_frame(event: str, data: object) -> Frame:
+KNOWN_EVENTS = frozenset(PARSERS)
+
+
+def parse_frame(event: str, data: object) -> fr.Frame:
     """Turn one server frame into a typed frame; raises only :class:`FrameError`."""
     if not isinstance(event, str):
         raise FrameError(f"event name: expected a string, got {_typename(event)}")
-    parser = _PARSERS.get(event)
+    parser = PARSERS.get(event)
     if parser is None:
-        return IgnoredFrame(event)
+        return fr.UnknownFrame(event)
     try:
         return parser(data)
     except FrameError as exc:
         raise FrameError(f"{event}: {exc}") from None
     except Exception as exc:  # defensive: the contract is "only FrameError"
         raise FrameError(f"{event}: {type(exc).__name__}: {exc}") from exc
-
-
-# --------------------------------------------------------------------------------------------
-# Join replay (PROTOCOL §3.2, DESIGN §9)
-# --------------------------------------------------------------------------------------------
-
-
-class JoinReplayFilter:
-    """Recognises the chat-buffer replay that CyTube sends on every join.
-
-    Rule (DESIGN §9): ignore ``chatMsg`` between the ``joinChannel`` emit and the first
-    ``userlist``, and any ``chatMsg`` whose ``time`` is <= the newest replayed ``time``.
-    Only server times are compared, never the local clock.
-    """
-
-    __slots__ = ("_newest", "_suppressing")
-
-    def __init__(self) -> None:
-        self._suppressing = False
-        self._newest: int | None = None
-
-    @property
-    def suppressing(self) -> bool:
-        return self._suppressing
-
-    @property
-    def newest_replayed(self) -> int | None:
-        return self._newest
-
-    def on_join_sent(self) -> None:
-        """Call right before every ``joinChannel`` emit (first join and each rejoin)."""
-        self._suppressing = True
-
-    def on_userlist(self) -> None:
-        """Call on every ``userlist``; the first one after a join ends the burst."""
-        self._suppressing = False
-
-    def is_replay(self, time_ms: int) -> bool:
-        """True for a replayed (or older) message; records replayed times while suppressing."""
-        if self._suppressing:
-            if self._newest is None or time_ms > self._newest:
-                self._newest = time_ms
-            return True
-        return self._newest is not None and time_ms <= self._newest

@@ -1,9 +1,13 @@
 """The outbound governor: the only path to ``chatMsg``/``pm``. Pure; the clock is injected.
 
-CyTube drops a message over its flood limit with nothing but a ``cooldown`` event,
-so every part is paced under the server's limit, kept in a FIFO of outstanding
-sends, and resolved by its echo (delivered), a ``cooldown`` (re-sent first), an
-error (failed) or a timeout.  A Say is delivered when all its parts are.
+CyTube drops a message over its flood limit with nothing but a ``cooldown`` event, so every
+part is paced under the server's limit, kept in a FIFO of outstanding sends, and resolved by
+its echo (delivered), a ``cooldown`` (re-sent first, after the delay the server named), an
+error (failed) or a timeout. A Say is delivered when all its parts are.
+
+Parts wait in one queue per priority (lower first): replies to people go before operator
+notices, which go before conn's own keep-alive. Parts of one Say share a priority, so they
+stay in order.
 """
 
 from __future__ import annotations
@@ -20,20 +24,27 @@ from rosey.protocol import Say
 # params (default 4, 1/s, cooldown 4 s) when it is on.
 SERVER_DEFAULT = (20, 10.0)
 SERVER_ANTIFLOOD = (4, 1.0)
-BURST_MARGIN = 2  # messages kept in hand for clock skew between us and the server
-GAP_MARGIN = 1.15  # stretch of the sustained interval, same reason
+# Margins for the skew between when we emit and when the server's Date.now() sees it (the
+# server measures arrival times; a late frame followed by a prompt one shrinks the gap).
+# Small on purpose: 100 queued replies must finish within 1.1 x the limiter's minimum.
+BURST_MARGIN = 1  # messages of the burst kept in hand
+GAP_MARGIN = 1.05  # stretch of the sustained interval
 QUIET_MARGIN = 0.3  # extra seconds of quiet before we assume the server's count reset
+PRIORITY_KEEPALIVE = 9
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: two parts may hold the same text
 class Part:
     say_id: str
     text: str
     pm_to: str
     index: int
     expires_at: float
+    priority: int = 0
     sent_at: float = 0.0
     resends: int = 0
+    echo: bool = True  # False for a command such as /afk: the server never echoes it
+    maybe_sent: bool = False  # emitted on a socket that died before its echo came
 
 
 @dataclass(slots=True)
@@ -42,6 +53,7 @@ class Outcome:
     ok: bool
     parts: int
     reason: str = ""
+    unsent: int = 0  # parts dropped before being confirmed (for the expiry metric)
 
 
 @dataclass(slots=True)
@@ -60,15 +72,25 @@ class Governor:
     burst: int = SERVER_DEFAULT[0]
     sustained: float = SERVER_DEFAULT[1]
     cooldown: float | None = None  # the server's default: burst / sustained
-    queue: deque[Part] = field(default_factory=deque)
+    muted: bool = False  # noflood: chat is refused until the channel unmutes us
+    queues: dict[int, deque[Part]] = field(default_factory=dict)
     outstanding: deque[Part] = field(default_factory=deque)
     _says: dict[str, _Tracked] = field(default_factory=dict)
     _count: int = 0
     _last_sent: float = float("-inf")
+    _hold_until: float = float("-inf")
+
+    # ---- configuration from live events ---------------------------------------------------
 
     def set_pace(self, burst: int, sustained: float, cooldown: float | None = None) -> None:
         """The server's limiter parameters for this user (not ours: margins are applied)."""
         self.burst, self.sustained, self.cooldown = burst, sustained, cooldown
+
+    def set_limit(self, limit: int) -> None:
+        """The channel's message length; applies to Says added from now on."""
+        self.limit = limit
+
+    # ---- intake ---------------------------------------------------------------------------
 
     def add(self, say: Say, now: float) -> int:
         """Queue a Say's parts; returns how many (0 for an empty or duplicate Say)."""
@@ -78,50 +100,76 @@ class Governor:
         if not parts:
             return 0
         self._says[say.id] = _Tracked(len(parts), received_at=now)
+        queue = self.queues.setdefault(say.priority, deque())
         for index, text in enumerate(parts):
-            self.queue.append(Part(say.id, text, say.pm_to, index, say.expires_at))
+            queue.append(Part(say.id, text, say.pm_to, index, say.expires_at, say.priority))
         return len(parts)
+
+    def add_command(self, text: str, expires_at: float, priority: int = PRIORITY_KEEPALIVE) -> None:
+        """A chat command (``/afk``) that counts against the limiter but is never echoed."""
+        self.queues.setdefault(priority, deque()).append(
+            Part("", text, "", 0, expires_at, priority, echo=False))
+
+    def cancel_commands(self, text: str) -> int:
+        removed = 0
+        for queue in self.queues.values():
+            keep = deque(p for p in queue if p.echo or p.text != text)
+            removed += len(queue) - len(keep)
+            queue.clear()
+            queue.extend(keep)
+        return removed
 
     def received_at(self, say_id: str) -> float | None:
         tracked = self._says.get(say_id)
         return tracked.received_at if tracked else None
 
+    # ---- pacing ---------------------------------------------------------------------------
+
     def _wait(self, now: float) -> float:
         """Seconds until the server's limiter would accept one more message from us."""
-        quiet = (self.cooldown if self.cooldown is not None else self.burst / self.sustained)
-        if now - self._last_sent > quiet + QUIET_MARGIN:
+        quiet = self.cooldown if self.cooldown is not None else self.burst / self.sustained
+        hold = max(0.0, self._hold_until - now)
+        if now - self._last_sent > quiet + QUIET_MARGIN and hold == 0:
             self._count = 0
         if self._count < max(1, self.burst - BURST_MARGIN):
-            return 0.0
-        return max(0.0, self._last_sent + GAP_MARGIN / self.sustained - now)
+            return hold
+        return max(hold, self._last_sent + GAP_MARGIN / self.sustained - now)
+
+    def _head(self) -> tuple[deque[Part], Part] | None:
+        for priority in sorted(self.queues):
+            queue = self.queues[priority]
+            for part in queue:
+                if part.pm_to or not self.muted:
+                    return queue, part
+        return None
 
     def next_part(self, now: float) -> Part | None:
-        """The part to emit now, or None (nothing queued, or wait ``delay()``)."""
-        if not self.queue or self._wait(now) > 0:
+        """The part to emit now, or None (nothing sendable, or wait ``delay()``)."""
+        head = self._head()
+        if head is None or self._wait(now) > 0:
             return None
-        part = self.queue.popleft()
+        queue, part = head
+        queue.remove(part)
         self._count += 1
         self._last_sent = now
         part.sent_at = now
-        self.outstanding.append(part)
+        if part.echo:
+            self.outstanding.append(part)
         return part
 
     def delay(self, now: float) -> float:
-        """Seconds until the next part may go out (inf when nothing is queued)."""
-        return self._wait(now) if self.queue else float("inf")
+        """Seconds until the next part may go out (inf when nothing is sendable)."""
+        return self._wait(now) if self._head() is not None else float("inf")
 
-    def _head(self, private: bool) -> Part | None:
+    # ---- resolution -----------------------------------------------------------------------
+
+    def _oldest(self, private: bool) -> Part | None:
         for part in self.outstanding:
             if bool(part.pm_to) == private:
                 return part
         return None
 
-    def on_echo(self, private: bool) -> Outcome | None:
-        """Our own chatMsg (or pm) came back: the oldest outstanding one of that kind is in."""
-        part = self._head(private)
-        if part is None:
-            return None
-        self.outstanding.remove(part)
+    def _confirm(self, part: Part) -> Outcome | None:
         tracked = self._says.get(part.say_id)
         if tracked is None:
             return None
@@ -131,23 +179,43 @@ class Governor:
             return Outcome(part.say_id, True, tracked.total)
         return None
 
-    def on_cooldown(self) -> Part | None:
-        """The server dropped our oldest outstanding message: send it again first."""
-        if not self.outstanding:
+    def on_echo(self, private: bool) -> Outcome | None:
+        """Our own chatMsg (or pm) came back: the oldest outstanding one of that kind is in."""
+        part = self._oldest(private)
+        if part is None:
             return None
-        part = self.outstanding.popleft()
-        part.resends += 1
-        if part.resends > self.max_resends:
-            self.outstanding.appendleft(part)
-            self.on_error(private=bool(part.pm_to), reason="cooldown")
-            return None
-        self.queue.appendleft(part)
+        self.outstanding.remove(part)
+        return self._confirm(part)
+
+    def on_replayed_echo(self, text: str) -> Outcome | None:
+        """A line of ours in a join replay: a part re-queued after a disconnect whose text it
+        is had reached the server after all, so it must not be posted twice."""
+        for queue in self.queues.values():
+            for part in queue:
+                if part.maybe_sent and not part.pm_to and part.text.strip() == text.strip():
+                    queue.remove(part)
+                    return self._confirm(part)
+        return None
+
+    def on_cooldown(self, now: float, ms: float) -> Part | None:
+        """The server dropped our oldest outstanding message: send it again first, once the
+        ``ms`` it named have passed."""
+        self._hold_until = max(self._hold_until, now + ms / 1000.0)
         # The server is past its burst: from now on one message per interval.
         self._count = max(self._count, self.burst)
+        part = self.outstanding.popleft() if self.outstanding else None
+        if part is None:
+            return None
+        part.resends += 1
+        if part.resends > self.max_resends:
+            self._fail(part.say_id, "cooldown")
+            return None
+        self.queues.setdefault(part.priority, deque()).appendleft(part)
         return part
 
     def on_error(self, private: bool, reason: str) -> Outcome | None:
-        part = self._head(private)
+        """The server refused our oldest outstanding chat (or pm) with an error."""
+        part = self._oldest(private)
         if part is None:
             return None
         self.outstanding.remove(part)
@@ -155,20 +223,34 @@ class Governor:
 
     def _fail(self, say_id: str, reason: str) -> Outcome | None:
         tracked = self._says.pop(say_id, None)
-        self.queue = deque(p for p in self.queue if p.say_id != say_id)
+        unsent = sum(1 for q in self.queues.values() for p in q if p.say_id == say_id)
+        unsent += sum(1 for p in self.outstanding if p.say_id == say_id)
+        for priority, queue in self.queues.items():
+            self.queues[priority] = deque(p for p in queue if p.say_id != say_id)
         self.outstanding = deque(p for p in self.outstanding if p.say_id != say_id)
         if tracked is None:
             return None
-        return Outcome(say_id, False, tracked.total, reason)
+        return Outcome(say_id, False, tracked.total, reason, unsent)
 
     def on_disconnect(self) -> None:
-        """Unconfirmed sends were dropped by the server with the socket: send them again."""
+        """Unconfirmed sends died with the socket: send them again first, on a fresh limiter
+        (the server's limiter belongs to the socket's user object)."""
         while self.outstanding:
-            self.queue.appendleft(self.outstanding.pop())
+            part = self.outstanding.pop()
+            part.maybe_sent = True
+            self.queues.setdefault(part.priority, deque()).appendleft(part)
+        self._count, self._last_sent = 0, float("-inf")
+        self._hold_until = float("-inf")
 
     def expire(self, now: float) -> list[Outcome]:
+        """Drop Says past their post TTL, and those whose echo never came."""
         outcomes: list[Outcome] = []
-        for part in list(self.queue) + list(self.outstanding):
+        for queue in list(self.queues.values()):
+            for part in list(queue):
+                if not part.echo and part.expires_at and part.expires_at <= now:
+                    queue.remove(part)  # a stale keep-alive: nothing to report
+        parts = [p for q in self.queues.values() for p in q] + list(self.outstanding)
+        for part in parts:
             if part.say_id not in self._says:
                 continue
             if part.expires_at and part.expires_at <= now:
@@ -183,4 +265,4 @@ class Governor:
         return outcomes
 
     def depth(self) -> int:
-        return len(self.queue)
+        return sum(len(q) for q in self.queues.values())

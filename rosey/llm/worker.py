@@ -2,7 +2,11 @@
 
 Several requests run at once (``callers.slots``), so one slow model call does not
 idle the process.  Every request gets exactly one Result, ok or classified error,
-before its deadline.
+before its deadline; retries, failover and breakers are ``rosey.llm.caller``'s.
+
+Drain (SIGTERM, e.g. ``rosey scale`` stopping this member): announce ``slots=0`` so the
+router sends nothing more, finish every request already here (including one that was on
+the wire when the announcement went out), send their results, then exit.
 """
 
 from __future__ import annotations
@@ -23,12 +27,34 @@ from rosey import ipc, metrics
 from rosey.config import Config
 from rosey.lifecycle import run_until_signalled
 from rosey.llm import make_backend
-from rosey.llm.base import Backend, LLMError
+from rosey.llm.base import Backend
+from rosey.llm.caller import Breakers, Outcome, ProviderCaller, Target
+from rosey.llm.policy import RetryPolicy
+from rosey.llm.pricing import PriceTable
 from rosey.protocol import Heartbeat, Ready, Request, Result, encode
 
 log = logging.getLogger("rosey.caller")
-DEADLINE_MARGIN = 0.05  # leave time for the result to reach the router
 HEALTH_RETRY = 30.0
+# After the last in-flight call, wait this long for a request the router sent before it
+# read our slots=0 heartbeat (an ipc round trip is well under 1 ms).
+DRAIN_SETTLE = 0.1
+RESULT_LINGER_MS = 1000  # closing the socket waits this long for queued results to leave
+
+
+def chain_from_config(cfg: Config) -> list[Target]:
+    """``llm.provider``/``llm.model`` first, then ``providers.fallbacks`` in order."""
+    first = Target(cfg.llm.provider, cfg.llm.model, cfg.providers.primary_timeout)
+    chain = [first]
+    for entry in cfg.providers.fallbacks:
+        target = Target(entry.provider, entry.model, entry.timeout)
+        if target.key not in {t.key for t in chain}:
+            chain.append(target)
+    return chain
+
+
+def providers_in_use(cfg: Config) -> list[str]:
+    """The providers this caller imports at start-up (and only these: DESIGN §9)."""
+    return list(dict.fromkeys(t.provider for t in chain_from_config(cfg)))
 
 
 def backend_kwargs(cfg: Config, provider: str) -> dict[str, Any]:
@@ -59,17 +85,39 @@ class CallerService:
         self._backends: dict[str, Backend] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.handled = 0
+        self.draining = False
+        self.chain = chain_from_config(cfg)
+        self.prices = PriceTable(cfg.budget.prices)
+        self._unpriced: set[str] = set()
+        self.caller = ProviderCaller(
+            self.chain, self.backend,
+            policy=RetryPolicy(max_attempts=cfg.callers.max_attempts),
+            breakers=Breakers(cfg.providers.breaker_failures, cfg.providers.breaker_cooloff),
+            clock=clock, rng=random.random)
 
     async def drain(self) -> None:
         """Stop taking work (slots=0 tells the router) and finish what is in flight."""
         self.slots = 0
+        self.draining = True
+        metrics.CALLER_DRAINING.set(1)
         with contextlib.suppress(Exception):
             await self.sock.send(encode(Heartbeat(caller=self.name, incarnation=self.incarnation,
                                                   slots=0, busy=self.busy)))
+        # supervisord's stopwaitsecs is response_timeout + 5: every request here has a
+        # deadline inside response_timeout, so this bound is only a backstop.
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.cfg.llm.response_timeout
         if self._tasks:
             log.info("%s draining %d requests", self.name, len(self._tasks))
-            await asyncio.wait(set(self._tasks), timeout=self.cfg.llm.response_timeout)
-        log.info("%s stopped: %d requests handled", self.name, self.handled)
+        while loop.time() < until:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=until - loop.time())
+                continue
+            await asyncio.sleep(DRAIN_SETTLE)
+            if not self._tasks:
+                break
+        log.info("%s stopped: %d requests handled, %d unfinished", self.name, self.handled,
+                 len(self._tasks))
 
     def backend(self, provider: str) -> Backend:
         if provider not in self._backends:
@@ -77,16 +125,17 @@ class CallerService:
         return self._backends[provider]
 
     async def run(self) -> None:
-        # Import the SDK and build the client before announcing slots: the import
+        # Import the SDKs and build the clients before announcing slots: the import
         # takes ~1 s of CPU that would otherwise eat the first request's deadline.
-        self.backend(self.cfg.llm.provider)
+        for provider in providers_in_use(self.cfg):
+            self.backend(provider)
         ctx = zmq.asyncio.Context()
         self.sock = ipc.dealer_socket(ctx, ipc.endpoint(self.cfg.paths.run_dir, "work"),
                                       self.name)
         await self.sock.send(encode(Ready(caller=self.name, incarnation=self.incarnation,
                                               slots=self.slots)))
-        log.info("%s up: incarnation %s, %d slots, provider %s", self.name, self.incarnation,
-                 self.slots, self.cfg.llm.provider)
+        log.info("%s up: incarnation %s, %d slots, chain %s", self.name, self.incarnation,
+                 self.slots, " -> ".join(f"{t.provider}/{t.model}" for t in self.chain))
         loops = [asyncio.create_task(self._recv_loop()),
                  asyncio.create_task(self._heartbeat_loop()),
                  asyncio.create_task(self._health_loop()),
@@ -99,7 +148,8 @@ class CallerService:
             for backend in self._backends.values():
                 with contextlib.suppress(Exception):
                     await backend.aclose()
-            self.sock.close(linger=0)
+            # A drained caller's last results may still be queued: let them leave.
+            self.sock.close(linger=RESULT_LINGER_MS if self.draining else 0)
             ctx.term()
 
     async def _recv_loop(self) -> None:
@@ -119,12 +169,17 @@ class CallerService:
                 busy=self.busy)))
 
     async def _health_loop(self) -> None:
-        provider, model = self.cfg.llm.provider, self.cfg.llm.model
+        """Probe every chain entry at start and then periodically (more often while down)."""
         while True:
-            health = await self.backend(provider).check(model)
-            metrics.PROVIDER_UP.labels(provider).set(1 if health.ok else 0)
-            (log.info if health.ok else log.error)("%s health: %s", self.name, health.detail)
-            await asyncio.sleep(HEALTH_RETRY if not health.ok else HEALTH_RETRY * 10)
+            up: dict[str, bool] = {}
+            for target in self.chain:
+                health = await self.backend(target.provider).check(target.model)
+                up[target.provider] = up.get(target.provider, True) and health.ok
+                (log.info if health.ok else log.error)("%s health: %s", self.name,
+                                                       health.detail)
+            for provider, ok in up.items():
+                metrics.PROVIDER_UP.labels(provider).set(1 if ok else 0)
+            await asyncio.sleep(HEALTH_RETRY if not all(up.values()) else HEALTH_RETRY * 10)
 
     async def handle(self, request: Request) -> None:
         self.busy += 1
@@ -142,44 +197,48 @@ class CallerService:
         result.latency = time.perf_counter() - started
         self.handled += 1
         outcome = "ok" if result.ok else result.error_kind
-        metrics.LLM_REQUESTS.labels(request.provider, request.model, outcome).inc()
-        metrics.LLM_LATENCY.labels(request.provider, request.model).observe(result.latency)
-        log.info("request %s %s in %.3f s (%d+%d tokens)", request.id, outcome,
-                 result.latency, result.prompt_tokens, result.completion_tokens)
+        provider, model = result.provider or request.provider, result.model or request.model
+        metrics.LLM_REQUESTS.labels(provider, model, outcome).inc()
+        metrics.LLM_LATENCY.labels(provider, model).observe(result.latency)
+        log.info("request %s %s via %s/%s in %.3f s, %d calls (%d+%d tokens, $%.6f)",
+                 request.id, outcome, provider, model, result.latency, result.attempts,
+                 result.prompt_tokens, result.completion_tokens, result.cost_usd)
         await self.sock.send(encode(result))
 
     async def call(self, request: Request) -> Result:
-        backend = self.backend(request.provider)
-        attempts = self.cfg.callers.max_attempts
-        error = LLMError("internal", "no attempt made")
-        for attempt in range(1, attempts + 1):
-            remaining = request.deadline - self.clock() - DEADLINE_MARGIN
-            if remaining <= 0:
-                error = LLMError("timeout", "deadline passed before the call")
-                break
-            try:
-                done = await backend.complete(request.turns, request.model, remaining)
-            except LLMError as exc:
-                error = exc
-                if not exc.retryable or attempt == attempts:
-                    break
-                delay = min(exc.retry_after or 0.2 * 2 ** (attempt - 1), 5.0)
-                delay *= random.uniform(0.8, 1.2)
-                if self.clock() + delay >= request.deadline - DEADLINE_MARGIN:
-                    break
-                metrics.LLM_RETRIES.labels(request.provider, exc.kind).inc()
-                await asyncio.sleep(delay)
-                continue
-            tokens = metrics.LLM_TOKENS
-            tokens.labels(request.provider, request.model, "prompt").inc(done.prompt_tokens)
-            tokens.labels(request.provider, request.model, "completion").inc(
-                done.completion_tokens)
-            return Result(id=request.id, caller=self.name, ok=True, text=done.text,
-                          provider=request.provider, model=done.model or request.model,
-                          prompt_tokens=done.prompt_tokens,
-                          completion_tokens=done.completion_tokens)
-        return Result(id=request.id, caller=self.name, ok=False, error_kind=error.kind,
-                      error=error.message[:300], provider=request.provider, model=request.model)
+        return self.result_of(request, await self.caller.call(request))
+
+    def result_of(self, request: Request, out: Outcome) -> Result:
+        """The wire Result of an outcome, with tokens and cost counted."""
+        target, done = out.target, out.completion
+        if done is None:
+            error = out.error
+            return Result(id=request.id, caller=self.name, ok=False,
+                          error_kind=error.kind if error else "internal",
+                          error=(error.message if error else "no outcome")[:300],
+                          provider=target.provider, model=target.model, attempts=out.calls)
+        cost = self.prices.cost(target.model, done.prompt_tokens, done.completion_tokens,
+                                reported=done.model)
+        self._warn_unpriced(target, done.model)
+        labels = (target.provider, target.model)
+        metrics.LLM_TOKENS.labels(*labels, "prompt").inc(done.prompt_tokens)
+        metrics.LLM_TOKENS.labels(*labels, "completion").inc(done.completion_tokens)
+        metrics.LLM_COST.labels(*labels).inc(cost)
+        # model stays the requested name (the router's budget and history key on it); the
+        # provider's more specific name only picks the price.
+        return Result(id=request.id, caller=self.name, ok=True, text=done.text,
+                      provider=target.provider, model=target.model,
+                      prompt_tokens=done.prompt_tokens,
+                      completion_tokens=done.completion_tokens, cost_usd=cost,
+                      attempts=out.calls)
+
+    def _warn_unpriced(self, target: Target, reported: str) -> None:
+        if target.provider == "ollama" or target.model in self._unpriced:
+            return
+        if not self.prices.is_priced(target.model, reported):
+            self._unpriced.add(target.model)
+            log.warning("%s: no price for %s/%s in budget.prices: its spend counts as $0",
+                        self.name, target.provider, target.model)
 
 
 def main_loop(cfg: Config, index: int) -> None:

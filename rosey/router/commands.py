@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-MOD_RANK = 2.0
+MOD_RANK = 2.0  # the default of router.command_rank
 
 
 @dataclass
@@ -15,6 +15,7 @@ class Toggles:
     llm_enabled: bool = True
     quiet_until: float = 0.0
     cooldown: float = 10.0
+    persona: str = ""
     optouts: set[str] = field(default_factory=set)
 
 
@@ -22,10 +23,11 @@ class Toggles:
 class Actor:
     name: str  # "cli" for the control socket
     rank: float  # the CLI counts as the channel owner
+    mod_rank: float = MOD_RANK
 
     @property
     def is_mod(self) -> bool:
-        return self.rank >= MOD_RANK
+        return self.rank >= self.mod_rank
 
 
 @dataclass
@@ -35,6 +37,8 @@ class CommandContext:
     status: Callable[[], str]
     forget: Callable[[str], None]
     set_cooldown: Callable[[float], None]
+    personas: Callable[[], list[str]] = lambda: []
+    reload: Callable[[], str] = lambda: "nothing to reload"
 
 
 Handler = Callable[[CommandContext, Actor, list[str]], str]
@@ -76,6 +80,18 @@ def _forget(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
     return f"forgot {args[0]}"
 
 
+def _persona(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
+    names = ctx.personas()
+    if len(args) != 1 or (args[0] not in names and args[0] != "default"):
+        raise CommandError("usage: persona <name>; personas: " + ", ".join(["default", *names]))
+    ctx.toggles.persona = "" if args[0] == "default" else args[0]
+    return f"persona set to {args[0]}"
+
+
+def _reload(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
+    return ctx.reload()
+
+
 def _optout(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
     ctx.toggles.optouts.add(actor.name.lower())
     ctx.forget(actor.name)
@@ -107,6 +123,8 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "llm": (_llm, True),
     "quiet": (_quiet, True),
     "cooldown": (_cooldown, True),
+    "persona": (_persona, True),
+    "reload": (_reload, True),
     "forget": (_forget, False),
     "optout": (_optout, False),
     "optin": (_optin, False),

@@ -63,7 +63,7 @@ class Rosey:
         self.config_path = self.home / "config.json"
         self.log_path = self.home / "rosey.log"
         callers_max = overrides.get("callers", {}).get("max", 4)
-        self.ports = {"conn": free_port(), "router": free_port(),
+        self.ports = {"conn": free_port(), "router": free_port(), "events": free_port(),
                       "caller_base": free_port_range(callers_max)}
         config = {
             "domain": cytube.url, "channel": cytube.channel, "user": [BOT, BOT_PW],
@@ -72,7 +72,8 @@ class Rosey:
                         "liveness": 1.0},
             "conn": {"reconnect_min": 0.2},
             "metrics": {"conn_port": self.ports["conn"], "router_port": self.ports["router"],
-                        "caller_base_port": self.ports["caller_base"]},
+                        "caller_base_port": self.ports["caller_base"],
+                        "events_port": self.ports["events"]},
             "paths": {"run_dir": "run", "data_dir": "data"},
             "log": {"level": "DEBUG"},
         }
@@ -123,6 +124,10 @@ class Rosey:
         """One sample's value from a process's /metrics (0.0 when absent)."""
         port = self.ports["caller_base"] + int(process.split("-")[1]) \
             if process.startswith("caller-") else self.ports[process]
+        return self.metric_at(port, name, labels)
+
+    @staticmethod
+    def metric_at(port: int, name: str, labels: dict[str, str] | None = None) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             body = resp.read().decode()
         want = ",".join(f'{k}="{v}"' for k, v in sorted((labels or {}).items()))

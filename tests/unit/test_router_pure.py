@@ -7,7 +7,7 @@ import pytest
 from rosey.protocol import Turn
 from rosey.router import commands
 from rosey.router.history import History
-from rosey.router.limits import Cooldowns
+from rosey.router.limits import LimitConfig, Limiter
 from rosey.router.prompts import (
     address,
     build_turns,
@@ -51,10 +51,10 @@ def test_unicode_and_underscore_names() -> None:
 
 
 def test_cooldown_per_user_global_and_rank_exemption() -> None:
-    limits = Cooldowns(user_cooldown=10, global_cooldown=2, exempt_rank=2)
+    limits = Limiter(LimitConfig(user_cooldown=10, global_cooldown=2, exempt_rank=2))
     assert limits.check("alice", now=0) is None
     limits.accept("alice", now=0)
-    refusal = limits.check("ALICE", now=5)
+    refusal = limits.check("alice", now=5)
     assert refusal is not None and refusal.scope == "user" and refusal.retry_in == 5
     refusal = limits.check("bob", now=1)
     assert refusal is not None and refusal.scope == "global"
@@ -63,12 +63,41 @@ def test_cooldown_per_user_global_and_rank_exemption() -> None:
     assert limits.check("alice", now=10) is None
 
 
-def test_cooldown_memory_is_bounded() -> None:
-    limits = Cooldowns(user_cooldown=10, max_users=3)
+def test_token_buckets_refill_at_their_rate() -> None:
+    limits = Limiter(LimitConfig(user_cooldown=0, user_burst=2, user_per_hour=60,
+                                 global_burst=3, global_per_hour=3600))
+    limits.accept("alice", 0)
+    limits.accept("alice", 0)
+    refusal = limits.check("alice", 0)
+    assert refusal is not None and refusal.scope == "user_bucket"
+    assert refusal.retry_in == pytest.approx(60)
+    assert limits.check("alice", 60) is None
+    limits.accept("bob", 0)
+    refusal = limits.check("carol", 0)
+    assert refusal is not None and refusal.scope == "global_bucket"
+    assert limits.check("carol", 1.0) is None
+
+
+def test_daily_quota_resets_at_local_midnight() -> None:
+    limits = Limiter(LimitConfig(user_cooldown=0, daily_quota=2, timezone="Europe/Berlin"))
+    evening = 1795629600.0  # 2026-11-25 18:00 UTC = 19:00 in Berlin
+    limits.accept("alice", evening)
+    limits.accept("alice", evening + 1)
+    refusal = limits.check("alice", evening + 2)
+    assert refusal is not None and refusal.scope == "daily"
+    assert refusal.retry_in == pytest.approx(5 * 3600 - 2)
+    assert limits.check("alice", evening + 5 * 3600) is None  # midnight in Berlin
+
+
+def test_limits_state_restores_and_memory_is_bounded() -> None:
+    limits = Limiter(LimitConfig(user_cooldown=10), max_keys=3)
+    state = limits.accept("alice", 100)
+    fresh = Limiter(LimitConfig(user_cooldown=10))
+    fresh.restore("alice", state)
+    assert fresh.check("alice", 105) is not None
     for n in range(5):
-        limits.accept(f"u{n}", now=0)
-    assert limits.check("u0", now=1) is None  # forgotten
-    assert limits.check("u4", now=1) is not None
+        limits.accept(f"u{n}", now=200)
+    assert limits.check("alice", now=201) is None  # forgotten, long cooled down anyway
 
 
 def test_history_counts_messages_and_chars() -> None:

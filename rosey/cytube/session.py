@@ -1,0 +1,346 @@
+"""One conn session's inbound logic: frames in, router messages and socket emits out. Pure.
+
+No sockets here (``client.py`` owns them): every frame goes through ``on_frame``, which
+appends what the I/O layer must do to ``out`` (messages for the router), ``emits`` (frames for
+the server, possibly delayed) and ``signals`` (lifecycle news for the connection loop). That
+keeps the whole CyTube dialogue testable with recorded frames and a virtual clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rosey import metrics
+from rosey.cytube import events as ev
+from rosey.cytube import frames as fr
+from rosey.cytube.backoff import Verdict, classify_kick, classify_login_error
+from rosey.cytube.governor import SERVER_DEFAULT, Governor, Outcome
+from rosey.protocol import (
+    Chat,
+    ChatCleared,
+    ConnState,
+    ConnStateName,
+    Delivered,
+    LeaderChanged,
+    MediaChanged,
+    Message,
+    Pm,
+    Profile,
+    RankChanged,
+    User,
+    UserCount,
+    UserJoined,
+    UserLeft,
+    UserList,
+    UserMeta,
+)
+
+log = logging.getLogger("rosey.conn")
+
+Signal = Literal["joined", "fatal", "kicked", "guest_login", "muted", "unmuted"]
+SPAM_REASONS = frozenset({"NEW_USER_CHAT", "NEW_USER_CHAT_LINK"})
+KEEPALIVE = "/afk"
+KEEPALIVE_TTL = 60.0
+
+
+@dataclass(slots=True)
+class Emit:
+    event: str
+    data: Any
+    delay: float = 0.0
+
+
+def to_user(entry: fr.UserEntry) -> User:
+    return User(name=entry.name, rank=entry.rank, afk=entry.afk, muted=entry.muted,
+                aliases=list(entry.aliases))
+
+
+class Session:
+    def __init__(self, *, channel: str, name: str, password: str = "",
+                 channel_password: str = "", keepalive_afk: bool = False,
+                 governor: Governor | None = None,
+                 clock: Callable[[], float]) -> None:
+        self.channel, self.name, self.password = channel, name, password
+        self.channel_password = channel_password
+        self.keepalive_afk = keepalive_afk
+        self.governor = governor or Governor()
+        self.clock = clock
+        self.replay = ev.JoinReplayFilter()
+        self.out: list[Message] = []
+        self.emits: list[Emit] = []
+        self.signals: list[Signal] = []
+        self.rank = -1.0
+        self.antiflood = False
+        self.antiflood_params: tuple[float, float, float | None] = (4.0, 1.0, 4.0)
+        self.afk_timeout = 600.0
+        self.logged_in = self.userlist_seen = False
+        self.afk = False
+        self.fatal = ""  # why retrying cannot help
+        self.kick_reason = ""
+        self.kick_verdict: Verdict | None = None
+
+    @property
+    def joined(self) -> bool:
+        return self.logged_in and self.userlist_seen
+
+    @property
+    def guest(self) -> bool:
+        return not self.password
+
+    # ---- socket lifecycle -----------------------------------------------------------------
+
+    def start_socket(self) -> list[Emit]:
+        """A brand-new socket: the server forgot us, so join and log in again (PROTOCOL §9)."""
+        self.logged_in = self.userlist_seen = self.afk = False
+        self.kick_reason, self.kick_verdict = "", None
+        self.rank = -1.0
+        self.replay.on_join_sent()
+        join: dict[str, Any] = {"name": self.channel}
+        if self.channel_password:
+            join["pw"] = self.channel_password
+        return [Emit("joinChannel", join), self._login_emit()]
+
+    def _login_emit(self, delay: float = 0.0) -> Emit:
+        if self.guest:
+            self.signals.append("guest_login")
+            return Emit("login", {"name": self.name}, delay)
+        return Emit("login", {"name": self.name, "pw": self.password}, delay)
+
+    def state(self, state: ConnStateName, detail: str = "") -> None:
+        self.out.append(ConnState(channel=self.channel, state=state, bot_name=self.name,
+                                  bot_rank=self.rank, detail=detail))
+
+    def take(self) -> tuple[list[Message], list[Emit], list[Signal]]:
+        out, emits, signals = self.out, self.emits, self.signals
+        self.out, self.emits, self.signals = [], [], []
+        return out, emits, signals
+
+    def _fatal(self, reason: str) -> None:
+        if not self.fatal:
+            self.fatal = reason
+            self.signals.append("fatal")
+
+    # ---- inbound --------------------------------------------------------------------------
+
+    def on_frame(self, event: str, data: Any = None) -> None:
+        """Handle one server frame; a malformed one is counted once and dropped."""
+        known = event in ev.KNOWN_EVENTS
+        metrics.FRAMES_IN.labels(event if known else "other").inc()
+        metrics.LAST_EVENT.set(self.clock())
+        try:
+            frame = ev.parse_frame(event, data)
+        except ev.FrameError as exc:
+            metrics.FRAME_ERRORS.labels(event if known else "other").inc()
+            log.warning("dropped malformed %s frame: %s", event if known else "unknown", exc)
+            return
+        handler = _HANDLERS.get(type(frame))
+        if handler is not None:
+            handler(self, frame)
+        elif isinstance(frame, fr.UnknownFrame):
+            metrics.UNKNOWN_EVENTS.inc()
+            log.debug("unknown event %r", frame.event[:64])
+
+    def _is_me(self, name: str) -> bool:
+        return name.lower() == self.name.lower()
+
+    def finish(self, outcome: Outcome | None) -> None:
+        if outcome is None:
+            return
+        metrics.SAY_OUTCOMES.labels("delivered" if outcome.ok else outcome.reason).inc()
+        if outcome.reason == "expired":
+            metrics.EXPIRED_PARTS.inc(outcome.unsent)
+        received = self.governor.received_at(outcome.say_id)
+        if outcome.ok and received is not None:
+            metrics.GOVERNOR_WAIT.observe(max(0.0, self.clock() - received))
+        self.out.append(Delivered(channel=self.channel, say_id=outcome.say_id, ok=outcome.ok,
+                                  parts=outcome.parts, reason=outcome.reason))
+
+    def _chat(self, f: fr.ChatFrame) -> None:
+        if self.replay.is_replay(f.time):
+            metrics.REPLAYS_DROPPED.inc()
+            if self._is_me(f.username):  # sent just before a disconnect after all?
+                self.finish(self.governor.on_replayed_echo(f.text))
+        elif self._is_me(f.username):
+            self._self_active()
+            self.finish(self.governor.on_echo(private=False))
+        elif not f.shadow and not f.is_server_notice:
+            self.out.append(Chat(channel=self.channel, username=f.username, text=f.text,
+                                 time=f.time, received_at=self.clock()))
+
+    def _pm(self, f: fr.PmFrame) -> None:
+        if self._is_me(f.username):
+            self.finish(self.governor.on_echo(private=True))
+        else:
+            self.out.append(Pm(channel=self.channel, username=f.username, text=f.text,
+                               time=f.time, received_at=self.clock()))
+
+    def _userlist(self, f: fr.UserlistFrame) -> None:
+        self.replay.on_userlist()
+        self.out.append(UserList(channel=self.channel, users=[to_user(u) for u in f.users]))
+        for user in f.users:
+            if self._is_me(user.name):  # the mute list survives reconnects (chatmuted)
+                self._set_muted(user.muted)
+        self._set_joined(userlist=True)
+
+    def _user_leave(self, f: fr.UserLeaveFrame) -> None:
+        # Our own name leaving while we are here is our old socket after a duplicate login
+        # (PROTOCOL §5): not "I left". A real leave of ours is a kick or a disconnect.
+        if not self._is_me(f.name):
+            self.out.append(UserLeft(channel=self.channel, name=f.name))
+
+    def _user_meta(self, name: str, afk: bool, muted: bool | None, smuted: bool) -> None:
+        if self._is_me(name):
+            if muted is not None:
+                self._set_muted(muted)
+            if afk and not self.afk and self.keepalive_afk and self.joined:
+                # The server's auto-AFK after afk_timeout s of silence: toggle it back with the
+                # /afk command, which is never broadcast as a chat line.
+                metrics.KEEPALIVES.inc()
+                self.governor.add_command(KEEPALIVE, self.clock() + KEEPALIVE_TTL)
+            elif not afk:
+                self.governor.cancel_commands(KEEPALIVE)
+            self.afk = afk
+
+    def _set_user_meta(self, f: fr.SetUserMetaFrame) -> None:
+        self._user_meta(f.name, f.afk, f.muted, f.smuted)
+        self.out.append(UserMeta(channel=self.channel, name=f.name, afk=f.afk, muted=f.muted,
+                                 smuted=f.smuted))
+
+    def _self_active(self) -> None:
+        """Any chat line of ours (not /afk) clears AFK on the server: drop a stale /afk."""
+        self.afk = False
+        self.governor.cancel_commands(KEEPALIVE)
+
+    def _set_muted(self, muted: bool) -> None:
+        if muted != self.governor.muted:
+            self.governor.muted = muted
+            metrics.MUTED.set(1 if muted else 0)
+            self.signals.append("muted" if muted else "unmuted")
+            log.warning("the channel %s the bot", "muted" if muted else "unmuted")
+
+    def _rank(self, f: fr.RankFrame) -> None:
+        self.rank = f.rank
+        self._update_pace()
+
+    def _on_login(self, f: fr.LoginFrame) -> None:
+        if f.success:
+            self.name = f.name or self.name
+            self._set_joined(login=True)
+            return
+        verdict, wait = classify_login_error(f.error)
+        if verdict == "fatal":
+            log.error("login as %s refused: %s", self.name, f.error)
+            self._fatal(f"login as {self.name!r} refused: {f.error}")
+            return
+        log.warning("login as %s refused (%s); retrying in %.0f s", self.name, f.error, wait)
+        self.emits.append(self._login_emit(wait))
+
+    def _set_joined(self, login: bool = False, userlist: bool = False) -> None:
+        was = self.joined
+        self.logged_in = self.logged_in or login
+        self.userlist_seen = self.userlist_seen or userlist
+        if self.joined and not was:
+            metrics.CONNECTED.set(1)
+            metrics.FATAL.set(0)
+            log.info("joined %s as %s (rank %g)", self.channel, self.name, self.rank)
+            self.state("joined")
+            self.signals.append("joined")
+
+    def _kick(self, f: fr.KickFrame) -> None:
+        self.kick_reason = f.reason or "kicked"
+        self.kick_verdict = classify_kick(f.reason)
+        metrics.KICKS.labels(self.kick_verdict).inc()
+        if self.kick_verdict == "fatal":
+            self._fatal(f"kicked: {self.kick_reason}")
+        else:
+            log.warning("kicked: %s", self.kick_reason)
+            self.signals.append("kicked")
+
+    def _cooldown(self, f: fr.CooldownFrame) -> None:
+        metrics.SERVER_DROPPED.labels("cooldown").inc()
+        if self.governor.on_cooldown(self.clock(), f.ms) is not None:
+            metrics.RESENT.inc()
+
+    def _error(self, f: fr.ErrorMsgFrame) -> None:
+        log.warning("server error: %s", f.msg)
+        msg = f.msg
+        if msg.startswith("PM failed") or "PM yourself" in msg or "to send PMs" in msg \
+                or "message pm:" in msg:
+            self.finish(self.governor.on_error(True, "pm failed"))
+        elif "message chatMsg:" in msg:
+            self.finish(self.governor.on_error(False, "rejected"))
+
+    def _noflood(self, f: fr.NoFloodFrame) -> None:
+        metrics.SERVER_DROPPED.labels("noflood").inc()
+        self._set_muted(True)
+        self.finish(self.governor.on_error(False, "muted"))
+
+    def _spam(self, f: fr.SpamFilteredFrame) -> None:
+        reason = f.reason if f.reason in SPAM_REASONS else "other"
+        metrics.SERVER_DROPPED.labels("spamFiltered").inc()
+        metrics.SPAM_FILTERED.labels(reason).inc()
+        log.warning("the server's spam filter refused a message: %s", f.reason)
+        self.finish(self.governor.on_error(False, "spam filtered"))
+
+    def _need_password(self, f: fr.NeedPasswordFrame) -> None:
+        if f.wrong:
+            self._fatal("the channel password was refused: check conn.channel_password")
+        elif not self.channel_password:
+            self._fatal("the channel needs a password: set conn.channel_password "
+                        "(or ROSEY_CHANNEL_PASSWORD)")
+        else:
+            self.emits.append(Emit("channelPassword", self.channel_password))
+
+    def _opts(self, f: fr.ChannelOptsFrame) -> None:
+        self.antiflood = f.chat_antiflood
+        self.afk_timeout = f.afk_timeout
+        self.antiflood_params = (f.antiflood_burst, f.antiflood_sustained, f.antiflood_cooldown)
+        self._update_pace()
+
+    def _update_pace(self) -> None:
+        if self.antiflood and self.rank < 2:
+            # setOptions caps the channel's params at the server minimum (20, 10/s).
+            burst, sustained, cooldown = self.antiflood_params
+            sustained = min(max(sustained, 0.01), 10.0)
+            self.governor.set_pace(max(1, int(min(burst, 20))), sustained, cooldown)
+        else:
+            self.governor.set_pace(*SERVER_DEFAULT)
+
+
+def _forward(build: Callable[[Session, Any], Message]) -> Callable[[Session, Any], None]:
+    return lambda s, f: s.out.append(build(s, f))
+
+
+_HANDLERS: dict[type, Callable[[Session, Any], None]] = {
+    fr.ChatFrame: Session._chat,
+    fr.PmFrame: Session._pm,
+    fr.UserlistFrame: Session._userlist,
+    fr.AddUserFrame: _forward(lambda s, f: UserJoined(channel=s.channel, user=to_user(f.user))),
+    fr.UserLeaveFrame: Session._user_leave,
+    fr.SetUserRankFrame: _forward(
+        lambda s, f: RankChanged(channel=s.channel, name=f.name, rank=f.rank)),
+    fr.SetUserMetaFrame: Session._set_user_meta,
+    # setAFK always follows the setUserMeta that carries the same news: not forwarded twice
+    fr.SetAFKFrame: lambda s, f: s._user_meta(f.name, f.afk, None, False),
+    fr.SetUserProfileFrame: _forward(
+        lambda s, f: Profile(channel=s.channel, name=f.name, text=f.text, image=f.image)),
+    fr.SetLeaderFrame: _forward(lambda s, f: LeaderChanged(channel=s.channel, name=f.name)),
+    fr.UsercountFrame: _forward(lambda s, f: UserCount(channel=s.channel, count=f.count)),
+    fr.ClearChatFrame: _forward(lambda s, f: ChatCleared(channel=s.channel, by=f.cleared_by)),
+    fr.ChangeMediaFrame: _forward(lambda s, f: MediaChanged(
+        channel=s.channel, title=f.title, id=f.id, type=f.type, seconds=f.seconds)),
+    fr.RankFrame: Session._rank,
+    fr.LoginFrame: Session._on_login,
+    fr.KickFrame: Session._kick,
+    fr.CooldownFrame: Session._cooldown,
+    fr.ErrorMsgFrame: Session._error,
+    fr.NoFloodFrame: Session._noflood,
+    fr.SpamFilteredFrame: Session._spam,
+    fr.NeedPasswordFrame: Session._need_password,
+    fr.CancelNeedPasswordFrame: lambda s, f: log.info("channel password accepted"),
+    fr.ChannelOptsFrame: Session._opts,
+    fr.ChannelRankFailFrame: lambda s, f: log.warning("channel rank change failed: %s", f.msg),
+}

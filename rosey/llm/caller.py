@@ -1,0 +1,208 @@
+"""One request through the provider chain: attempts, retries, failover, breakers.
+
+``ProviderCaller.call`` is the caller process's whole decision loop for one request.  It
+does no I/O of its own: backends come from a factory and time from an injected
+``clock``/``sleep``/``rng``, so the unit tests run it on a virtual clock
+(tests/unit/test_caller.py) and the decisions themselves live in the pure
+``rosey.llm.policy`` and ``rosey.llm.breaker``.
+
+The chain: ``llm.provider``/``llm.model`` then ``providers.fallbacks`` in order.  A request
+names the entry to start from (the router may switch the model, e.g. for the budget); the
+entries after it are the fallbacks.  A request for a target outside the chain gets no
+failover: the router chose it on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from rosey import metrics
+from rosey.llm.base import Backend, Completion, LLMError
+from rosey.llm.breaker import Breaker, State
+from rosey.llm.policy import Decision, Failure, RetryPolicy, attempt_timeout, decide
+from rosey.protocol import Request
+
+log = logging.getLogger("rosey.caller")
+
+# Failures that say the provider (or this model on it) is unwell; they count towards its
+# breaker.  empty / internal are answers about this request, not the provider's health.
+BREAKER_KINDS = frozenset(
+    {"timeout", "connection", "server", "bad_response", "rate_limited", "auth", "not_found"})
+# A backend that ignores its timeout is cut off this long after it.
+SAFETY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    provider: str
+    model: str
+    timeout: float = 0.0  # cap per call; 0: the policy's share of the deadline
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.provider, self.model)
+
+
+@dataclass(slots=True)
+class Attempt:
+    provider: str
+    model: str
+    outcome: str  # "ok", an error kind, or "skipped" (breaker open)
+    started: float
+    duration: float
+    timeout: float
+
+
+@dataclass(slots=True)
+class Outcome:
+    target: Target  # the entry that answered, or the last one tried
+    completion: Completion | None = None
+    error: LLMError | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def calls(self) -> int:
+        return sum(1 for a in self.attempts if a.outcome != "skipped")
+
+
+def plan(chain: Sequence[Target], provider: str, model: str) -> list[Target]:
+    """The entries to try for a request that asks for ``provider``/``model``."""
+    for index, target in enumerate(chain):
+        if target.key == (provider, model):
+            return list(chain[index:])
+    return [Target(provider, model)]
+
+
+class Breakers:
+    """The breakers of one caller process, created on first use, exported as a gauge."""
+
+    def __init__(self, failures: int = 5, cooloff: float = 30.0) -> None:
+        self.failures = failures
+        self.cooloff = cooloff
+        self._by_key: dict[tuple[str, str], Breaker] = {}
+
+    def get(self, target: Target) -> Breaker:
+        breaker = self._by_key.get(target.key)
+        if breaker is None:
+            gauge = metrics.LLM_BREAKER_STATE.labels(*target.key)
+            gauge.set(State.CLOSED)
+
+            def changed(state: State, target: Target = target) -> None:
+                gauge.set(state)
+                log.warning("breaker %s/%s %s", target.provider, target.model, state.name)
+
+            breaker = Breaker(self.failures, self.cooloff, on_change=changed)
+            self._by_key[target.key] = breaker
+        return breaker
+
+
+class ProviderCaller:
+    def __init__(
+        self,
+        chain: Sequence[Target],
+        backend: Callable[[str], Backend],
+        *,
+        policy: RetryPolicy | None = None,
+        breakers: Breakers | None = None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float],
+    ) -> None:
+        self.chain = list(chain)
+        self.backend = backend
+        self.policy = policy or RetryPolicy()
+        self.breakers = breakers or Breakers()
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng
+
+    async def call(self, request: Request) -> Outcome:
+        targets = plan(self.chain, request.provider, request.model)
+        out = Outcome(targets[0])
+        first = True
+        for index, target in enumerate(targets):
+            out.target = target
+            later = targets[index + 1:]
+            tries = 0
+            while True:
+                now = self.clock()
+                breaker = self.breakers.get(target)
+                has_next = any(self.breakers.get(t).would_allow(now) for t in later)
+                timeout = attempt_timeout(self.policy, now, request.deadline,
+                                          has_next=has_next, cap=target.timeout, first=first)
+                if timeout <= 0:
+                    if out.error is None:
+                        out.error = LLMError("timeout", "the deadline passed before a call")
+                    return out
+                if not breaker.allow(now):
+                    out.attempts.append(Attempt(*target.key, "skipped", now, 0.0, 0.0))
+                    metrics.LLM_ATTEMPTS.labels(*target.key, "skipped").inc()
+                    out.error = LLMError(
+                        breaker.last_error or "connection",  # type: ignore[arg-type]
+                        f"{target.provider}/{target.model} circuit open after "
+                        f"{breaker.consecutive} failures; next probe in "
+                        f"{breaker.retry_in(now):.0f} s")
+                    break  # to the next entry
+                first = False
+                tries += 1
+                try:
+                    done = await self._attempt(request, target, timeout, out)
+                except LLMError as exc:
+                    out.error = exc
+                    now = self.clock()
+                    if exc.kind in BREAKER_KINDS:
+                        breaker.failure(now, exc.kind)
+                    else:
+                        breaker.success(now)
+                    has_next = any(self.breakers.get(t).would_allow(now) for t in later)
+                    if breaker.state == State.OPEN:  # this failure opened it: move on now
+                        decision = Decision("failover" if has_next else "give_up", 0.0,
+                                            "breaker opened")
+                    else:
+                        decision = decide(self.policy, Failure(exc.kind, exc.retryable,
+                                                               exc.retry_after),
+                                          tries, now, request.deadline, has_next=has_next,
+                                          rng=self.rng)
+                    log.info("request %s: %s/%s %s; %s (%s)", request.id, *target.key,
+                             exc.kind, decision.action, decision.reason)
+                    if decision.action == "retry":
+                        metrics.LLM_RETRIES.labels(target.provider, exc.kind).inc()
+                        await self.sleep(decision.delay)
+                        continue
+                    if decision.action == "failover":
+                        metrics.LLM_FAILOVERS.labels(*target.key).inc()
+                        break
+                    return out
+                self.breakers.get(target).success(self.clock())
+                out.completion = done
+                out.error = None
+                return out
+        return out
+
+    async def _attempt(self, request: Request, target: Target, timeout: float,
+                       out: Outcome) -> Completion:
+        started = self.clock()
+        outcome = "cancelled"  # stays so only if the task is cancelled (shutdown)
+        try:
+            async with asyncio.timeout(timeout + SAFETY):
+                done = await self.backend(target.provider).complete(
+                    request.turns, target.model, timeout)
+            outcome = "ok"
+            return done
+        except LLMError as exc:
+            outcome = exc.kind
+            raise
+        except TimeoutError:
+            outcome = "timeout"
+            raise LLMError("timeout", f"{target.provider} ignored its {timeout:.1f} s "
+                                      "timeout") from None
+        except Exception as exc:  # a backend bug must not lose the request
+            outcome = "internal"
+            raise LLMError("internal", f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            duration = self.clock() - started
+            out.attempts.append(Attempt(*target.key, outcome, started, duration, timeout))
+            metrics.LLM_ATTEMPTS.labels(*target.key, outcome).inc()

@@ -1,0 +1,305 @@
+"""The router's judgement: whether to answer, with what prompt, and operator commands.
+
+It owns the triggers, limits, history, personas and toggles, persists them through
+``Records``, and hands accepted triggers to the ``Flow``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rosey import metrics
+from rosey.config import DEFAULT_SYSTEM_PROMPT, Config
+from rosey.protocol import Message, Result, Turn
+from rosey.router import commands
+from rosey.router.channel import ChannelState
+from rosey.router.history import History
+from rosey.router.limits import GLOBAL, LimitConfig, Limiter
+from rosey.router.prompts import build_turns, load_system_prompt, render_system_prompt
+from rosey.router.records import Records
+from rosey.router.replies import ReplyPolicy
+from rosey.router.triggers import TriggerMatcher
+
+if TYPE_CHECKING:
+    from rosey.router.flow import Flow
+
+log = logging.getLogger("rosey.router")
+
+
+def limit_config(cfg: Config, cooldown: float | None = None) -> LimitConfig:
+    lim = cfg.router.limits
+    return LimitConfig(
+        user_cooldown=cfg.llm.llm_cooldown if cooldown is None else cooldown,
+        global_cooldown=lim.global_cooldown, user_burst=lim.user_burst,
+        user_per_hour=lim.user_per_hour, global_burst=lim.global_burst,
+        global_per_hour=lim.global_per_hour, daily_quota=lim.daily_quota,
+        exempt_rank=lim.exempt_rank, timezone=lim.timezone)
+
+
+class Brain:
+    def __init__(self, cfg: Config, records: Records | None,
+                 clock: Callable[[], float] = time.time):
+        self.records = records
+        self.clock = clock
+        self.flow: Flow | None = None
+        self.reload_hook: Callable[[], str] = lambda: "reload is not available here"
+        self.toggles = commands.Toggles(llm_enabled=cfg.llm.enabled,
+                                        cooldown=cfg.llm.llm_cooldown)
+        self.history = History(cfg.llm.max_history_messages, cfg.router.history_chars)
+        self._history_loaded: set[str] = set()
+        self._refused_notice: dict[str, float] = {}
+        self.channel = ChannelState(cfg.router.channel_context)
+        self.stats_day = ""
+        self.stats: dict[str, float] = {}
+        self.reload(cfg)
+
+    def reload(self, cfg: Config) -> None:
+        """Everything `!reload` may change at run time."""
+        self.cfg = cfg
+        llm = cfg.llm
+        self.bot_name = cfg.bot_name
+        self.matcher = TriggerMatcher(cfg.bot_name, llm.llm_triggers, cfg.router.bot_name_trigger)
+        old = getattr(self, "limiter", None)
+        self.limiter = Limiter(limit_config(cfg, self.toggles.cooldown if old else None))
+        if old is not None:
+            for key, state in old._keys.items():
+                self.limiter.restore(key, state)
+        self.system_template = load_system_prompt(llm.system_prompt, llm.system_prompt_file,
+                                                  DEFAULT_SYSTEM_PROMPT)
+        self.personas = dict(cfg.router.personas)
+        self.ignored = {name.lower() for name in cfg.router.ignore_users}
+        self.reply_policy = ReplyPolicy.build(cfg.bot_name, cfg.router.max_reply_chars,
+                                              cfg.router.blocklist, cfg.router.blocklist_reply)
+        if self.flow is not None:
+            self.flow.policy = self.reply_policy
+            self.flow.fallback = llm.fallback_response
+
+    # ---- persistence ---------------------------------------------------------
+
+    def restore(self) -> None:
+        """Toggles and limits from the database (before the first event)."""
+        if self.records is None:
+            return
+        saved = self.records.load_toggles()
+        if "llm_enabled" in saved:
+            self.toggles.llm_enabled = saved["llm_enabled"] == "1"
+        self.toggles.quiet_until = float(saved.get("quiet_until", 0) or 0)
+        if "cooldown" in saved:
+            self.toggles.cooldown = float(saved["cooldown"])
+            self.limiter.config.user_cooldown = self.toggles.cooldown
+        persona = saved.get("persona", "")
+        self.toggles.persona = persona if persona in self.personas else ""
+        self.toggles.optouts = set(json.loads(saved.get("optouts", "[]")))
+        for key, state in self.records.load_rate_limits().items():
+            self.limiter.restore(key, state)
+        self._load_stats(self.limiter.day(self.clock()))
+
+    def _save_toggles(self) -> None:
+        if self.records is None:
+            return
+        t = self.toggles
+        for key, value in (("llm_enabled", "1" if t.llm_enabled else "0"),
+                           ("quiet_until", repr(t.quiet_until)), ("cooldown", repr(t.cooldown)),
+                           ("persona", t.persona),
+                           ("optouts", json.dumps(sorted(t.optouts)))):
+            self.records.toggle(key, value)
+
+    def _load_stats(self, day: str) -> None:
+        self.stats_day = day
+        self.stats = self.records.load_stats(day) if self.records is not None else {}
+
+    # ---- chat ------------------------------------------------------------------
+
+    def keeps_history(self, user: str) -> bool:
+        return user.lower() not in self.toggles.optouts and (
+            self.cfg.router.persist_guest_history or not self.channel.is_guest(user))
+
+    async def _ensure_history(self, user: str) -> None:
+        key = user.lower()
+        if key in self._history_loaded or self.records is None:
+            return
+        self._history_loaded.add(key)
+        if len(self._history_loaded) > 5000:
+            self._history_loaded.clear()
+        if not self.history.turns(user):
+            for turn in await self.records.history(user, self.history.max_messages):
+                self.history.append(user, turn.role, turn.content)
+
+    def remember(self, user: str, role: str, content: str, model: str = "",
+                 tokens: int = 0) -> None:
+        self.history.append(user, role, content)
+        if self.records is not None and self.keeps_history(user):
+            self.records.turn(user, role, content, self.clock(), model, tokens)
+
+    async def on_chat(self, user: str, text: str, private: bool, received_at: float) -> None:
+        now = self.clock()
+        lowered = user.lower()
+        if lowered == self.bot_name.lower() or lowered in self.ignored or user == "[server]":
+            return
+        if self.records is not None:
+            self.records.chat(user, "pm" if private else "chat", text, now)
+            self.records.user_seen(user, self.channel.rank_of(user), now, True)
+        if not private:
+            self.channel.heard(user, text)
+        if not self.toggles.llm_enabled or now < self.toggles.quiet_until:
+            return
+        if lowered in self.toggles.optouts:
+            return
+        if private:
+            kind = "pm"
+        else:
+            hit = self.matcher.match(text)
+            if hit is None:
+                return
+            kind = hit.kind
+        metrics.TRIGGERS.labels(kind).inc()
+        await self._answer(self.channel.exact_name(user), text, private, received_at or now)
+
+    async def _answer(self, user: str, text: str, private: bool, received_at: float) -> None:
+        flow = self.flow
+        assert flow is not None
+        line = f"{user}: {text}"
+        queued = flow.queued_for(user)
+        if queued is not None:  # not yet dispatched: one answer for both
+            queued.request.turns.append(Turn("user", line))
+            self.remember(user, "user", line)
+            metrics.REQUESTS.labels("coalesced").inc()
+            return
+        now = self.clock()
+        key = self.channel.limit_key(user)
+        refusal = self.limiter.check(key, now, self.channel.rank_of(user))
+        if refusal is not None:
+            metrics.RATE_LIMITED.labels(refusal.scope).inc()
+            log.info("refused %s: %s limit, %.0f s left", user, refusal.scope, refusal.retry_in)
+            await self._notify_refused(user, refusal.scope, refusal.retry_in, now)
+            return
+        if flow.full():
+            metrics.RATE_LIMITED.labels("queue").inc()
+            return
+        state = self.limiter.accept(key, now)
+        if self.records is not None:
+            self.records.rate_limit(key, state)
+            self.records.rate_limit(GLOBAL, self.limiter.global_state())
+        await self._ensure_history(user)
+        turns = build_turns(self.system_prompt(user, now), self.history.turns(user), text, user)
+        if self.channel.context_size and not private:
+            background = "; ".join(f"{n}: {t}" for n, t in self.channel.context())
+            if background:
+                turns.insert(1, Turn("system", f"Recent channel chat: {background}"))
+        self.remember(user, "user", line)
+        await flow.accept(user, private, received_at, received_at + self.cfg.llm.response_timeout,
+                          self.cfg.llm.provider, self.cfg.llm.model, turns)
+
+    async def _notify_refused(self, user: str, scope: str, retry_in: float, now: float) -> None:
+        if not self.cfg.router.limits.notify_refused or self.flow is None:
+            return
+        if self._refused_notice.get(user.lower(), 0) > now:
+            return  # once per window
+        self._refused_notice[user.lower()] = now + retry_in
+        if len(self._refused_notice) > 5000:
+            self._refused_notice.clear()
+        await self.flow.say(f"Please wait {retry_in:.0f} s before asking me again.", pm_to=user)
+
+    def system_prompt(self, user: str, now: float) -> str:
+        template = self.system_template
+        persona = self.personas.get(self.toggles.persona)
+        if persona:
+            template = Path(persona).read_text(encoding="utf-8").strip() \
+                if persona.endswith((".md", ".txt")) else persona
+        stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return render_system_prompt(template, bot_name=self.bot_name, channel=self.cfg.channel,
+                                    user=user, now_playing=self.channel.now_playing or "nothing",
+                                    time=stamp)
+
+    def on_answer(self, user: str, text: str, result: Result) -> None:
+        """Every result: the posted answer joins history; daily statistics."""
+        if text:
+            self.remember(user, "assistant", text, result.model, result.completion_tokens)
+        day = self.limiter.day(self.clock())
+        if day != self.stats_day:
+            self._load_stats(day)
+        stats = self.stats
+        stats["requests"] = stats.get("requests", 0) + 1
+        stats["successes" if result.ok else "failures"] = \
+            stats.get("successes" if result.ok else "failures", 0) + 1
+        stats["prompt_tokens"] = stats.get("prompt_tokens", 0) + result.prompt_tokens
+        stats["completion_tokens"] = stats.get("completion_tokens", 0) + result.completion_tokens
+        cost = float(getattr(result, "cost_usd", 0.0) or 0.0)
+        stats["cost_usd"] = stats.get("cost_usd", 0) + cost
+        if self.records is not None:
+            self.records.stats(day, user, result.ok, result.prompt_tokens,
+                               result.completion_tokens, cost)
+
+    async def on_pm(self, user: str, text: str, received_at: float) -> None:
+        prefix = self.cfg.router.command_prefix
+        if user.lower() == self.bot_name.lower():
+            return
+        if text.startswith(prefix) and self.flow is not None:
+            actor = commands.Actor(user, self.channel.rank_of(user), self.cfg.router.command_rank)
+            _ok, reply = self.run_command(actor, text[len(prefix):])
+            await self.flow.say(reply, pm_to=user)
+            return
+        await self.on_chat(user, text, True, received_at)
+
+    def on_leave(self, name: str) -> None:
+        self.channel.left(name)
+        if self.cfg.router.reset_on_leave:
+            self.history.forget(name)
+
+    def on_other(self, msg: Message) -> None:
+        title = getattr(msg, "title", None)
+        if type(msg).__name__ == "MediaChanged" and isinstance(title, str):
+            self.channel.now_playing = title
+            if self.records is not None:
+                self.records.media(title, str(getattr(msg, "id", "")),
+                                   str(getattr(msg, "type", "")),
+                                   float(getattr(msg, "seconds", 0) or 0), self.clock())
+
+    # ---- commands ----------------------------------------------------------------
+
+    def forget(self, user: str) -> None:
+        self.history.forget(user)
+        self._history_loaded.add(user.lower())
+        if self.records is not None:
+            self.records.forget(user)
+
+    def run_command(self, actor: commands.Actor, line: str) -> tuple[bool, str]:
+        now = self.clock()
+        ctx = commands.CommandContext(
+            toggles=self.toggles, now=now, status=self.status_line, forget=self.forget,
+            set_cooldown=self._set_cooldown, personas=lambda: sorted(self.personas),
+            reload=lambda: self.reload_hook())
+        ok, text = commands.execute(ctx, actor, line)
+        self._save_toggles()
+        if self.records is not None:
+            self.records.audit(actor.name, line.split()[0] if line.split() else "", line, ok, now)
+        log.info("command by %s: %r -> %s", actor.name, line, "ok" if ok else "refused")
+        return ok, text
+
+    def _set_cooldown(self, seconds: float) -> None:
+        self.limiter.config.user_cooldown = seconds
+
+    def status_line(self) -> str:
+        flow = self.flow
+        p95 = flow.p95() if flow else None
+        pool = flow.pool if flow else None
+        stats = self.stats
+        return (f"llm {'on' if self.toggles.llm_enabled else 'off'}"
+                f"{' (quiet)' if self.clock() < self.toggles.quiet_until else ''}, "
+                f"persona {self.toggles.persona or 'default'}, "
+                f"callers {pool.alive() if pool else 0}, queue {len(pool.queue) if pool else 0}, "
+                f"in flight {len(pool.in_flight) if pool else 0}, "
+                f"p95 {'-' if p95 is None else f'{p95:.2f} s'}, "
+                f"today {stats.get('requests', 0):.0f} requests "
+                f"({stats.get('failures', 0):.0f} failed), "
+                f"{stats.get('prompt_tokens', 0) + stats.get('completion_tokens', 0):.0f} tokens, "
+                f"cooldown {self.limiter.config.user_cooldown:g} s")
+
+    def describe(self) -> dict[str, Any]:
+        return {"users": len(self.channel.users), "now_playing": self.channel.now_playing}

@@ -1,0 +1,228 @@
+"""The life of one trigger: accept → journal → dispatch → result → reply → delivered.
+
+Sockets are injected (``send_request``, ``send_say``), so the whole flow runs in tests
+without ZeroMQ.  Exactly one reply per accepted trigger: late or duplicate results are
+dropped by id, and the journal lets a restarted router resume what it had accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from rosey import metrics
+from rosey.protocol import DecodeError, Request, Result, Say, Turn, decode, encode
+from rosey.router.dispatch import Job, Pool
+from rosey.router.prompts import address
+from rosey.router.records import JournalEntry, Records
+from rosey.router.replies import ReplyPolicy, finish
+
+log = logging.getLogger("rosey.router")
+OUTBOX_MAX = 256
+
+
+@dataclass(slots=True)
+class Pending:
+    user: str
+    channel: str
+    private: bool
+    received_at: float
+
+
+class Flow:
+    def __init__(self, *, channel: str, pool: Pool, records: Records | None,
+                 policy: ReplyPolicy, fallback: str, post_ttl: float,
+                 send_request: Callable[[bytes, Request], Awaitable[bool]],
+                 send_say: Callable[[Say], Awaitable[bool]],
+                 on_answer: Callable[[str, str, Result], None],
+                 clock: Callable[[], float] = time.time):
+        self.channel = channel
+        self.pool = pool
+        self.records = records
+        self.policy = policy
+        self.fallback = fallback
+        self.post_ttl = post_ttl
+        self.send_request = send_request
+        self.send_say = send_say
+        self.on_answer = on_answer
+        self.clock = clock
+        self.pending: dict[str, Pending] = {}
+        self.outbox: OrderedDict[str, tuple[Say, float]] = OrderedDict()
+        self.latencies: deque[float] = deque(maxlen=500)
+
+    # ---- accepting -----------------------------------------------------------
+
+    def queued_for(self, user: str) -> Job | None:
+        for job in self.pool.queue:
+            pending = self.pending.get(job.request.id)
+            if pending is not None and pending.user.lower() == user.lower():
+                return job
+        return None
+
+    def full(self) -> bool:
+        return len(self.pool.queue) >= self.pool.queue_max
+
+    async def accept(self, user: str, private: bool, received_at: float, deadline: float,
+                     provider: str, model: str, turns: list[Turn]) -> str:
+        now = self.clock()
+        request = Request(id=uuid.uuid4().hex, deadline=deadline, provider=provider,
+                          model=model, turns=turns)
+        self.pending[request.id] = Pending(user, self.channel, private, received_at)
+        if self.records is not None:
+            entry = JournalEntry(request.id, user, private, encode(request), received_at,
+                                 deadline, "open", "", "")
+            commit = self.records.journal_open(entry, now)
+            if commit is not None:
+                await commit  # journaled before dispatch: a crash cannot lose it
+        self.pool.submit(Job(request, now))
+        metrics.REQUESTS.labels("accepted").inc()
+        await self.dispatch()
+        return request.id
+
+    async def dispatch(self) -> None:
+        for identity, job in self.pool.assign(self.clock()):
+            if not await self.send_request(identity, job.request):
+                log.warning("caller %s unreachable; requeueing %s", identity.decode(),
+                            job.request.id)
+                self.pool.unassign(job.request.id)
+        metrics.QUEUE_DEPTH.set(len(self.pool.queue))
+        metrics.IN_FLIGHT.set(len(self.pool.in_flight))
+        metrics.CALLERS_ALIVE.set(self.pool.alive())
+        metrics.JOURNAL_OPEN.set(len(self.pending) + len(self.outbox))
+
+    # ---- answering -------------------------------------------------------------
+
+    async def on_result(self, result: Result) -> None:
+        # A result for a job that was requeued (its caller looked dead, or the router
+        # restarted) still answers it: take it out of the queue instead of asking again.
+        job = self.pool.complete(result.id) or self.pool.cancel(result.id)
+        pending = self.pending.pop(result.id, None)
+        if job is None or pending is None:
+            metrics.REQUESTS.labels("late").inc()
+            return
+        text, kind = finish(self.policy, result.text) if result.ok else ("", "error")
+        self.on_answer(pending.user, text if kind == "llm" else "", result)
+        if kind in ("llm", "blocked"):
+            metrics.REQUESTS.labels("answered").inc()
+            await self.reply(result.id, pending, text, kind)
+            await self.dispatch()
+            return
+        metrics.REQUESTS.labels(f"error_{result.error_kind or 'empty'}").inc()
+        log.warning("request %s failed after %.2f s: %s %s", result.id, result.latency,
+                    result.error_kind or "empty", result.error)
+        await self.reply(result.id, pending, self.fallback, "fallback")
+        await self.dispatch()
+
+    async def reply(self, request_id: str, pending: Pending, text: str, kind: str) -> None:
+        metrics.REPLIES.labels(kind).inc()
+        body = text if pending.private else address(pending.user, text)
+        if self.records is not None:
+            self.records.journal_replied(request_id, body, kind, self.clock())
+        await self.say(body, pm_to=pending.user if pending.private else "",
+                       say_id=request_id, received_at=pending.received_at)
+
+    async def say(self, text: str, *, pm_to: str = "", say_id: str = "",
+                  received_at: float | None = None) -> None:
+        now = self.clock()
+        say = Say(id=say_id or uuid.uuid4().hex, channel=self.channel, text=text, pm_to=pm_to,
+                  expires_at=(received_at or now) + self.post_ttl)
+        self.outbox[say.id] = (say, received_at if received_at is not None else now)
+        while len(self.outbox) > OUTBOX_MAX:
+            dropped, _ = self.outbox.popitem(last=False)[1]
+            metrics.REPLIES.labels("dropped").inc()
+            log.warning("outbox full: dropped reply %s", dropped.id)
+        await self.send_say(say)
+
+    def on_delivered(self, say_id: str, ok: bool, reason: str) -> None:
+        entry = self.outbox.pop(say_id, None)
+        metrics.REPLIES.labels("delivered" if ok else "undelivered").inc()
+        if self.records is not None:
+            self.records.journal_close(say_id, self.clock())
+        if entry is None:
+            return
+        if ok:
+            latency = max(0.0, self.clock() - entry[1])
+            metrics.REPLY_LATENCY.observe(latency)
+            self.latencies.append(latency)
+        else:
+            log.warning("reply %s not delivered: %s", say_id, reason)
+
+    async def flush_outbox(self) -> None:
+        now = self.clock()
+        for say_id, (say, _) in list(self.outbox.items()):
+            if say.expires_at <= now:
+                del self.outbox[say_id]
+                metrics.REPLIES.labels("expired").inc()
+                continue
+            await self.send_say(say)
+
+    # ---- time ----------------------------------------------------------------
+
+    async def tick(self) -> None:
+        now = self.clock()
+        expired = self.pool.expire(now)
+        for identity in expired.dead_callers:
+            log.warning("caller %s silent for %.1f s: dropped", identity.decode(),
+                        self.pool.liveness)
+        if expired.requeued:
+            metrics.REQUESTS.labels("requeued").inc(len(expired.requeued))
+        for job in expired.shed:
+            pending = self.pending.pop(job.request.id, None)
+            metrics.REQUESTS.labels("shed").inc()
+            if pending is not None:
+                log.warning("request %s missed its deadline: fallback", job.request.id)
+                await self.reply(job.request.id, pending, self.fallback, "fallback")
+        for say_id, (say, _) in list(self.outbox.items()):
+            if say.expires_at <= now:
+                del self.outbox[say_id]
+                metrics.REPLIES.labels("expired").inc()
+                if self.records is not None:
+                    self.records.journal_close(say_id, now)
+        metrics.QUEUE_OLDEST.set(self.pool.oldest_age(now))
+        await self.dispatch()
+
+    def p95(self) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[int(0.95 * (len(ordered) - 1))]
+
+    # ---- restart -------------------------------------------------------------
+
+    async def resume(self, entries: list[JournalEntry]) -> tuple[int, int]:
+        """Take back what a previous router accepted; returns (requeued, re-sent)."""
+        now = self.clock()
+        requeued = resent = 0
+        for entry in entries:
+            pending = Pending(entry.username, self.channel, entry.private, entry.received_at)
+            if entry.state == "replied":
+                if entry.received_at + self.post_ttl > now:
+                    pm_to = entry.username if entry.private else ""
+                    await self.say(entry.reply, pm_to=pm_to, say_id=entry.id,
+                                   received_at=entry.received_at)
+                    resent += 1
+                elif self.records is not None:
+                    self.records.journal_close(entry.id, now)
+                continue
+            try:
+                request = decode(entry.request)
+            except DecodeError:
+                request = None
+            if isinstance(request, Request) and request.deadline > now:
+                self.pending[entry.id] = pending
+                self.pool.submit(Job(request, now))
+                requeued += 1
+            elif entry.received_at + self.post_ttl > now:
+                await self.reply(entry.id, pending, self.fallback, "fallback")
+            elif self.records is not None:
+                self.records.journal_close(entry.id, now)
+        if requeued or resent:
+            metrics.REQUESTS.labels("resumed").inc(requeued)
+            log.info("resumed %d accepted triggers and %d undelivered replies", requeued,
+                     resent)
+        await self.dispatch()
+        return requeued, resent

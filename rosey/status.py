@@ -1,0 +1,138 @@
+"""``rosey status``'s live summary, for operators without Grafana.
+
+Read from the processes' ``/metrics`` endpoints (short timeouts: a hung process must not
+hang the command) and the router's control socket.  Counters and histograms are since
+each process started; gauges are now.  Formatting is pure (``format_summary``) and
+tested on recorded metric text.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.request
+from collections.abc import Iterable
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from rosey.config import Config
+
+FETCH_TIMEOUT = 0.5
+
+
+class Samples:
+    """The samples of one or more /metrics texts; absent series read as None."""
+
+    def __init__(self, texts: Iterable[str]):
+        self.rows: list[tuple[str, dict[str, str], float]] = []
+        for text in texts:
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    self.rows.append((sample.name, dict(sample.labels), float(sample.value)))
+
+    def sum(self, name: str, **labels: str) -> float | None:
+        values = [value for got, have, value in self.rows if got == name
+                  and all(have.get(k) == v for k, v in labels.items())]
+        return math.fsum(values) if values else None
+
+    def buckets(self, name: str) -> list[tuple[float, float]]:
+        """Cumulative (le, count) of a histogram, summed over its label sets."""
+        totals: dict[float, float] = {}
+        for got, have, value in self.rows:
+            if got == f"{name}_bucket":
+                le = float(have["le"])
+                totals[le] = totals.get(le, 0.0) + value
+        return sorted(totals.items())
+
+
+def quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Prometheus's histogram_quantile: linear interpolation inside the bucket."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_le, lower_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if math.isinf(le):
+                return lower_le
+            if count == lower_count:
+                return le
+            return lower_le + (le - lower_le) * (rank - lower_count) / (count - lower_count)
+        lower_le, lower_count = le, count
+    return lower_le
+
+
+def _num(value: float | None, fmt: str = "{:g}") -> str:
+    return "?" if value is None else fmt.format(value)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def format_summary(conn: str | None, router: str | None, callers: list[str | None],
+                   ctl: str = "") -> str:
+    """The summary lines from each process's metric text (None: did not answer)."""
+    lines = []
+    c = Samples([conn or ""])
+    r = Samples([router or ""])
+    k = Samples([text for text in callers if text])
+    connected = c.sum("rosey_conn_connected")
+    state = "unreachable" if conn is None else {1.0: "yes", 0.0: "NO"}.get(
+        connected if connected is not None else -1.0, "?")
+    if c.sum("rosey_conn_fatal") == 1:
+        state += " (stopped retrying: see the conn log)"
+    lines.append(f"connected: {state} · reconnects {_num(c.sum('rosey_conn_reconnects_total'))}"
+                 f" · messages sent {_num(c.sum('rosey_conn_messages_sent_total'))}, "
+                 f"dropped by server {_num(c.sum('rosey_conn_messages_dropped_by_server_total'))}")
+    if router is None:
+        lines.append("router: metrics unreachable")
+    else:
+        llm = r.sum("rosey_router_replies_total", kind="llm") or 0.0
+        fallback = r.sum("rosey_router_replies_total", kind="fallback") or 0.0
+        total = llm + fallback
+        ratio = f"{100 * fallback / total:.1f} %" if total else "-"
+        latency = r.buckets("rosey_router_reply_latency_seconds")
+        lines.append(
+            f"callers alive {_num(r.sum('rosey_router_callers_alive'))} · queue "
+            f"{_num(r.sum('rosey_router_queue_depth'))} (oldest "
+            f"{_seconds(r.sum('rosey_router_queue_oldest_seconds'))}) · in flight "
+            f"{_num(r.sum('rosey_router_in_flight'))} · shed "
+            f"{_num(r.sum('rosey_router_requests_total', outcome='shed'))}")
+        lines.append(f"replies {total:g} · fallbacks {fallback:g} ({ratio}) · reply latency "
+                     f"p50 {_seconds(quantile(0.5, latency))} "
+                     f"p95 {_seconds(quantile(0.95, latency))}")
+    answering = sum(1 for text in callers if text)
+    prompt = k.sum("rosey_llm_tokens_total", kind="prompt") or 0.0
+    completion = k.sum("rosey_llm_tokens_total", kind="completion") or 0.0
+    cost = k.sum("rosey_llm_cost_usd_total")
+    llm_latency = k.buckets("rosey_llm_latency_seconds")
+    lines.append(f"callers answering metrics {answering} · tokens {prompt + completion:g} "
+                 f"({prompt:g} prompt, {completion:g} completion)"
+                 + (f" · cost ${cost:.4f}" if cost is not None else "")
+                 + f" · llm p95 {_seconds(quantile(0.95, llm_latency))}")
+    if ctl:
+        lines.append(f"router says: {ctl}")
+    return "\n".join(["-- live (counters since each process started) --", *lines])
+
+
+def fetch(host: str, port: int, timeout: float = FETCH_TIMEOUT) -> str | None:
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout) as resp:
+            return str(resp.read().decode("utf-8", "replace"))
+    except (OSError, ValueError):
+        return None
+
+
+def summary(cfg: Config) -> str:
+    m = cfg.metrics
+    if not m.enabled:
+        return "-- live: metrics.enabled is false, no summary --"
+    callers = [fetch(m.host, m.caller_base_port + n) for n in range(cfg.callers.max)]
+    from rosey.control import send_command
+
+    ok, text = send_command(cfg.paths.run_dir, ["status"], timeout=1.0)
+    return format_summary(fetch(m.host, m.conn_port), fetch(m.host, m.router_port), callers,
+                          text if ok else "")
