@@ -93,11 +93,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _start_callers(cfg: Config, child: subprocess.Popen[bytes]) -> bool:
+    """Start the persisted pool size (``rosey scale``) or ``callers.count`` members."""
+    from rosey.llm import pool
+
+    count = pool.desired_count(cfg)
+    pool.write_targets(cfg, count)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and child.poll() is None:
         if _supervisorctl(cfg, "pid").returncode == 0:
-            names = [f"caller:caller-{n}" for n in range(cfg.callers.count)]
-            _supervisorctl(cfg, "start", *names)
+            # Started without waiting on each (startsecs apiece would add up).
+            report = pool.scale(pool.supervisor(cfg), count, wait=0)
+            for error in report.errors:
+                print(f"rosey: {error}", file=sys.stderr)
             return True
         time.sleep(0.1)
     return False
@@ -114,18 +121,37 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
+    """Run exactly ``count`` callers: start / stop members, never restart running ones.
+
+    Stopped members drain (finish their in-flight calls) in parallel; the command waits
+    for them up to ``stopwaitsecs``.  The count persists for the next ``rosey run``."""
+    from rosey.llm import pool
+
     cfg, _ = _load(args.config)
     if not 0 <= args.count <= cfg.callers.max:
         print(f"rosey: scale: expected 0..{cfg.callers.max} (callers.max)", file=sys.stderr)
         return EXIT_CONFIG
-    start = [f"caller:caller-{n}" for n in range(args.count)]
-    stop = [f"caller:caller-{n}" for n in range(args.count, cfg.callers.max)]
-    if start:
-        _supervisorctl(cfg, "start", *start)
-    if stop:
-        _supervisorctl(cfg, "stop", *stop)
-    print(f"callers running: {args.count} of {cfg.callers.max}")
-    return 0
+    Path(cfg.paths.run_dir).mkdir(parents=True, exist_ok=True)
+    pool.save_count(cfg, args.count)
+    pool.write_targets(cfg, args.count)
+    try:
+        report = pool.scale(pool.supervisor(cfg), args.count,
+                            wait=cfg.llm.response_timeout + 10)
+    except OSError:
+        print(f"rosey: not running in {cfg.paths.run_dir}; `rosey run` will start "
+              f"{args.count} callers", file=sys.stderr)
+        return 1
+    for error in report.errors:
+        print(f"rosey: {error}", file=sys.stderr)
+    running = sorted(n for n, state in report.states.items() if state == "RUNNING")
+    print(f"callers: started {_members(report.started)}, stopped "
+          f"{_members(report.stopped)}; running {len(running)} of {cfg.callers.max} "
+          f"({_members(running)})")
+    return 0 if report.settled and not report.errors else 1
+
+
+def _members(indexes: list[int]) -> str:
+    return ", ".join(f"caller-{n}" for n in indexes) or "none"
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
@@ -135,6 +161,21 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     ok, text = send_command(cfg.paths.run_dir, args.words, timeout=args.timeout)
     print(text)
     return 0 if ok else 1
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    cfg, _ = _load(args.config)
+    from rosey.store.backup import backup
+
+    source = Path(cfg.paths.database)
+    if not source.exists():
+        print(f"rosey: no database at {source} yet", file=sys.stderr)
+        return 1
+    dest = Path(args.dest) if args.dest else Path(cfg.paths.data_dir) / "backups" / (
+        time.strftime("rosey-%Y%m%d-%H%M%S.db"))
+    size = backup(source, dest)
+    print(f"backed up {source} to {dest} ({size} bytes)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,11 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     scale = sub.add_parser("scale", help="run N callers (0..callers.max)")
     scale.add_argument("count", type=int)
     scale.set_defaults(func=cmd_scale)
+    backup = sub.add_parser("backup", help="copy the live database to a file")
+    backup.add_argument("dest", nargs="?", default=None)
+    backup.set_defaults(func=cmd_backup)
     ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
     ctl.add_argument("words", nargs="+")
     ctl.add_argument("--timeout", type=float, default=5.0)
     ctl.set_defaults(func=cmd_ctl)
-    for sp in (run, check, scale, ctl):
+    for sp in (run, check, scale, ctl, backup):
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 

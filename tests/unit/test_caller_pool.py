@@ -1,0 +1,131 @@
+"""Pool sizing: the start/stop plan, the persisted count, the file_sd targets, and the
+supervisord conversation (against a fake XML-RPC proxy, on a virtual clock)."""
+
+from __future__ import annotations
+
+import json
+import xmlrpc.client
+from pathlib import Path
+from typing import Any
+
+from rosey.config import parse_config
+from rosey.llm import pool
+
+
+def config(tmp_path: Path, count: int = 2, **metrics: Any) -> Any:
+    raw = {"channel": "chan", "user": ["bot", ""], "callers": {"count": count, "max": 6},
+           "metrics": {"caller_base_port": 9470, **metrics}, "paths": {"run_dir": "run"}}
+    cfg = parse_config(raw, base_dir=tmp_path, env={})
+    Path(cfg.paths.run_dir).mkdir()
+    return cfg
+
+
+def test_plan_touches_only_members_that_must_change() -> None:
+    states = {0: "RUNNING", 1: "RUNNING", 2: "STOPPED", 3: "FATAL", 4: "STOPPING",
+              5: "RUNNING"}
+    assert pool.plan(states, 4) == ([2, 3], [5])  # 0, 1 keep running untouched
+    assert pool.plan(states, 1) == ([], [1, 5])  # 4 is already stopping
+    assert pool.plan(states, 6) == ([2, 3, 4], [])
+    assert pool.plan({0: "RUNNING", 1: "STARTING"}, 2) == ([], [])
+
+
+def test_count_persists_unless_the_config_changed_since(tmp_path: Path) -> None:
+    cfg = config(tmp_path, count=2)
+    assert pool.desired_count(cfg) == 2  # no file yet: callers.count
+    pool.save_count(cfg, 5)
+    state = Path(cfg.paths.run_dir) / "callers.scale"
+    assert json.loads(state.read_text()) == {"count": 5, "config_count": 2}
+    assert pool.desired_count(cfg) == 5
+    # the operator edited callers.count after scaling: the newer decision wins
+    edited = parse_config({"channel": "chan", "user": ["bot", ""],
+                           "callers": {"count": 3, "max": 6}, "paths": {"run_dir": "run"}},
+                          base_dir=tmp_path, env={})
+    assert pool.desired_count(edited) == 3
+    state.write_text("{not json")
+    assert pool.desired_count(cfg) == 2
+
+
+def test_file_sd_targets_are_written_atomically(tmp_path: Path) -> None:
+    cfg = config(tmp_path, host="0.0.0.0")
+    path = pool.write_targets(cfg, 3)
+    assert json.loads(path.read_text()) == [
+        {"targets": ["127.0.0.1:9470"], "labels": {"caller": "caller-0"}},
+        {"targets": ["127.0.0.1:9471"], "labels": {"caller": "caller-1"}},
+        {"targets": ["127.0.0.1:9472"], "labels": {"caller": "caller-2"}},
+    ]
+    inode = path.stat().st_ino
+    pool.write_targets(cfg, 1)
+    assert path.stat().st_ino != inode  # replaced by rename, never rewritten in place
+    assert [g["labels"]["caller"] for g in json.loads(path.read_text())] == ["caller-0"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["callers.json"]  # no temp left
+    off = parse_config({"channel": "chan", "user": ["bot", ""], "metrics": {"enabled": False},
+                        "paths": {"run_dir": "run"}}, base_dir=tmp_path, env={})
+    assert json.loads(pool.write_targets(off, 2).read_text()) == []
+
+
+class FakeSupervisor:
+    """supervisord's process table; a stop takes ``drain`` virtual seconds."""
+
+    def __init__(self, states: dict[int, str], clock: list[float], drain: float) -> None:
+        self.states = states
+        self.clock = clock
+        self.drain = drain
+        self.calls: list[tuple[str, str, bool]] = []
+        self.stopping_until: dict[int, float] = {}
+        self.supervisor = self
+
+    def getAllProcessInfo(self) -> list[dict[str, Any]]:  # the RPC names, camelCase
+        for n, until in list(self.stopping_until.items()):
+            if self.clock[0] >= until:
+                self.states[n] = "STOPPED"
+                del self.stopping_until[n]
+        infos = [{"group": "caller", "name": f"caller-{n}", "statename": s}
+                 for n, s in self.states.items()]
+        return [*infos, {"group": "router", "name": "router", "statename": "RUNNING"}]
+
+    def stopProcess(self, name: str, wait: bool) -> bool:
+        self.calls.append(("stop", name, wait))
+        n = int(name.rsplit("-", 1)[1])
+        self.states[n] = "STOPPING"
+        self.stopping_until[n] = self.clock[0] + self.drain
+        return True
+
+    def startProcess(self, name: str, wait: bool) -> bool:
+        self.calls.append(("start", name, wait))
+        n = int(name.rsplit("-", 1)[1])
+        if self.states[n] == "RUNNING":
+            raise xmlrpc.client.Fault(60, "ALREADY_STARTED: " + name)
+        self.states[n] = "RUNNING"
+        return True
+
+
+def test_scale_down_stops_in_parallel_and_waits_for_the_drain() -> None:
+    now = [0.0]
+    fake = FakeSupervisor({0: "RUNNING", 1: "RUNNING", 2: "RUNNING", 3: "RUNNING"}, now,
+                          drain=2.0)
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    report = pool.scale(fake, 1, wait=35, clock=lambda: now[0], sleep=sleep)
+
+    # all three stops issued at once without waiting: they drain together in ~2 s, not 6
+    assert fake.calls == [("stop", "caller:caller-1", False), ("stop", "caller:caller-2", False),
+                          ("stop", "caller:caller-3", False)]
+    assert report.stopped == [1, 2, 3] and report.started == [] and report.settled
+    assert 2.0 <= now[0] <= 2.4
+    assert report.states == {0: "RUNNING", 1: "STOPPED", 2: "STOPPED", 3: "STOPPED"}
+
+
+def test_scale_up_starts_missing_members_and_reports_a_timeout() -> None:
+    now = [0.0]
+    fake = FakeSupervisor({0: "RUNNING", 1: "STOPPED", 2: "STOPPED"}, now, drain=100.0)
+    report = pool.scale(fake, 2, wait=5, clock=lambda: now[0],
+                        sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert fake.calls == [("start", "caller:caller-1", False)]
+    assert report.settled and report.states[1] == "RUNNING"
+
+    slow = FakeSupervisor({0: "RUNNING", 1: "RUNNING"}, now, drain=100.0)
+    report = pool.scale(slow, 1, wait=5, clock=lambda: now[0],
+                        sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert not report.settled and report.states[1] == "STOPPING"
