@@ -10,8 +10,8 @@ import difflib
 import os
 import re
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -203,6 +203,22 @@ def _check_semantics(cfg: Config, source: str) -> None:
     _positive(fail, "$.llm.response_timeout", llm.response_timeout)
     if llm.max_history_messages < 0:
         fail("$.llm.max_history_messages", "expected 0 or more")
+    router = cfg.router
+    for index, pattern in enumerate(router.blocklist):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            fail(f"$.router.blocklist[{index}]", f"invalid regex ({exc}); fix the pattern")
+    for name, persona in router.personas.items():
+        if persona.endswith((".md", ".txt")) and not Path(persona).is_file():
+            fail(f"$.router.personas.{name}", f"{persona} does not exist; create it")
+    try:
+        ZoneInfo(router.limits.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail("$.router.limits.timezone", "unknown time zone; use an IANA name such as "
+             "Europe/Berlin or UTC")
+    if router.retention_days <= 0:
+        fail("$.router.retention_days", "expected a number > 0")
     if cfg.conn.message_length and not 40 <= cfg.conn.message_length <= 1000:
         fail("$.conn.message_length",
              "expected 0 (read it from the channel) or 40..1000 (max-chat-message-length)")

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,7 +212,7 @@ class Brain:
         if persona:
             template = Path(persona).read_text(encoding="utf-8").strip() \
                 if persona.endswith((".md", ".txt")) else persona
-        stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
         return render_system_prompt(template, bot_name=self.bot_name, channel=self.cfg.channel,
                                     user=user, now_playing=self.channel.now_playing or "nothing",
                                     time=stamp)

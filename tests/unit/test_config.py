@@ -175,3 +175,12 @@ def test_check_config_cli_exit_code_2_and_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "rosey.cli", "check-config", str(path)],
                           capture_output=True, text=True, env={"PATH": "/usr/bin"}, cwd=ROOT)
     assert done.returncode == 0, done.stderr
+
+
+def test_router_semantics(tmp_path: Path) -> None:
+    assert "$.router.blocklist[0]: invalid regex" in error_for(
+        tmp_path, {**MINIMAL, "router": {"blocklist": ["(bad"]}})
+    assert "$.router.limits.timezone" in error_for(
+        tmp_path, {**MINIMAL, "router": {"limits": {"timezone": "Mars/Olympus"}}})
+    assert "$.router.personas.witty" in error_for(
+        tmp_path, {**MINIMAL, "router": {"personas": {"witty": "missing.md"}}})
