@@ -249,14 +249,13 @@ class Governor:
             for part in list(queue):
                 if not part.echo and part.expires_at and part.expires_at <= now:
                     queue.remove(part)  # a stale keep-alive: nothing to report
-        parts = [p for q in self.queues.values() for p in q] + list(self.outstanding)
-        for part in parts:
+        waiting = [(p, False) for q in self.queues.values() for p in q]
+        for part, in_flight in waiting + [(p, True) for p in self.outstanding]:
             if part.say_id not in self._says:
                 continue
             if part.expires_at and part.expires_at <= now:
                 outcome = self._fail(part.say_id, "expired")
-            elif part.sent_at and part in self.outstanding and \
-                    now - part.sent_at > self.echo_timeout:
+            elif in_flight and now - part.sent_at > self.echo_timeout:
                 outcome = self._fail(part.say_id, "no echo")
             else:
                 continue

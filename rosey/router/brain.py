@@ -13,9 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from rosey import metrics
 from rosey.config import DEFAULT_SYSTEM_PROMPT, Config
+from rosey.llm.budget import BudgetTracker, Snapshot
 from rosey.protocol import Message, Result, Turn
 from rosey.router import commands
 from rosey.router.channel import ChannelState
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
     from rosey.router.flow import Flow
 
 log = logging.getLogger("rosey.router")
+
+
+def line_reply(user: str, text: str, private: bool) -> str:
+    return text if private else f"{user}: {text}"
 
 
 def limit_config(cfg: Config, cooldown: float | None = None) -> LimitConfig:
@@ -57,6 +63,8 @@ class Brain:
         self.channel = ChannelState(cfg.router.channel_context)
         self.stats_day = ""
         self.stats: dict[str, float] = {}
+        self.budget = BudgetTracker(cfg.budget.daily_usd, cfg.budget.monthly_usd,
+                                    tz=ZoneInfo(cfg.router.limits.timezone))
         self.reload(cfg)
 
     def reload(self, cfg: Config) -> None:
@@ -98,7 +106,18 @@ class Brain:
         self.toggles.optouts = set(json.loads(saved.get("optouts", "[]")))
         for key, state in self.records.load_rate_limits().items():
             self.limiter.restore(key, state)
-        self._load_stats(self.limiter.day(self.clock()))
+        now = self.clock()
+        day = self.limiter.day(now)
+        self._load_stats(day)
+        self.budget.restore(Snapshot(day, self.records.spend_since(day), day[:7],
+                                     self.records.spend_since(day[:7] + "-01")), now)
+        self._export_budget(now)
+
+    def _export_budget(self, now: float) -> None:
+        day, month = self.budget.spent(now)
+        for period, spent, limit in (("day", day, self.budget.daily_usd),
+                                     ("month", month, self.budget.monthly_usd)):
+            metrics.BUDGET_RATIO.labels(period).set(spent / limit if limit else 0.0)
 
     def _save_toggles(self) -> None:
         if self.records is None:
@@ -182,6 +201,13 @@ class Brain:
         if flow.full():
             metrics.RATE_LIMITED.labels("queue").inc()
             return
+        if self.budget.state(now) == "exhausted":
+            metrics.RATE_LIMITED.labels("budget").inc()
+            log.warning("budget exhausted: %s for %s", self.cfg.budget.action, user)
+            if self.cfg.budget.action != "silent":
+                await flow.say(line_reply(user, self.cfg.llm.fallback_response, private),
+                               pm_to=user if private else "")
+            return
         state = self.limiter.accept(key, now)
         if self.records is not None:
             self.records.rate_limit(key, state)
@@ -230,8 +256,12 @@ class Brain:
             stats.get("successes" if result.ok else "failures", 0) + 1
         stats["prompt_tokens"] = stats.get("prompt_tokens", 0) + result.prompt_tokens
         stats["completion_tokens"] = stats.get("completion_tokens", 0) + result.completion_tokens
-        cost = float(getattr(result, "cost_usd", 0.0) or 0.0)
+        cost = result.cost_usd
         stats["cost_usd"] = stats.get("cost_usd", 0) + cost
+        now = self.clock()
+        if self.budget.add(cost, now) != "ok":
+            log.warning("budget at %.0f %%", 100 * self.budget.ratio(now))
+        self._export_budget(now)
         if self.records is not None:
             self.records.stats(day, user, result.ok, result.prompt_tokens,
                                result.completion_tokens, cost)

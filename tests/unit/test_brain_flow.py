@@ -1,0 +1,176 @@
+"""The router's judgement and flow in process: real Brain, Flow and SQLite, sockets
+replaced by lists, and a virtual clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from rosey.config import parse_config
+from rosey.protocol import Request, Result, Say, User
+from rosey.router.brain import Brain
+from rosey.router.dispatch import Pool
+from rosey.router.flow import Flow
+from rosey.router.records import Records
+from rosey.store import Store
+
+
+class Rig:
+    def __init__(self, tmp: Path, **router: object):
+        self.now = 1_800_000_000.0
+        raw = {"channel": "chan", "user": ["rosey", "pw"],
+               "llm": {"llm_cooldown": 10, "fallback_response": "Sorry."},
+               **router}
+        self.cfg = parse_config(raw, base_dir=tmp, env={})
+        self.store = Store(self.cfg.paths.database)
+        self.store.open()
+        self.records = Records(self.store, "chan")
+        self.requests: list[Request] = []
+        self.says: list[Say] = []
+        self.pool = Pool(liveness=1e9)
+        self.brain = Brain(self.cfg, self.records, clock=lambda: self.now)
+        self.flow = Flow(channel="chan", pool=self.pool, records=self.records,
+                         policy=self.brain.reply_policy, fallback="Sorry.", post_ttl=120,
+                         send_request=self._send_request, send_say=self._send_say,
+                         on_answer=self.brain.on_answer, clock=lambda: self.now)
+        self.brain.flow = self.flow
+        self.brain.restore()
+        self.brain.channel.set_users([User(name="alice", rank=1, aliases=["alice", "alicia"]),
+                                      User(name="bob", rank=1), User(name="guest1", rank=0),
+                                      User(name="Mod", rank=2)])
+
+    async def _send_request(self, identity: bytes, request: Request) -> bool:
+        self.requests.append(request)
+        return True
+
+    async def _send_say(self, say: Say) -> bool:
+        self.says.append(say)
+        return True
+
+    def caller(self, slots: int = 4) -> None:
+        self.pool.seen(b"caller-0", "inc", slots, self.now)
+
+    async def answer(self, request: Request, text: str = "hello", ok: bool = True,
+                     cost: float = 0.0) -> None:
+        await self.flow.on_result(Result(id=request.id, caller="caller-0", ok=ok, text=text,
+                                         error_kind="" if ok else "server", cost_usd=cost,
+                                         model="m", completion_tokens=3))
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    rig = Rig(tmp_path)
+    yield rig
+    rig.store.close()
+
+
+async def test_mention_answered_and_remembered(rig: Rig) -> None:
+    rig.caller()
+    await rig.brain.on_chat("alice", "rosey, hi", False, rig.now)
+    assert len(rig.requests) == 1
+    await rig.answer(rig.requests[0], "Rosey: **hello** there")
+    assert [s.text for s in rig.says] == ["alice: hello there"]  # self prefix and markdown gone
+    await rig.brain.on_chat("bob", "no mention here", False, rig.now)
+    assert len(rig.requests) == 1
+    await rig.store.flush()
+    assert [t.content for t in await rig.records.history("alice", 10)] == [
+        "alice: rosey, hi", "hello there"]
+
+
+async def test_not_yet_dispatched_mentions_coalesce(rig: Rig) -> None:
+    await rig.brain.on_chat("alice", "rosey, one", False, rig.now)
+    await rig.brain.on_chat("alice", "rosey, two", False, rig.now + 1)
+    assert rig.requests == []
+    rig.caller()
+    await rig.flow.dispatch()
+    assert len(rig.requests) == 1
+    assert [t.content for t in rig.requests[0].turns[1:]] == ["alice: rosey, one",
+                                                             "alice: rosey, two"]
+
+
+async def test_aliases_share_cooldowns_but_not_history(rig: Rig) -> None:
+    rig.caller()
+    await rig.brain.on_chat("alice", "rosey, hi", False, rig.now)
+    await rig.brain.on_chat("alicia", "rosey, hi again", False, rig.now + 1)
+    assert len(rig.requests) == 1  # same IP, same cooldown
+    rig.now += 11
+    await rig.brain.on_chat("alicia", "rosey, now?", False, rig.now)
+    assert len(rig.requests) == 2
+    assert [t.role for t in rig.requests[1].turns] == ["system", "user"]  # not alice's history
+
+
+async def test_mods_are_exempt_and_pm_questions_answer_by_pm(rig: Rig) -> None:
+    rig.caller()
+    await rig.brain.on_chat("Mod", "rosey a", False, rig.now)
+    await rig.brain.on_chat("Mod", "rosey b", False, rig.now)
+    assert len(rig.requests) == 2
+    await rig.brain.on_pm("bob", "what is 2+2?", rig.now)
+    await rig.answer(rig.requests[2], "4")
+    assert rig.says[-1].pm_to == "bob" and rig.says[-1].text == "4"
+
+
+async def test_failures_and_blocklist(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, router={"blocklist": ["secret"], "blocklist_reply": "No."})
+    rig.caller()
+    await rig.brain.on_chat("alice", "rosey tell me", False, rig.now)
+    await rig.answer(rig.requests[0], "the secret is 42")
+    await rig.brain.on_chat("bob", "rosey tell me", False, rig.now)
+    await rig.answer(rig.requests[1], ok=False)
+    await rig.answer(rig.requests[1], "late duplicate")  # dropped by id
+    assert [s.text for s in rig.says] == ["alice: No.", "bob: Sorry."]
+    rig.store.close()
+
+
+async def test_optout_and_guest_history_are_not_stored(rig: Rig) -> None:
+    rig.caller()
+    await rig.brain.on_pm("bob", "!optout", rig.now)
+    await rig.brain.on_chat("bob", "rosey?", False, rig.now)
+    assert rig.requests == []
+    await rig.brain.on_pm("bob", "!optin", rig.now)
+    await rig.brain.on_chat("bob", "rosey?", False, rig.now)
+    await rig.brain.on_chat("guest1", "rosey?", False, rig.now)
+    assert len(rig.requests) == 2
+    await rig.store.flush()
+    assert len(await rig.records.history("bob", 10)) == 1
+    assert await rig.records.history("guest1", 10) == []
+    audit = rig.store.query_sync("SELECT actor, action, ok FROM audit ORDER BY id")
+    assert audit == [("bob", "optout", 1), ("bob", "optin", 1)]
+
+
+async def test_budget_exhausted_answers_with_fallback_without_a_call(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, budget={"daily_usd": 0.01})
+    rig.caller()
+    await rig.brain.on_chat("alice", "rosey one", False, rig.now)
+    await rig.answer(rig.requests[0], "ok", cost=0.02)
+    await rig.brain.on_chat("bob", "rosey two", False, rig.now)
+    assert len(rig.requests) == 1
+    assert [s.text for s in rig.says] == ["alice: ok", "bob: Sorry."]
+    rig.now += 86400  # a new day, a new budget
+    await rig.brain.on_chat("bob", "rosey three", False, rig.now)
+    assert len(rig.requests) == 2
+    rig.store.close()
+
+
+async def test_journal_resumes_open_and_undelivered(tmp_path: Path) -> None:
+    first = Rig(tmp_path)
+    await first.brain.on_chat("alice", "rosey, pending", False, first.now)  # no caller yet
+    first.caller()
+    await first.brain.on_chat("bob", "rosey, answered", False, first.now)
+    await first.flow.dispatch()
+    bob = next(r for r in first.requests if "bob" in r.turns[-1].content)
+    await first.answer(bob, "hi bob")  # replied, never acknowledged
+    await first.store.flush()
+    first.store.close()
+
+    second = Rig(tmp_path)
+    second.caller()
+    requeued, resent = await second.flow.resume(second.records.load_journal())
+    assert (requeued, resent) == (1, 1)
+    assert [s.text for s in second.says] == ["bob: hi bob"]
+    assert [r.turns[-1].content for r in second.requests] == ["alice: rosey, pending"]
+    second.flow.on_delivered(second.says[0].id, True, "")
+    await second.store.flush()
+    assert [e.username for e in second.records.load_journal()] == ["alice"]
+    second.store.close()
