@@ -6,6 +6,11 @@ import re
 from dataclasses import dataclass
 
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+|\bwww\.\S+", re.IGNORECASE)
+# Italics come back from CyTube's filter as _x_: look inside them.
+_EMPHASIS = re.compile(r"(?<!\w)_(?=\S)(.+?)(?<=\S)_(?!\w)")
+# A name glued to CJK text ("你好rosey") is still a separate word: those scripts do not
+# put spaces between words, so they do not count as part of the name here.
+_WORD = r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +43,11 @@ class TriggerMatcher:
             return
         # Word characters around the phrase (including _ and -, which CyTube
         # names allow) mean it is part of another word.
-        pattern = re.compile(rf"(?<![\w-]){re.escape(core)}(?![\w-]|-\w)", re.IGNORECASE)
+        pattern = re.compile(rf"(?<!{_WORD}){re.escape(core)}(?!{_WORD})", re.IGNORECASE)
         self._phrases.append((kind, phrase, pattern))
 
     def match(self, text: str) -> TriggerHit | None:
-        plain = _URL.sub(" ", text)
+        plain = _EMPHASIS.sub(r" \1 ", _URL.sub(" ", text))
         for kind, phrase, pattern in self._phrases:
             if pattern.search(plain):
                 return TriggerHit(kind, phrase)

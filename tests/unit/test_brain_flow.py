@@ -11,6 +11,7 @@ import pytest
 from rosey.config import parse_config
 from rosey.protocol import Request, Result, Say, User
 from rosey.router.brain import Brain
+from rosey.router.commands import Actor
 from rosey.router.dispatch import Pool
 from rosey.router.flow import Flow
 from rosey.router.records import Records
@@ -174,3 +175,45 @@ async def test_journal_resumes_open_and_undelivered(tmp_path: Path) -> None:
     await second.store.flush()
     assert [e.username for e in second.records.load_journal()] == ["alice"]
     second.store.close()
+
+
+async def test_refusal_notice_once_per_window_and_channel_context(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, router={"channel_context": 3, "limits": {"notify_refused": True}})
+    rig.caller()
+    await rig.brain.on_chat("bob", "the movie is great", False, rig.now)
+    await rig.brain.on_chat("alice", "rosey, thoughts?", False, rig.now)
+    background = rig.requests[0].turns[1]
+    assert background.role == "system" and "bob: the movie is great" in background.content
+    rig.now += 1
+    await rig.brain.on_chat("alice", "rosey?", False, rig.now)
+    rig.now += 1
+    await rig.brain.on_chat("alice", "rosey??", False, rig.now)
+    notices = [s for s in rig.says if s.pm_to == "alice"]
+    assert [s.text for s in notices] == ["Please wait 9 s before asking me again."]
+    rig.store.close()
+
+
+async def test_retention_prunes_old_rows(rig: Rig) -> None:
+    rig.records.chat("alice", "chat", "old", rig.now - 100 * 86400)
+    rig.records.chat("alice", "chat", "new", rig.now)
+    await rig.store.flush()
+    rig.records.prune(rig.now, retention_days=90)
+    await rig.store.flush()
+    assert rig.store.query_sync("SELECT text FROM chat_log") == [("new",)]
+
+
+async def test_reload_and_persona(tmp_path: Path) -> None:
+    (tmp_path / "pirate.md").write_text("You are {bot_name} the pirate.")
+    rig = Rig(tmp_path, router={"personas": {"pirate": "pirate.md"}})
+    rig.caller()
+    ok, text = rig.brain.run_command(Actor("Mod", 2), "persona pirate")
+    assert ok and text == "persona set to pirate"
+    await rig.brain.on_chat("alice", "rosey, ahoy", False, rig.now)
+    assert rig.requests[0].turns[0].content == "You are rosey the pirate."
+    rig.brain.reload(parse_config({"channel": "chan", "user": ["rosey", "pw"],
+                                   "llm": {"llm_triggers": ["captain"]},
+                                   "router": {"personas": {"pirate": "pirate.md"}}},
+                                  base_dir=tmp_path, env={}))
+    await rig.brain.on_chat("bob", "hey captain", False, rig.now)
+    assert len(rig.requests) == 2
+    rig.store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -163,8 +164,9 @@ GOLDEN: dict[str, Any] = {
     "setPlaylistLocked": lambda d: ev.SetPlaylistLockedFrame(d),
     "voteskip": lambda d: ev.VoteskipFrame(d["count"], d["need"]),
     "drinkCount": lambda d: ev.DrinkCountFrame(d),
-    **{name: (lambda name: lambda d: ev.IgnoredFrame(name))(name) for name in ev.IGNORED_EVENTS},
 }
+for _name in ev.IGNORED_EVENTS:
+    GOLDEN[_name] = functools.partial(lambda name, d: ev.IgnoredFrame(name), _name)
 
 
 def test_golden_every_recorded_frame_has_the_right_field_values() -> None:

@@ -97,7 +97,7 @@ def simulate(gov: Governor, server: Server, says: list[Say], latency: float = 0.
     inbox: list[tuple[float, int, str, float]] = []  # (arrival, seq, kind, ms)
     seq = 0
     while len(delivered) < len(says):
-        while (part := gov.next_part(now)) is not None:
+        while gov.next_part(now) is not None:
             last_emit = now
             dropped = server.receive(now)
             seq += 1

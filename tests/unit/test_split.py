@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from rosey.cytube.split import neutralise_command, split_message, utf16_len
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rosey.cytube.split import neutralise_command, normalise, split_message, utf16_len
+from tests.fakes import cytube_filters as cf
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank today. "
 
@@ -61,16 +65,12 @@ def test_hard_cut_of_a_giant_word() -> None:
 
 # ---- properties (hypothesis), emoji and other non-BMP text included ---------------------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
-from rosey.cytube.split import normalise  # noqa: E402
-from tests.fakes import cytube_filters as cf  # noqa: E402
 
 # Words drawn to provoke the edge cases: slashes (commands, /dance), sentence ends, emoji
 # (two UTF-16 units each), CJK, control characters and odd spaces.
 WORD_CHARS = st.sampled_from(
-    list("abcxyz/.!?…,-_*`~>") + ["🎉", "😀", "𝄞", "中", "é", "\u200b", "\x07", "\t", "\n"]
+    [*"abcxyz/.!?…,-_*`~>", "🎉", "😀", "𝄞", "中", "é", "\u200b", "\x07", "\t", "\n"]
 )
 WORDS = st.lists(st.text(WORD_CHARS, min_size=1, max_size=40), min_size=0, max_size=120)
 COMMANDS = ["/kick", "/clear", "/dance", "/d", "/me", "/afk", "/ban", "/mute", "/rank",
