@@ -178,6 +178,19 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    cfg, _ = _load(args.config)
+    import asyncio
+
+    from rosey.tools.replay import read_log, replay
+
+    lines = read_log(Path(args.log))
+    print(f"replaying {len(lines)} lines from {args.log} (virtual clock, model latency "
+          f"{args.latency:g} s, no model called)", file=sys.stderr)
+    asyncio.run(replay(cfg, lines, latency=args.latency, answer=args.answer))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rosey", description="Rosey, the CyTube LLM bot")
     parser.add_argument("--config", default=None,
@@ -198,11 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="copy the live database to a file")
     backup.add_argument("dest", nargs="?", default=None)
     backup.set_defaults(func=cmd_backup)
+    replay_cmd = sub.add_parser("replay", help="what the bot would have done with a chat log")
+    replay_cmd.add_argument("log", help="rosey.db, JSON lines of chat frames, or [time] name: text")
+    replay_cmd.add_argument("--latency", type=float, default=2.0,
+                            help="simulated model latency, seconds")
+    replay_cmd.add_argument("--answer", default="(the model's answer)")
+    replay_cmd.set_defaults(func=cmd_replay)
     ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
     ctl.add_argument("words", nargs="+")
     ctl.add_argument("--timeout", type=float, default=5.0)
     ctl.set_defaults(func=cmd_ctl)
-    for sp in (run, check, scale, ctl, backup):
+    for sp in (run, check, scale, ctl, backup, replay_cmd):
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 

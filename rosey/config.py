@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,7 +19,8 @@ import msgspec
 
 from rosey.config_schema import Config
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "Config", "ConfigError", "check_config_file", "load_config"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "CheckReport", "Config", "ConfigError", "check_config_file",
+           "collect_errors", "load_config"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are {bot_name}, a friendly regular in the CyTube channel {channel}. "
@@ -67,8 +70,122 @@ def parse_config(raw: Any, *, base_dir: Path, env: dict[str, str],
     return cfg
 
 
-def check_config_file(path: str | os.PathLike[str] | None = None) -> Config:
-    return load_config(path)
+@dataclass
+class CheckReport:
+    """What ``rosey check-config`` prints: every error (one line each) and warnings."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    config: Config | None = None
+
+
+def check_config_file(path: str | os.PathLike[str] | None = None,
+                      env: dict[str, str] | None = None) -> CheckReport:
+    """Like ``load_config`` but reports every problem at once instead of raising the first."""
+    env = dict(os.environ if env is None else env)
+    cfg_path = Path(path or env.get("ROSEY_CONFIG") or "config.json")
+    report = CheckReport()
+    try:
+        report.config = load_config(cfg_path, env)
+    except ConfigError as first:
+        try:
+            raw = msgspec.json.decode(cfg_path.read_bytes())
+        except (OSError, msgspec.DecodeError):
+            report.errors.append(str(first))  # missing file or bad JSON: nothing more to say
+            return report
+        report.errors = collect_errors(raw, base_dir=cfg_path.resolve().parent, env=env,
+                                       source=str(cfg_path)) or [str(first)]
+        report.warnings = secret_file_warnings(cfg_path, raw)
+        return report
+    report.warnings = secret_file_warnings(cfg_path, msgspec.json.decode(cfg_path.read_bytes()))
+    return report
+
+
+def collect_errors(raw: Any, *, base_dir: Path, env: dict[str, str],
+                   source: str = "config.json") -> list[str]:
+    """Every problem in ``raw``, each one line ``source: $.path: problem; fix``; [] if valid.
+
+    Unknown keys and wrong types are dropped (so their defaults stand in) and reported;
+    the semantic checks then run on what is left, skipping paths already reported.
+    """
+    if not isinstance(raw, dict):
+        return [f"{source}: $: expected a JSON object at the top level"]
+    errors: list[str] = []
+    bad: list[str] = []
+    cleaned = _drop_invalid(raw, Config, "$", source, errors, bad)
+    try:
+        cfg = msgspec.convert(cleaned, Config, strict=True)
+    except msgspec.ValidationError as exc:  # pragma: no cover - every field was checked
+        return [*errors, f"{source}: {_phrase_validation_error(str(exc))}"]
+    _apply_env(cfg, env)
+    _resolve_paths(cfg, base_dir)
+    semantic: list[str] = []
+    _check_semantics(cfg, source, semantic)
+    heads = tuple(f"{source}: {path}{sep}" for path in bad for sep in (":", ".", "["))
+    return errors + [message for message in semantic if not message.startswith(heads)]
+
+
+def _drop_invalid(raw: dict[str, Any], struct: type, where: str, source: str,
+                  errors: list[str], bad: list[str]) -> dict[str, Any]:
+    fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+    kept: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = f"{where}.{key}"
+        if key not in fields:
+            hint = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+            fix = f"did you mean {hint[0]!r}?" if hint else (
+                f"known keys here: {', '.join(sorted(fields))}")
+            errors.append(f"{source}: {path}: unknown key; {fix}")
+            continue
+        sub = _struct_type(fields[key].type)
+        if sub is not None and isinstance(value, dict):
+            kept[key] = _drop_invalid(value, sub, path, source, errors, bad)
+            continue
+        try:
+            msgspec.convert(value, fields[key].type, strict=True)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            at = "`$" + path[1:]
+            message = message.replace(" - at `$", f" - at {at}") if " - at `$" in message \
+                else f"{message} - at {at}`"
+            errors.append(f"{source}: {_phrase_validation_error(message)}")
+            bad.append(path)
+            continue
+        kept[key] = value
+    return kept
+
+
+_SECRET_WORDS = ("password", "API key", "channel password", "authorization header")
+
+
+def secret_file_warnings(path: Path, raw: Any) -> list[str]:
+    """A warning when a config file holding a secret can be read by every local user."""
+    if not isinstance(raw, dict):
+        return []
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return []
+    if not mode & stat.S_IROTH:
+        return []
+    llm, conn = raw.get("llm"), raw.get("conn")
+    ollama = (raw.get("providers") or {}).get("ollama") if isinstance(
+        raw.get("providers"), dict) else None
+    user = raw.get("user")
+    held = [
+        isinstance(user, list) and len(user) > 1 and bool(user[1]),
+        isinstance(llm, dict) and bool(llm.get("openai_api_key")),
+        isinstance(conn, dict) and bool(conn.get("channel_password")),
+        isinstance(ollama, dict) and isinstance(ollama.get("headers"), dict)
+        and any(k.lower() == "authorization" for k in ollama["headers"]),
+    ]
+    what = [word for word, has in zip(_SECRET_WORDS, held, strict=True) if has]
+    if not what:
+        return []
+    return [f"{path}: warning: readable by every user (mode {stat.S_IMODE(mode):04o}) and holds "
+            f"a {' and a '.join(what)}; run `chmod 600 {path}`, or move secrets to the "
+            "environment (ROSEY_PASSWORD, OPENAI_API_KEY, ROSEY_CHANNEL_PASSWORD; under "
+            "systemd in /etc/rosey/rosey.env, mode 600)"]
 
 
 # ---- unknown keys ---------------------------------------------------------
@@ -167,19 +284,23 @@ def _resolve_paths(cfg: Config, base_dir: Path) -> None:
 # ---- semantics ------------------------------------------------------------
 
 
-def _check_semantics(cfg: Config, source: str) -> None:
+def _check_semantics(cfg: Config, source: str, errors: list[str] | None = None) -> None:
+    """Raise the first problem as ``ConfigError``, or append every one to ``errors``."""
     def fail(path: str, problem: str) -> None:
-        raise ConfigError(f"{source}: {path}: {problem}")
+        message = f"{source}: {path}: {problem}"
+        if errors is None:
+            raise ConfigError(message)
+        errors.append(message)
 
     if not cfg.channel:
         fail("$.channel", "missing; set the CyTube channel name, e.g. \"channel\": \"MyChannel\"")
-    if not CHANNEL_RE.match(cfg.channel):
+    elif not CHANNEL_RE.match(cfg.channel):
         fail("$.channel", "expected 1-30 characters of a-z, A-Z, 0-9, - or _")
     if not re.match(r"^https?://", cfg.domain):
         fail("$.domain", "expected a URL starting with http:// or https://, e.g. https://cytu.be")
     if not 1 <= len(cfg.user) <= 2 or not cfg.user[0]:
         fail("$.user", "expected [\"BotName\", \"password\"] (password may be \"\" for a guest)")
-    if not NAME_RE.match(cfg.user[0]):
+    elif not NAME_RE.match(cfg.user[0]):
         fail("$.user[0]", "expected 1-20 characters of a-z, A-Z, 0-9, - or _")
     llm = cfg.llm
     if llm.enabled and llm.provider == "openai" and not llm.openai_api_key and \

@@ -115,6 +115,7 @@ def all_expressions() -> list[tuple[str, str]]:
 
 def metric_names(expr: str) -> set[str]:
     """Metric names an expression selects (rosey_*, process_*, and up)."""
+    expr = re.sub(r'"[^"]*"', '""', expr)  # label values are not metric names
     names = set(re.findall(r"\b((?:rosey|process)_[a-z0-9_]+)", expr))
     if re.search(r"\bup\{", expr):
         names.add("up")

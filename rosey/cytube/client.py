@@ -79,6 +79,7 @@ class ConnService:
         self._closed = asyncio.Event()
         self._delivered: OrderedDict[str, bool] = OrderedDict()
         self._later: set[asyncio.Task[None]] = set()
+        self._refusal = ""
 
     @property
     def joined(self) -> bool:
@@ -282,16 +283,19 @@ class ConnService:
         self._closed.clear()
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
+        sio.on("connect_error", self._on_connect_error)
         sio.on("*", self.on_frame)
+        self._refusal = ""
         try:
             await sio.connect(url, transports=["websocket"],
                               wait_timeout=self.cfg.conn.connect_timeout)
         except socketio.exceptions.ConnectionError as exc:
-            verdict = classify_connect_error(str(exc))
+            reason = self._refusal or str(exc)  # the exception does not carry the message
+            verdict = classify_connect_error(reason)
             metrics.CONNECT_ATTEMPTS.labels(verdict).inc()
             if verdict == "fatal":
-                raise FatalConnError(f"banned from the server: {exc}") from exc
-            raise
+                raise FatalConnError(f"refused by the server: {reason}") from exc
+            raise ConnectionError(f"connect refused: {reason}") from exc
         metrics.CONNECT_ATTEMPTS.labels("connected").inc()
         await self._closed.wait()
         if self.session.fatal:
@@ -312,6 +316,11 @@ class ConnService:
         for emit in self.session.start_socket():
             await self._emit(emit.event, emit.data)
         await self._flush()
+
+    async def _on_connect_error(self, data: Any = None) -> None:
+        """``connect_error {"message": "Rate limit exceeded"}`` or "You are banned…"."""
+        message = data.get("message") if isinstance(data, dict) else data
+        self._refusal = str(message or "")
 
     async def _on_disconnect(self, *reason: Any) -> None:
         if self.cfg.conn.log_frames:

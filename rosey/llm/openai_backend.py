@@ -50,6 +50,7 @@ class OpenAIBackend:
         organization: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        headers: dict[str, str] | None = None,
         *,
         client_timeout: float = 60.0,
     ) -> None:
@@ -75,7 +76,7 @@ class OpenAIBackend:
             webhook_secret=None,
             max_retries=0,
             timeout=client_timeout,
-            default_headers={},
+            default_headers=dict(headers or {}),
         )
         _scrub_ambient(self._client, organization)
 

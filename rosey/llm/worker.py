@@ -38,6 +38,7 @@ HEALTH_RETRY = 30.0
 # After the last in-flight call, wait this long for a request the router sent before it
 # read our slots=0 heartbeat (an ipc round trip is well under 1 ms).
 DRAIN_SETTLE = 0.1
+CALLER_HEADER = "X-Rosey-Caller"
 RESULT_LINGER_MS = 1000  # closing the socket waits this long for queued results to leave
 
 
@@ -81,7 +82,7 @@ class CallerService:
         self.clock = clock
         self.slots = cfg.callers.slots
         self.busy = 0
-        self._factory = backend_factory or (lambda p: make_backend(p, **backend_kwargs(cfg, p)))
+        self._factory = backend_factory or self._make_backend
         self._backends: dict[str, Backend] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.handled = 0
@@ -94,6 +95,12 @@ class CallerService:
             policy=RetryPolicy(max_attempts=cfg.callers.max_attempts),
             breakers=Breakers(cfg.providers.breaker_failures, cfg.providers.breaker_cooloff),
             clock=clock, rng=random.random)
+
+    def _make_backend(self, provider: str) -> Backend:
+        kwargs = backend_kwargs(self.cfg, provider)
+        # Names the caller in the provider's (or a proxy's) request log.
+        kwargs["headers"] = {**(kwargs.get("headers") or {}), CALLER_HEADER: self.name}
+        return make_backend(provider, **kwargs)
 
     async def drain(self) -> None:
         """Stop taking work (slots=0 tells the router) and finish what is in flight."""
@@ -124,11 +131,16 @@ class CallerService:
             self._backends[provider] = self._factory(provider)
         return self._backends[provider]
 
-    async def run(self) -> None:
-        # Import the SDKs and build the clients before announcing slots: the import
-        # takes ~1 s of CPU that would otherwise eat the first request's deadline.
+    def load_backends(self) -> None:
+        """Import the SDKs and build the clients of the chain's providers, and only those.
+
+        Done before announcing slots: an import takes ~1 s of CPU that would otherwise eat
+        the first request's deadline."""
         for provider in providers_in_use(self.cfg):
             self.backend(provider)
+
+    async def run(self) -> None:
+        self.load_backends()
         ctx = zmq.asyncio.Context()
         self.sock = ipc.dealer_socket(ctx, ipc.endpoint(self.cfg.paths.run_dir, "work"),
                                       self.name)

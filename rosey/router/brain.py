@@ -55,6 +55,9 @@ class Brain:
         self.clock = clock
         self.flow: Flow | None = None
         self.reload_hook: Callable[[], str] = lambda: "reload is not available here"
+        # (user, text, decision, detail) for every message addressed to the bot: the
+        # replay tool prints these.
+        self.on_decision: Callable[[str, str, str, str], None] = lambda *args: None
         self.toggles = commands.Toggles(llm_enabled=cfg.llm.enabled,
                                         cooldown=cfg.llm.llm_cooldown)
         self.history = History(cfg.llm.max_history_messages, cfg.router.history_chars)
@@ -166,17 +169,17 @@ class Brain:
             self.records.user_seen(user, self.channel.rank_of(user), now, True)
         if not private:
             self.channel.heard(user, text)
+        if not private and self.matcher.match(text) is None:
+            return
         if not self.toggles.llm_enabled or now < self.toggles.quiet_until:
+            self.on_decision(user, text, "off", "llm off" if not self.toggles.llm_enabled
+                             else "quiet")
             return
         if lowered in self.toggles.optouts:
+            self.on_decision(user, text, "ignored", "opted out")
             return
-        if private:
-            kind = "pm"
-        else:
-            hit = self.matcher.match(text)
-            if hit is None:
-                return
-            kind = hit.kind
+        hit = None if private else self.matcher.match(text)
+        kind = "pm" if hit is None else hit.kind
         metrics.TRIGGERS.labels(kind).inc()
         await self._answer(self.channel.exact_name(user), text, private, received_at or now)
 
@@ -189,6 +192,7 @@ class Brain:
             queued.request.turns.append(Turn("user", line))
             self.remember(user, "user", line)
             metrics.REQUESTS.labels("coalesced").inc()
+            self.on_decision(user, text, "coalesced", queued.request.id[:8])
             return
         now = self.clock()
         key = self.channel.limit_key(user)
@@ -197,9 +201,12 @@ class Brain:
             metrics.RATE_LIMITED.labels(refusal.scope).inc()
             log.info("refused %s: %s limit, %.0f s left", user, refusal.scope, refusal.retry_in)
             await self._notify_refused(user, refusal.scope, refusal.retry_in, now)
+            self.on_decision(user, text, "refused",
+                             f"{refusal.scope} limit, {refusal.retry_in:.0f} s left")
             return
         if flow.full():
             metrics.RATE_LIMITED.labels("queue").inc()
+            self.on_decision(user, text, "refused", "queue full")
             return
         if self.budget.state(now) == "exhausted":
             metrics.RATE_LIMITED.labels("budget").inc()
@@ -207,6 +214,7 @@ class Brain:
             if self.cfg.budget.action != "silent":
                 await flow.say(line_reply(user, self.cfg.llm.fallback_response, private),
                                pm_to=user if private else "")
+            self.on_decision(user, text, "refused", f"budget exhausted ({self.cfg.budget.action})")
             return
         state = self.limiter.accept(key, now)
         if self.records is not None:
@@ -219,8 +227,10 @@ class Brain:
             if background:
                 turns.insert(1, Turn("system", f"Recent channel chat: {background}"))
         self.remember(user, "user", line)
-        await flow.accept(user, private, received_at, received_at + self.cfg.llm.response_timeout,
-                          self.cfg.llm.provider, self.cfg.llm.model, turns)
+        request_id = await flow.accept(user, private, received_at,
+                                       received_at + self.cfg.llm.response_timeout,
+                                       self.cfg.llm.provider, self.cfg.llm.model, turns)
+        self.on_decision(user, text, "accepted", request_id[:8])
 
     async def _notify_refused(self, user: str, scope: str, retry_in: float, now: float) -> None:
         if not self.cfg.router.limits.notify_refused or self.flow is None:

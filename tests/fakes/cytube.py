@@ -7,8 +7,14 @@ errors, chat through the §6.2 text pipeline, echo to everyone including the sen
 commands that are never broadcast, the §6.5 flood limiter, ``pm``. Every connection is brand
 new: after a reconnect a client must ``joinChannel`` and ``login`` again.
 
-Not modelled: playlist, polls, channel password, mutes, AFK, shadow mutes, the per-IP
-connection bucket and guest-login limit (tests all come from 127.0.0.1).
+Also modelled (PROTOCOL §2, §3.5, §5, §9): the per-IP connection bucket (5, then one per
+10 s; ``X-Forwarded-For`` sets the IP, as with trust-proxies) and the guest-login limit, both
+opt-in (``limits=True``) so other tests may connect freely; server bans (``connect_error``) and
+channel bans (kick); the channel password (``needPassword``/``channelPassword``); ``setOptions``
+for rank >= 2 (antiflood, password, afk_timeout); mutes (``noflood``); ``/afk`` and AFK meta;
+``changeMedia`` for what plays now; the channel page's chat ``maxlength``.
+
+Not modelled: the playlist beyond ``changeMedia``, polls, shadow mutes, the auto-AFK timer.
 
 Standalone: ``python -m tests.fakes.cytube --port 0 --channel testchan --account roseybot:pw:2``
 prints ``READY http://127.0.0.1:PORT``.
@@ -30,6 +36,7 @@ from typing import Any
 
 import socketio
 from aiohttp import web
+from socketio.exceptions import ConnectionRefusedError as Refused
 
 from tests.fakes import cytube_filters as cf
 
@@ -55,17 +62,31 @@ class _Sock:
     name: str | None = None
     rank: float = -1
     guest: bool = False
+    ip: str = "127.0.0.1"
+    need_password: bool = False
     limiter: cf.RateLimiter = field(default_factory=cf.RateLimiter)
     af_limiter: cf.RateLimiter = field(default_factory=cf.RateLimiter)
 
 
 class FakeCytube:
     def __init__(
-        self, channel: str = "testchan", *, max_length: int = 320, antiflood: bool = False
+        self, channel: str = "testchan", *, max_length: int = 320, antiflood: bool = False,
+        limits: bool = False,
     ) -> None:
         self.channel = channel
         self.max_length = max_length
         self.antiflood = antiflood  # chat_antiflood channel option (rank < 2 only)
+        self.limits = limits  # per-IP connect bucket and guest-login limit
+        self.password = ""  # channel password ("" = none)
+        self.afk_timeout = 600
+        self.banned_ips: set[str] = set()  # server-wide: connect_error
+        self.banned_names: set[str] = set()  # channel bans: kicked on join
+        self.muted: set[str] = set()  # lower names
+        self.afk: set[str] = set()
+        self.media: dict[str, Any] | None = None
+        self.connect_log: list[tuple[str, bool]] = []  # (ip, accepted) per connect attempt
+        self._buckets: dict[str, tuple[float, float]] = {}  # ip -> (tokens, at)
+        self._guest_logins: dict[str, float] = {}  # ip -> monotonic time
         self.antiflood_params: dict[str, float] = {"burst": 4, "sustained": 1, "cooldown": 4}
         self.accounts: dict[str, tuple[str, str, float]] = {}  # lower -> (name, pw, rank)
         self.chat_log: list[dict[str, Any]] = []  # broadcast user chatMsg payloads
@@ -83,6 +104,7 @@ class FakeCytube:
         self.app = web.Application()
         self.sio.attach(self.app)
         self.app.router.add_get("/socketconfig/{file}", self._socketconfig)
+        self.app.router.add_get("/r/{channel}", self._channel_page)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("*", self._on_event)
@@ -91,6 +113,8 @@ class FakeCytube:
             "login": self._login,
             "chatMsg": self._chat_msg,
             "pm": self._pm_msg,
+            "channelPassword": self._channel_password,
+            "setOptions": self._set_options,
         }
 
     # ---------------------------------------------------------------- lifecycle
@@ -165,6 +189,14 @@ class FakeCytube:
                 raise TimeoutError(f"condition not met within {timeout}s")
             await asyncio.sleep(0.005)
 
+    async def _kick_sock(self, s: _Sock, reason: str) -> None:
+        await self._emit(s.sid, "kick", {"reason": reason})
+        user = self._members.get(s.name.lower()) if s.name else None
+        if user is not None and user.sid == s.sid:
+            await self._leave(user)
+        self._socks.pop(s.sid, None)
+        await self.sio.disconnect(s.sid)
+
     async def kick(self, username: str, reason: str = "") -> None:
         await self._settle()
         user = self._members.get(username.lower())
@@ -188,6 +220,33 @@ class FakeCytube:
             if eio is not None:
                 await eio.close(wait=False, abort=True)
                 await eio.queue.put(None)  # ends the websocket writer, which closes the socket
+
+    async def mute(self, name: str, muted: bool = True) -> None:
+        await self._settle()
+        (self.muted.add if muted else self.muted.discard)(name.lower())
+        await self._send_meta(name)
+
+    async def set_afk(self, name: str, afk: bool) -> None:
+        """What ``autoAFK`` does after ``afk_timeout`` s of silence (or ``/afk``)."""
+        await self._settle()
+        if (name.lower() in self.afk) == afk:
+            return
+        (self.afk.add if afk else self.afk.discard)(name.lower())
+        await self._send_meta(name)
+        await self._broadcast("setAFK", {"name": self._member(name).name, "afk": afk})
+
+    async def set_media(self, title: str, media_id: str = "http://127.0.0.1:8099/clip.json",
+                        media_type: str = "cm", seconds: float = 30) -> None:
+        self.media = {"id": media_id, "title": title, "seconds": seconds,
+                      "duration": f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}",
+                      "type": media_type, "meta": {}, "currentTime": -3, "paused": True}
+        await self._broadcast("changeMedia", self.media)
+
+    def ban_ip(self, ip: str) -> None:
+        self.banned_ips.add(ip)
+
+    def ban_name(self, name: str) -> None:
+        self.banned_names.add(name.lower())
 
     @property
     def usernames(self) -> list[str]:
@@ -219,11 +278,33 @@ class FakeCytube:
         return self._last_time
 
     def _opts(self) -> dict[str, Any]:
-        return cf.channel_opts(self.channel, self.antiflood, self.antiflood_params)
+        opts = cf.channel_opts(self.channel, self.antiflood, self.antiflood_params)
+        opts.update(afk_timeout=self.afk_timeout, password=self.password or False)
+        return opts
 
-    @staticmethod
-    def _entry(user: _User, viewer_rank: float) -> dict[str, Any]:
-        return cf.user_entry(user.name, user.rank, viewer_rank)
+    async def _send_meta(self, name: str) -> None:
+        user = self._members.get(name.lower())
+        if user is None:
+            return
+        meta = {"afk": name.lower() in self.afk, "muted": name.lower() in self.muted}
+        await self._broadcast("setUserMeta", {"name": user.name, "meta": meta})
+
+    def _take_token(self, ip: str) -> bool:
+        """src/io/ioserver.js: a token bucket per IP, 5 tokens, one more every 10 s."""
+        now = time.monotonic()
+        tokens, at = self._buckets.get(ip, (5.0, now))
+        tokens = min(5.0, tokens + (now - at) / 10.0)
+        if tokens < 1:
+            self._buckets[ip] = (tokens, now)
+            return False
+        self._buckets[ip] = (tokens - 1, now)
+        return True
+
+    def _entry(self, user: _User, viewer_rank: float) -> dict[str, Any]:
+        entry = cf.user_entry(user.name, user.rank, viewer_rank)
+        entry["meta"].update(afk=user.name.lower() in self.afk,
+                             muted=user.name.lower() in self.muted)
+        return entry
 
     async def _emit(self, sid: str, event: str, data: Any = None) -> None:
         await self.sio.emit(event, data, to=sid)
@@ -251,9 +332,24 @@ class FakeCytube:
             return web.json_response({"error": f'Channel "{name}" does not exist.'}, status=404)
         return web.json_response({"servers": [{"url": self.url, "secure": False}]})
 
+    async def _channel_page(self, request: web.Request) -> web.Response:
+        """Only what conn reads: the chat input's maxlength (max-chat-message-length)."""
+        page = ('<form><input id="chatline" class="form-control" type="text" '
+                f'maxlength="{self.max_length}" style="display: none"></form>')
+        return web.Response(text=f"<html><body>{page}</body></html>", content_type="text/html")
+
     # ---------------------------------------------------------------- socket.io
     async def _on_connect(self, sid: str, environ: Any, auth: Any = None) -> None:
-        self._socks[sid] = _Sock(sid)
+        ip = str(environ.get("HTTP_X_FORWARDED_FOR") or environ.get("REMOTE_ADDR") or "")
+        ip = ip.split(",")[0].strip() or "127.0.0.1"
+        if ip in self.banned_ips:
+            self.connect_log.append((ip, False))
+            raise Refused("You are banned from the server")
+        if self.limits and not self._take_token(ip):
+            self.connect_log.append((ip, False))
+            raise Refused("Rate limit exceeded")
+        self.connect_log.append((ip, True))
+        self._socks[sid] = _Sock(sid, ip=ip)
         await self._emit(sid, "rank", -1)
 
     async def _on_disconnect(self, sid: str, *reason: Any) -> None:
@@ -286,7 +382,46 @@ class FakeCytube:
             self._socks.pop(s.sid, None)
             await self.sio.disconnect(s.sid)
             return
+        pw = data.get("pw") if isinstance(data, dict) else None
+        if self.password and pw != self.password and s.rank < 2:
+            s.need_password = True  # src/channel/accesscontrol.js
+            await self._emit(s.sid, "needPassword", False)
+            return
+        await self._admit(s)
+
+    async def _channel_password(self, s: _Sock, data: Any) -> None:
+        if not s.need_password:
+            return
+        if data != self.password:
+            await self._emit(s.sid, "needPassword", True)
+            return
+        s.need_password = False
+        await self._emit(s.sid, "cancelNeedPassword")
+        await self._admit(s)
+
+    async def _set_options(self, s: _Sock, data: Any) -> None:
+        if not s.joined or s.rank < 2 or not isinstance(data, dict):
+            return
+        if "chat_antiflood" in data:
+            self.antiflood = bool(data["chat_antiflood"])
+        params = data.get("chat_antiflood_params")
+        if isinstance(params, dict):  # setOptions caps them and derives the cooldown
+            burst = min(float(params.get("burst", 4)), 20)
+            sustained = min(float(params.get("sustained", 1)), 10)
+            self.antiflood_params = {"burst": burst, "sustained": sustained,
+                                     "cooldown": burst / sustained}
+        if isinstance(data.get("password"), str):
+            self.password = data["password"]
+        if isinstance(data.get("afk_timeout"), (int, float)):
+            self.afk_timeout = data["afk_timeout"]
+        await self._broadcast("channelOpts", self._opts())
+
+    async def _admit(self, s: _Sock) -> None:
+        """The join burst (PROTOCOL §3.2), once any channel password is settled."""
         s.joined = True
+        if s.name is not None and s.name.lower() in self.banned_names:
+            await self._kick_sock(s, "You are banned from this channel.")
+            return
         if s.name is not None:  # logged in before joining
             await self._emit(s.sid, "rank", cf.js_number(s.rank))
             await self._enter(s)
@@ -303,6 +438,8 @@ class FakeCytube:
         for _ in range(2 if s.name is not None and not s.guest else 1):
             await self._emit(s.sid, "setPlaylistMeta", cf.PLAYLIST_META)
             await self._emit(s.sid, "playlist", [])
+        if self.media is not None:
+            await self._emit(s.sid, "changeMedia", self.media)
         await self._emit(
             s.sid, "userlist", [self._entry(u, s.rank) for u in self._members.values()]
         )
@@ -330,6 +467,12 @@ class FakeCytube:
             return
         acct = self.accounts.get(name.lower())
         error = cf.login_error(name, pw, acct[1] if acct else None, name.lower() in self._members)
+        if error is None and not pw and self.limits:  # one guest login per IP per 60 s
+            last = self._guest_logins.get(s.ip)
+            if last is not None and time.monotonic() - last < 60:
+                error = cf.ERR_GUEST_RATE
+            else:
+                self._guest_logins[s.ip] = time.monotonic()
         if error is not None:
             await self._emit(s.sid, "login", {"success": False, "error": error})
             return
@@ -346,6 +489,9 @@ class FakeCytube:
                 s.rank = acct[2]
             return
         user = _User(name, s.rank, s.sid, guest)
+        if name.lower() in self.banned_names:  # kickban.js onUserPostJoin, once logged in
+            await self._kick_sock(s, "You are banned from this channel.")
+            return
         self._members[name.lower()] = user
         await self._broadcast("addUser", lambda v: self._entry(user, v.rank), exclude=s.sid)
         await self._emit(s.sid, "login", login)
@@ -413,9 +559,20 @@ class FakeCytube:
 
     async def _chat(self, user: _User, raw: str, meta_in: dict[str, Any], s: _Sock | None) -> None:
         msg = cf.prepare(raw, self.max_length)
-        if msg is None or await self._throttled(s, user.rank):
+        if msg is None:
+            return
+        if "/afk" not in msg and user.name.lower() in self.afk:
+            await self.set_afk(user.name, False)  # chatting clears AFK, before the limiter
+        if await self._throttled(s, user.rank):
+            return
+        if user.name.lower() in self.muted and s is not None:
+            await self._emit(s.sid, "noflood", {"action": "chat", "msg": cf.ERR_MUTED})
             return
         cmd = cf.command_of(msg)
+        if cmd == "afk":
+            self.commands_run.append((user.name, msg))
+            await self.set_afk(user.name, user.name.lower() not in self.afk)
+            return
         if cmd is not None:
             self.commands_run.append((user.name, msg))
             if cmd == "clear" and user.rank >= 2:

@@ -33,6 +33,8 @@ ERR_NAME_IN_USE = "That name is already in use on this channel."
 ERR_RESERVED = "That username is reserved."
 ERR_PM_ANON = "You must be signed in to send PMs"
 ERR_PM_SELF = "You can't PM yourself!"
+ERR_GUEST_RATE = "Guest logins are restricted to one per IP address per 60 seconds."
+ERR_MUTED = "You have been muted on this channel."
 
 # Chat commands registered by sync 3.86 (chat.js, kickban.js, poll.js, playlist.js, ranks.js).
 COMMANDS = frozenset(

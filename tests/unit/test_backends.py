@@ -392,3 +392,44 @@ async def test_standalone_fake_serves_until_sigterm() -> None:
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(proc.wait(), 5)
     assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("llm", "fallbacks", "loaded"),
+    [
+        ({"provider": "ollama"}, [], ["ollama"]),
+        ({"provider": "openai", "openai_api_key": "sk-x"}, [], ["openai"]),
+        ({"provider": "ollama"}, [{"provider": "openai", "model": "gpt-4o-mini"}],
+         ["ollama", "openai"]),
+    ],
+)
+def test_a_caller_imports_only_the_providers_of_its_chain(
+    llm: dict[str, str], fallbacks: list[dict[str, str]], loaded: list[str], tmp_path: Path
+) -> None:
+    config = {"channel": "c", "user": ["bot", ""], "llm": llm,
+              "providers": {"fallbacks": fallbacks}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    code = (
+        "import sys, json\n"
+        "from rosey.config import load_config\n"
+        "from rosey.llm.worker import CallerService\n"
+        f"service = CallerService(load_config({str(tmp_path / 'config.json')!r}, env={{}}), 0)\n"
+        "service.load_backends()\n"
+        "print(json.dumps(sorted(m for m in ('openai', 'ollama') if m in sys.modules)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OLLAMA_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == loaded
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_extra_headers_reach_the_provider(kind: Kind) -> None:
+    async with FakeLLM(kind) as fake:
+        b = build(kind, fake.url, headers={"X-Rosey-Caller": "caller-3"})
+        assert (await b.complete(TURNS, MODEL[kind], 2.0)).text
+        await b.aclose()
+    assert fake.request_headers[0]["x-rosey-caller"] == "caller-3"

@@ -1,0 +1,1 @@
+"""Operator tools: replay, ask."""

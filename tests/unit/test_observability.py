@@ -1,0 +1,235 @@
+"""The monitoring files: Prometheus config and alert rules (promtool), Alertmanager
+(amtool), Grafana dashboards (every query parses and names a metric of the catalog), and
+the metric catalog's pre-initialisation."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+
+from rosey import metrics
+from tests import promfiles
+from tests.promfiles import ALERTS, ALERTS_TEST, DASHBOARDS, PROM_DIR, ROOT, RUNBOOK, tool
+
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
+            "gauge": ("",), "summary": ("_sum", "_count", "")}
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def catalog_samples() -> dict[str, list[str]]:
+    """Every sample name the registry can export → its label names."""
+    labels = {m._name: list(m._labelnames) for m in metrics.catalog()}
+    out: dict[str, list[str]] = {}
+    for family in REGISTRY.collect():
+        for suffix in SUFFIXES.get(family.type, ("",)):
+            out[family.name + suffix] = labels.get(family.name, [])
+    return out
+
+
+# ---- Prometheus and Alertmanager --------------------------------------------------------
+
+def test_promtool_check_config() -> None:
+    done = run(tool("promtool"), "check", "config", str(PROM_DIR / "prometheus.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 1 rule files found" in done.stdout + done.stderr
+    text = (PROM_DIR / "prometheus.yml").read_text()
+    for job in ("rosey_conn", "rosey_router", "rosey_events", "rosey_caller"):
+        assert f"job_name: {job}" in text
+    assert "file_sd_configs" in text and "callers.json" in text
+
+
+def test_promtool_check_rules_counts_every_alert() -> None:
+    done = run(tool("promtool"), "check", "rules", str(ALERTS))
+    assert done.returncode == 0, done.stdout + done.stderr
+    count = len(promfiles.alerts())
+    assert count == 12
+    assert f"SUCCESS: {count} rules found" in done.stdout  # the mini-parser saw them all
+
+
+def test_promtool_test_rules() -> None:
+    done = run(tool("promtool"), "test", "rules", str(ALERTS_TEST))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+def test_alert_tests_cover_fire_and_no_fire_for_every_alert() -> None:
+    cases: dict[str, list[bool]] = {}
+    lines = ALERTS_TEST.read_text().splitlines()
+    for i, line in enumerate(lines):
+        found = re.match(r"\s*alertname: (\S+)", line)
+        if found:
+            cases.setdefault(found.group(1), []).append(lines[i + 1].strip() != "exp_alerts: []")
+    for alert in promfiles.alerts():
+        fires = cases.get(alert.name, [])
+        assert fires.count(True) >= 1, f"{alert.name}: no firing case"
+        assert fires.count(False) >= 2, f"{alert.name}: needs below-threshold and before-for"
+
+
+def test_every_alert_has_a_case_that_fails_without_its_for(tmp_path: Path) -> None:
+    """Remove every `for:` and the suite must fail on each alert: the cases really test it."""
+    text = re.sub(r"\n\s+for: \S+", "", ALERTS.read_text())
+    (tmp_path / "alerts.yml").write_text(text)
+    shutil.copy(ALERTS_TEST, tmp_path / "alerts_test.yml")
+    done = run(tool("promtool"), "test", "rules", "alerts_test.yml", cwd=tmp_path)
+    assert done.returncode != 0
+    failed = set(re.findall(r"alertname: (\w+)", done.stdout + done.stderr))
+    assert failed == {a.name for a in promfiles.alerts()}
+
+
+def test_every_alert_is_documented() -> None:
+    anchors = {promfiles.slug(h) for h in re.findall(r"^#+ (.+)$", RUNBOOK.read_text(), re.M)}
+    for alert in promfiles.alerts():
+        f = alert.fields
+        assert re.fullmatch(r"\d+m", f.get("for", "")), alert.name
+        assert f.get("severity") in ("critical", "warning"), alert.name
+        assert len(f.get("summary", "")) > 10 and len(f.get("description", "")) > 20
+        url = f.get("runbook_url", "")
+        assert url.startswith("docs/RUNBOOK.md#"), alert.name
+        assert url.split("#")[1] in anchors, f"{alert.name}: no heading for {url}"
+
+
+def test_amtool_check_config() -> None:
+    path = ROOT / "etc" / "alertmanager" / "alertmanager.yml"
+    done = run(tool("amtool"), "check-config", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout and "2 receivers" in done.stdout
+
+
+# ---- every expression: parses, names catalog metrics, papers over nothing -------------------
+
+def test_every_expression_parses(tmp_path: Path) -> None:
+    exprs = promfiles.all_expressions()
+    assert len(exprs) >= 60
+    rules = ["groups:", "  - name: check", "    rules:"]
+    for n, (_where, expr) in enumerate(exprs):
+        rules += [f"      - record: rosey:check:{n}", f"        expr: {json.dumps(expr)}"]
+    path = tmp_path / "exprs.yml"
+    path.write_text("\n".join(rules) + "\n")
+    done = run(tool("promtool"), "check", "rules", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in done.stdout
+
+
+def test_expressions_select_rosey_metrics_without_papering_over_gaps() -> None:
+    for where, expr in promfiles.all_expressions():
+        names = promfiles.metric_names(expr)
+        assert "vector(" not in expr, where
+        assert not re.search(r"\bor\b", expr), where
+        if where == "alert RoseyTargetDown":  # `up`: a dead target has no rosey_* series
+            assert names == {"up"} and 'job=~"rosey_.*"' in expr
+            continue
+        assert any(n.startswith("rosey_") for n in names), where
+
+
+def test_every_named_metric_and_label_exists_in_the_catalog() -> None:
+    known = catalog_samples()
+    assert "rosey_router_replies_total" in known and "process_resident_memory_bytes" in known
+    for where, expr in promfiles.all_expressions():
+        for name in promfiles.metric_names(expr) - {"up"}:
+            assert name in known, f"{where}: {name} is not in rosey.metrics"
+        for name, matchers in re.findall(r"\b(rosey_[a-z0-9_]+)\{([^}]*)\}", expr):
+            for label in re.findall(r"(\w+)\s*[!=]~?", matchers):
+                assert label in known[name] + ["job", "instance"], f"{where}: {name}{{{label}}}"
+
+
+# ---- Grafana ------------------------------------------------------------------------------
+
+def test_dashboards_follow_the_classic_model() -> None:
+    uids = set()
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        uids.add(board["uid"])
+        assert 39 <= board["schemaVersion"] <= 41
+        variables = {v["name"]: v for v in board["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource"
+        assert variables["datasource"]["query"] == "prometheus"
+        ids = [p["id"] for p in promfiles.panels(board)]
+        assert len(ids) == len(set(ids)), path.name
+        for panel in promfiles.panels(board):
+            if panel["type"] == "row":
+                continue
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+            assert panel["targets"], panel["title"]
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == "${datasource}"
+                for window in re.findall(r"\[([^\]]+)\]", target["expr"]):
+                    assert window in ("$__rate_interval", "1h", "1d"), (panel["title"], window)
+    assert uids == {"rosey-overview", "rosey-process"}
+
+
+def test_overview_shows_the_red_of_the_mention_pipeline() -> None:
+    board = json.loads((ROOT / "grafana/dashboards/rosey-overview.json").read_text())
+    exprs = " ".join(t["expr"] for p in promfiles.panels(board) for t in p.get("targets", []))
+    for quantile in ("0.5", "0.95", "0.99"):
+        assert f"histogram_quantile({quantile}, sum by (le) (rate(" \
+               "rosey_router_reply_latency_seconds_bucket" in exprs
+        assert f"histogram_quantile({quantile}, sum by (le, model) (rate(" \
+               "rosey_llm_latency_seconds_bucket" in exprs
+    for name in ("rosey_router_triggers_total", 'kind="fallback"', 'outcome=~"shed',
+                 "rosey_router_rate_limited_total", "rosey_llm_tokens_total[1d]",
+                 "rosey_llm_cost_usd_total[1d]", "rosey_router_callers_alive",
+                 "rosey_conn_connected", "rosey_event_loop_lag_seconds_bucket",
+                 "process_resident_memory_bytes"):
+        assert name in exprs, name
+
+
+def test_process_dashboard_filters_by_process() -> None:
+    board = json.loads((ROOT / "grafana/dashboards/rosey-process.json").read_text())
+    variable = next(v for v in board["templating"]["list"] if v["name"] == "process")
+    assert variable["definition"] == "label_values(rosey_build_info, process)"
+    assert variable["allValue"] == ".*"
+    filtered = [t for p in promfiles.panels(board) for t in p.get("targets", [])
+                if "$process" in t["expr"]]
+    assert len(filtered) >= 9
+
+
+# ---- the catalog's pre-initialisation -----------------------------------------------------
+
+def exported(process: str) -> dict[str, float]:
+    """/metrics of a fresh interpreter after preinit(process), as {sample: value}."""
+    code = ("import sys; from prometheus_client import generate_latest; from rosey import metrics;"
+            f"metrics.preinit({process!r}); sys.stdout.write(generate_latest().decode())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, cwd=ROOT, check=True)
+    out = {}
+    for line in done.stdout.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def test_preinit_router_exports_its_label_sets_at_zero_and_nothing_of_conn() -> None:
+    got = exported("router")
+    for kind in ("llm", "fallback"):
+        assert got[f'rosey_router_replies_total{{kind="{kind}"}}'] == 0
+    assert got['rosey_router_requests_total{outcome="shed"}'] == 0
+    assert got['rosey_router_rate_limited_total{scope="user"}'] == 0
+    assert got['rosey_router_budget_used_ratio{period="day"}'] == 0
+    assert got['rosey_memory_target_bytes{process="router"}'] == 60 * 1024 * 1024
+    assert got['rosey_ipc_decode_errors_total{process="router"}'] == 0
+    assert not any(k.startswith(("rosey_conn_", "rosey_llm_", "rosey_supervisor_"))
+                   for k in got)
+
+
+def test_preinit_conn_and_caller() -> None:
+    conn = exported("conn")
+    assert conn["rosey_conn_connected"] == 0
+    assert conn['rosey_conn_messages_dropped_by_server_total{reason="cooldown"}'] == 0
+    assert conn['rosey_conn_reconnects_total{cause="disconnect"}'] == 0
+    assert not any(k.startswith("rosey_router_") for k in conn)
+    caller = exported("caller-3")
+    assert caller['rosey_memory_target_bytes{process="caller-3"}'] == 80 * 1024 * 1024
+    assert caller['rosey_event_loop_lag_seconds_count{process="caller-3"}'] == 0
+    assert caller['rosey_ipc_decode_errors_total{process="caller"}'] == 0
+    assert caller["rosey_caller_slots_busy"] == 0
+    assert "rosey_conn_connected" not in caller and "rosey_router_callers_alive" not in caller

@@ -1,0 +1,95 @@
+"""``rosey status``'s live summary: formatting from recorded metric text."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rosey import status
+from tests.e2e.harness import free_port
+
+CONN = """\
+# TYPE rosey_conn_connected gauge
+rosey_conn_connected 1.0
+# TYPE rosey_conn_reconnects_total counter
+rosey_conn_reconnects_total{cause="disconnect"} 2.0
+rosey_conn_reconnects_total{cause="kick"} 1.0
+# TYPE rosey_conn_messages_sent_total counter
+rosey_conn_messages_sent_total{kind="chat"} 9.0
+# TYPE rosey_conn_messages_dropped_by_server_total counter
+rosey_conn_messages_dropped_by_server_total{reason="cooldown"} 1.0
+"""
+ROUTER = """\
+# TYPE rosey_router_callers_alive gauge
+rosey_router_callers_alive 2.0
+# TYPE rosey_router_queue_depth gauge
+rosey_router_queue_depth 3.0
+# TYPE rosey_router_queue_oldest_seconds gauge
+rosey_router_queue_oldest_seconds 1.5
+# TYPE rosey_router_in_flight gauge
+rosey_router_in_flight 4.0
+# TYPE rosey_router_requests_total counter
+rosey_router_requests_total{outcome="shed"} 1.0
+# TYPE rosey_router_replies_total counter
+rosey_router_replies_total{kind="llm"} 9.0
+rosey_router_replies_total{kind="fallback"} 1.0
+rosey_router_replies_total{kind="delivered"} 10.0
+# TYPE rosey_router_reply_latency_seconds histogram
+rosey_router_reply_latency_seconds_bucket{le="0.1"} 0.0
+rosey_router_reply_latency_seconds_bucket{le="1.0"} 8.0
+rosey_router_reply_latency_seconds_bucket{le="2.0"} 10.0
+rosey_router_reply_latency_seconds_bucket{le="+Inf"} 10.0
+rosey_router_reply_latency_seconds_count 10.0
+rosey_router_reply_latency_seconds_sum 7.0
+"""
+
+
+def caller(prompt: int, completion: int, cost: float) -> str:
+    return f"""\
+# TYPE rosey_llm_tokens_total counter
+rosey_llm_tokens_total{{provider="openai",model="m",kind="prompt"}} {prompt}.0
+rosey_llm_tokens_total{{provider="openai",model="m",kind="completion"}} {completion}.0
+# TYPE rosey_llm_cost_usd_total counter
+rosey_llm_cost_usd_total{{provider="openai",model="m"}} {cost}
+# TYPE rosey_llm_latency_seconds histogram
+rosey_llm_latency_seconds_bucket{{provider="openai",model="m",le="1.0"}} 4.0
+rosey_llm_latency_seconds_bucket{{provider="openai",model="m",le="+Inf"}} 4.0
+"""
+
+
+def test_quantile_interpolates_like_prometheus() -> None:
+    buckets = [(0.1, 0.0), (1.0, 8.0), (2.0, 10.0), (float("inf"), 10.0)]
+    assert status.quantile(0.5, buckets) == pytest.approx(0.1 + 0.9 * 5 / 8)
+    assert status.quantile(0.95, buckets) == pytest.approx(1.0 + 1.0 * 1.5 / 2)
+    assert status.quantile(0.5, [(1.0, 0.0), (float("inf"), 0.0)]) is None
+    assert status.quantile(0.99, [(1.0, 1.0), (float("inf"), 5.0)]) == 1.0  # in +Inf
+
+
+def test_summary_of_a_healthy_stack() -> None:
+    text = status.format_summary(CONN, ROUTER, [caller(100, 20, 0.01), None,
+                                                caller(50, 10, 0.02)], "llm=on users=3")
+    lines = text.splitlines()
+    assert lines[0].startswith("-- live")
+    assert lines[1] == ("connected: yes · reconnects 3 · messages sent 9, dropped by server 1")
+    assert lines[2] == "callers alive 2 · queue 3 (oldest 1.50 s) · in flight 4 · shed 1"
+    assert lines[3] == "replies 10 · fallbacks 1 (10.0 %) · reply latency p50 662 ms p95 1.75 s"
+    assert lines[4] == ("callers answering metrics 2 · tokens 180 (150 prompt, 30 completion)"
+                        " · cost $0.0300 · llm p95 950 ms")
+    assert lines[5] == "router says: llm=on users=3"
+
+
+def test_summary_when_processes_do_not_answer() -> None:
+    text = status.format_summary(None, None, [None, None])
+    assert "connected: unreachable" in text
+    assert "router: metrics unreachable" in text
+    assert "callers answering metrics 0 · tokens 0 (0 prompt, 0 completion) · llm p95 -" in text
+    disconnected = status.format_summary(
+        "rosey_conn_connected 0.0\nrosey_conn_fatal 1.0\n", None, [])
+    assert "connected: NO (stopped retrying: see the conn log)" in disconnected
+
+
+def test_fetch_gives_up_fast_on_a_closed_port() -> None:
+    started = time.monotonic()
+    assert status.fetch("127.0.0.1", free_port()) is None
+    assert time.monotonic() - started < 1.0

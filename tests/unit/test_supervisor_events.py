@@ -1,0 +1,130 @@
+"""The supervisord event listener, fed a scripted event stream (as supervisord writes it)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from rosey import supervisor_events as se
+
+
+def event(name: str, payload: str, serial: int = 1) -> bytes:
+    body = payload.encode()
+    header = (f"ver:3.0 server:supervisor serial:{serial} pool:events poolserial:{serial} "
+              f"eventname:{name} len:{len(body)}\n")
+    return header.encode() + body
+
+
+def state(name: str, process: str, group: str, extra: str = "") -> bytes:
+    return event(f"PROCESS_STATE_{name}",
+                 f"processname:{process} groupname:{group} from_state:X {extra}".strip())
+
+
+def value(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def run(stream: bytes, listener: se.Listener) -> tuple[int, str]:
+    out = io.StringIO()
+    handled = listener.run(io.BytesIO(stream), out)
+    return handled, out.getvalue()
+
+
+def test_protocol_ready_read_exactly_len_and_ok() -> None:
+    stream = state("STARTING", "p1", "g1", "tries:0") + state("RUNNING", "p1", "g1", "pid:42")
+    handled, out = run(stream, se.Listener())
+    assert handled == 2
+    # READY before each event, RESULT 2\nOK after each, and READY again before EOF.
+    assert out == "READY\nRESULT 2\nOKREADY\nRESULT 2\nOKREADY\n"
+    assert value("rosey_supervisor_process_state", program="g1", process="p1") == 20
+    assert value("rosey_supervisor_process_starts_total", program="g1", process="p1") == 1
+    assert value("rosey_supervisor_process_exits_total", program="g1", process="p1",
+                 expected="false") == 0  # pre-initialised on first sight
+
+
+def test_exits_and_backoff_are_counted_by_expectation() -> None:
+    stream = b"".join([
+        state("STARTING", "p2", "g2", "tries:0"), state("RUNNING", "p2", "g2", "pid:1"),
+        state("EXITED", "p2", "g2", "expected:0 pid:1"),
+        state("STARTING", "p2", "g2", "tries:0"), state("BACKOFF", "p2", "g2", "tries:1"),
+        state("STARTING", "p2", "g2", "tries:1"), state("RUNNING", "p2", "g2", "pid:2"),
+        state("EXITED", "p2", "g2", "expected:1 pid:2"),
+        state("STARTING", "p2", "g2", "tries:0"), state("BACKOFF", "p2", "g2", "tries:1"),
+        state("FATAL", "p2", "g2"),
+    ])
+    handled, _ = run(stream, se.Listener())
+    assert handled == 11
+    assert value("rosey_supervisor_process_exits_total", program="g2", process="p2",
+                 expected="false") == 3  # one unexpected EXITED + two BACKOFF
+    assert value("rosey_supervisor_process_exits_total", program="g2", process="p2",
+                 expected="true") == 1
+    assert value("rosey_supervisor_process_starts_total", program="g2", process="p2") == 4
+    assert value("rosey_supervisor_process_state", program="g2", process="p2") == 200
+
+
+def test_odd_events_are_answered_ok_and_do_not_stop_the_listener() -> None:
+    before = value("rosey_supervisor_events_total", event="PROCESS_STATE_RUNNING") or 0
+    stream = b"".join([
+        event("PROCESS_STATE_RUNNING", ""),                       # no processname
+        event("PROCESS_STATE_WEIRD", "processname:p3 groupname:g3"),
+        event("SUPERVISOR_STATE_CHANGE_RUNNING", ""),
+        event("PROCESS_LOG_STDOUT", "processname:p3 groupname:g3 pid:1 channel:stdout\n"
+                                    "two\nlines: of output\n"),
+        state("RUNNING", "p3", "g3", "pid:9"),
+    ])
+    handled, out = run(stream, se.Listener())
+    assert handled == 5
+    assert out.count("RESULT 2\nOK") == 5
+    assert value("rosey_supervisor_process_state", program="g3", process="p3") == 20
+    assert value("rosey_supervisor_events_total", event="PROCESS_STATE_RUNNING") == before + 2
+
+
+def test_sync_and_callers_file(tmp_path: Path) -> None:
+    infos: list[dict[str, Any]] = [
+        {"group": "caller", "name": f"caller-{n}", "statename": s}
+        for n, s in enumerate(["RUNNING", "RUNNING", "STOPPED", "STOPPED"])]
+    calls = []
+
+    def fetch() -> list[dict[str, Any]]:
+        calls.append(1)
+        return infos
+
+    path = tmp_path / "callers.json"
+    listener = se.Listener(callers_file=path, host="0.0.0.0", caller_base_port=9470,
+                           fetch=fetch)
+    stream = b"".join([
+        state("STARTING", "caller-2", "caller", "tries:0"),   # rosey scale 3
+        state("STOPPING", "caller-0", "caller", "pid:5"),
+        state("STOPPED", "caller-0", "caller", "pid:5"),      # rosey scale ... stops 0
+        state("EXITED", "caller-1", "caller", "expected:0 pid:6"),  # crashed: still wanted
+    ])
+    listener.run(io.BytesIO(stream), io.StringIO())
+    assert calls == [1]  # synced once at start
+    assert value("rosey_supervisor_process_state", program="caller", process="caller-3") == 0
+    groups = json.loads(path.read_text())
+    assert groups == [{"targets": ["127.0.0.1:9471", "127.0.0.1:9472"],
+                       "labels": {"rosey_role": "caller"}}]
+    listener.run(io.BytesIO(event("TICK_60", "when:1700000000")), io.StringIO())
+    assert len(calls) == 3  # start of the second run + the tick
+    # The tick re-read the (stale) RPC view: caller-0 and -1 RUNNING, 2 and 3 STOPPED.
+    assert json.loads(path.read_text())[0]["targets"] == ["127.0.0.1:9470", "127.0.0.1:9471"]
+
+
+def test_rpc_failure_is_logged_not_raised(tmp_path: Path) -> None:
+    def fetch() -> list[dict[str, Any]]:
+        raise OSError("connection refused")
+
+    path = tmp_path / "callers.json"
+    listener = se.Listener(callers_file=path, fetch=fetch)
+    handled, out = run(event("TICK_60", "when:1"), listener)
+    assert handled == 1 and out.endswith("OKREADY\n")
+    assert json.loads(path.read_text()) == []
+
+
+def test_tokens_tolerates_colons_and_bare_words() -> None:
+    assert se.tokens("a:1 b:x:y c") == {"a": "1", "b": "x:y", "c": ""}
+    assert se.read_event(io.BytesIO(b"")) is None
