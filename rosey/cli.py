@@ -52,7 +52,21 @@ def _supervisorctl(cfg: Config, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg, path = _load(args.config)
+    """Every error at once (one line each, exit 2); secret-file warnings once valid."""
+    from rosey.config import check_config_file
+
+    report = check_config_file(args.config)
+    for line in report.errors:
+        print(f"rosey: {line}", file=sys.stderr)
+    if len(report.errors) > 1:
+        print(f"rosey: {len(report.errors)} problems; fix them all, then run check-config "
+              "again", file=sys.stderr)
+    if report.errors or report.config is None:
+        return EXIT_CONFIG
+    for line in report.warnings:
+        print(f"rosey: {line}", file=sys.stderr)
+    cfg = report.config
+    path = Path(args.config or os.environ.get("ROSEY_CONFIG") or "config.json").resolve()
     print(f"{path}: OK (channel {cfg.channel} on {cfg.domain} as {cfg.bot_name}, "
           f"{'guest' if not cfg.password else 'registered'}; llm {cfg.llm.provider} "
           f"{cfg.llm.model}; {cfg.callers.count} of {cfg.callers.max} callers)")
@@ -191,6 +205,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    cfg, _ = _load(args.config)
+    import asyncio
+
+    from rosey.tools.ask import AskError, ask
+
+    try:
+        parts = asyncio.run(ask(cfg, args.question, as_user=args.as_user,
+                                persona=args.persona, show_prompt=args.show_prompt))
+    except AskError as exc:
+        print(f"rosey: ask: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0 if parts else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rosey", description="Rosey, the CyTube LLM bot")
     parser.add_argument("--config", default=None,
@@ -217,11 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
                             help="simulated model latency, seconds")
     replay_cmd.add_argument("--answer", default="(the model's answer)")
     replay_cmd.set_defaults(func=cmd_replay)
+    ask_cmd = sub.add_parser("ask", help="one question through the real router and caller "
+                             "path; prints the chat messages the channel would see")
+    ask_cmd.add_argument("question")
+    ask_cmd.add_argument("--as", dest="as_user", default="alice", help="who asks")
+    ask_cmd.add_argument("--persona", default="", help="a name from router.personas")
+    ask_cmd.add_argument("--show-prompt", action="store_true", help="print the turns sent")
+    ask_cmd.set_defaults(func=cmd_ask)
     ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
     ctl.add_argument("words", nargs="+")
     ctl.add_argument("--timeout", type=float, default=5.0)
     ctl.set_defaults(func=cmd_ctl)
-    for sp in (run, check, scale, ctl, backup, replay_cmd):
+    for sp in (run, check, scale, ctl, backup, replay_cmd, ask_cmd):
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 

@@ -84,21 +84,19 @@ def check_config_file(path: str | os.PathLike[str] | None = None,
     """Like ``load_config`` but reports every problem at once instead of raising the first."""
     env = dict(os.environ if env is None else env)
     cfg_path = Path(path or env.get("ROSEY_CONFIG") or "config.json")
-    report = CheckReport()
     try:
-        report.config = load_config(cfg_path, env)
+        config: Config | None = load_config(cfg_path, env)
+        errors: list[str] = []
+        raw = msgspec.json.decode(cfg_path.read_bytes())
     except ConfigError as first:
+        config = None
         try:
             raw = msgspec.json.decode(cfg_path.read_bytes())
         except (OSError, msgspec.DecodeError):
-            report.errors.append(str(first))  # missing file or bad JSON: nothing more to say
-            return report
-        report.errors = collect_errors(raw, base_dir=cfg_path.resolve().parent, env=env,
-                                       source=str(cfg_path)) or [str(first)]
-        report.warnings = secret_file_warnings(cfg_path, raw)
-        return report
-    report.warnings = secret_file_warnings(cfg_path, msgspec.json.decode(cfg_path.read_bytes()))
-    return report
+            return CheckReport([str(first)])  # missing file or bad JSON: nothing more to say
+        errors = collect_errors(raw, base_dir=cfg_path.resolve().parent, env=env,
+                                source=str(cfg_path)) or [str(first)]
+    return CheckReport(errors, secret_file_warnings(cfg_path, raw), config)
 
 
 def collect_errors(raw: Any, *, base_dir: Path, env: dict[str, str],
@@ -132,10 +130,7 @@ def _drop_invalid(raw: dict[str, Any], struct: type, where: str, source: str,
     for key, value in raw.items():
         path = f"{where}.{key}"
         if key not in fields:
-            hint = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
-            fix = f"did you mean {hint[0]!r}?" if hint else (
-                f"known keys here: {', '.join(sorted(fields))}")
-            errors.append(f"{source}: {path}: unknown key; {fix}")
+            errors.append(_unknown_key(key, list(fields), path, source))
             continue
         sub = _struct_type(fields[key].type)
         if sub is not None and isinstance(value, dict):
@@ -155,7 +150,7 @@ def _drop_invalid(raw: dict[str, Any], struct: type, where: str, source: str,
     return kept
 
 
-_SECRET_WORDS = ("password", "API key", "channel password", "authorization header")
+_SECRET_WORDS = ("a password", "an API key", "a channel password", "an authorization header")
 
 
 def secret_file_warnings(path: Path, raw: Any) -> list[str]:
@@ -168,24 +163,26 @@ def secret_file_warnings(path: Path, raw: Any) -> list[str]:
         return []
     if not mode & stat.S_IROTH:
         return []
-    llm, conn = raw.get("llm"), raw.get("conn")
-    ollama = (raw.get("providers") or {}).get("ollama") if isinstance(
-        raw.get("providers"), dict) else None
-    user = raw.get("user")
+    user, headers = raw.get("user"), _dig(raw, "providers", "ollama", "headers")
     held = [
         isinstance(user, list) and len(user) > 1 and bool(user[1]),
-        isinstance(llm, dict) and bool(llm.get("openai_api_key")),
-        isinstance(conn, dict) and bool(conn.get("channel_password")),
-        isinstance(ollama, dict) and isinstance(ollama.get("headers"), dict)
-        and any(k.lower() == "authorization" for k in ollama["headers"]),
+        bool(_dig(raw, "llm", "openai_api_key")),
+        bool(_dig(raw, "conn", "channel_password")),
+        isinstance(headers, dict) and any(k.lower() == "authorization" for k in headers),
     ]
     what = [word for word, has in zip(_SECRET_WORDS, held, strict=True) if has]
     if not what:
         return []
     return [f"{path}: warning: readable by every user (mode {stat.S_IMODE(mode):04o}) and holds "
-            f"a {' and a '.join(what)}; run `chmod 600 {path}`, or move secrets to the "
+            f"{' and '.join(what)}; run `chmod 600 {path}`, or move secrets to the "
             "environment (ROSEY_PASSWORD, OPENAI_API_KEY, ROSEY_CHANNEL_PASSWORD; under "
             "systemd in /etc/rosey/rosey.env, mode 600)"]
+
+
+def _dig(raw: Any, *keys: str) -> Any:
+    for key in keys:
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw
 
 
 # ---- unknown keys ---------------------------------------------------------
@@ -195,13 +192,16 @@ def _reject_unknown_keys(raw: dict[str, Any], struct: type, where: str, source: 
     fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
     for key, value in raw.items():
         if key not in fields:
-            hint = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
-            fix = f"did you mean {hint[0]!r}?" if hint else (
-                f"known keys here: {', '.join(sorted(fields))}")
-            raise ConfigError(f"{source}: {where}.{key}: unknown key; {fix}")
+            raise ConfigError(_unknown_key(key, list(fields), f"{where}.{key}", source))
         sub = _struct_type(fields[key].type)
         if sub is not None and isinstance(value, dict):
             _reject_unknown_keys(value, sub, f"{where}.{key}", source)
+
+
+def _unknown_key(key: str, known: list[str], path: str, source: str) -> str:
+    hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    fix = f"did you mean {hint[0]!r}?" if hint else f"known keys here: {', '.join(sorted(known))}"
+    return f"{source}: {path}: unknown key; {fix}"
 
 
 def _struct_type(tp: Any) -> type | None:
@@ -223,6 +223,12 @@ def _phrase_validation_error(message: str) -> str:
     if expected:
         want = _TYPE_WORDS.get(expected[1], expected[1])
         return f"{path}: expected {want}, got {_TYPE_WORDS.get(expected[2], expected[2])}"
+    missing = re.match(r"Object missing required field (\w+)$", what)
+    if missing:
+        return f"{path}: missing key {missing[1]!r}; add it"
+    extra = re.match(r"Object contains unknown field (\w+)$", what)
+    if extra:
+        return f"{path}.{extra[1]}: unknown key; remove it or fix its spelling"
     if what.startswith("Invalid enum value"):
         choices = _literal_choices(path)
         if choices:

@@ -438,7 +438,9 @@ class FakeCytube:
         for _ in range(2 if s.name is not None and not s.guest else 1):
             await self._emit(s.sid, "setPlaylistMeta", cf.PLAYLIST_META)
             await self._emit(s.sid, "playlist", [])
-        if self.media is not None:
+        if self.media is not None:  # [setCurrent, setCurrent, changeMedia] when playing
+            await self._emit(s.sid, "setCurrent", 0)
+            await self._emit(s.sid, "setCurrent", 0)
             await self._emit(s.sid, "changeMedia", self.media)
         await self._emit(
             s.sid, "userlist", [self._entry(u, s.rank) for u in self._members.values()]
@@ -480,7 +482,7 @@ class FakeCytube:
         if acct is not None:
             name = acct[0]
         await self._emit(s.sid, "rank", 0 if guest else 1)
-        await self._evict(name)
+        evicted = await self._evict(name, s.sid)
         s.name, s.guest, s.rank = name, guest, 0 if guest else 1
         login = {"success": True, "name": name, **({"guest": True} if guest else {})}
         if not s.joined:
@@ -495,13 +497,16 @@ class FakeCytube:
         self._members[name.lower()] = user
         await self._broadcast("addUser", lambda v: self._entry(user, v.rank), exclude=s.sid)
         await self._emit(s.sid, "login", login)
+        if evicted:  # the new socket hears of the old session's leave after its login
+            await self._emit(s.sid, "userLeave", {"name": name})
         await self._notice(f"{name} joined (aliases: {name})", exclude=s.sid)
         await self._emit(s.sid, "addUser", self._entry(user, s.rank))
         if acct is None:
             return
         s.rank = user.rank = acct[2]
-        if s.rank != 1:
-            await self._emit(s.sid, "rank", cf.js_number(s.rank))
+        # the channel rank loaded from the DB: rank, a mod userlist when it crosses 2, and
+        # the playlist again (recorded in bot-join-then-login and duplicate-login)
+        await self._emit(s.sid, "rank", cf.js_number(s.rank))
         await self._broadcast(
             "setUserRank", {"name": name, "rank": cf.js_number(s.rank)}, exclude=s.sid
         )
@@ -509,11 +514,13 @@ class FakeCytube:
             await self._emit(
                 s.sid, "userlist", [self._entry(u, s.rank) for u in self._members.values()]
             )
-            await self._emit(s.sid, "setPlaylistMeta", cf.PLAYLIST_META)
-            await self._emit(s.sid, "playlist", [])
+        await self._emit(s.sid, "setPlaylistMeta", cf.PLAYLIST_META)
+        await self._emit(s.sid, "playlist", [])
+        if self.media is not None:
+            await self._emit(s.sid, "setCurrent", 0)
         await self._emit(s.sid, "setUserRank", {"name": name, "rank": cf.js_number(s.rank)})
 
-    async def _evict(self, name: str) -> None:
+    async def _evict(self, name: str, new_sid: str) -> bool:
         """Duplicate login: the old session is kicked and leaves (PROTOCOL §5)."""
         old = self._members.get(name.lower())
         old_sid = next(
@@ -523,10 +530,13 @@ class FakeCytube:
             await self._emit(old_sid, "kick", {"reason": "Duplicate login"})
         if old is not None:
             del self._members[name.lower()]
-            await self._broadcast("userLeave", {"name": old.name}, exclude=old_sid)
+            for x in list(self._socks.values()):
+                if x.joined and x.sid not in (old_sid, new_sid):
+                    await self._emit(x.sid, "userLeave", {"name": old.name})
         if old_sid is not None:
             self._socks.pop(old_sid, None)
             await self.sio.disconnect(old_sid)
+        return old is not None
 
     async def _bad_frame(self, s: _Sock, event: str, data: Any, key: str) -> bool:
         """CyTube's typecheck errors (scenario chat-bad-frames); True when the frame is bad."""

@@ -71,6 +71,7 @@ class FakeLLM:
         self.api_key: str | None = None
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []  # parallel to requests; lowercase keys
+        self.received_at: list[float] = []  # parallel to requests; time.time() on arrival
         self.calls = 0  # chat calls received, failed or not
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -119,6 +120,7 @@ class FakeLLM:
 
     async def _receive(self, request: web.Request) -> dict[str, Any] | web.Response:
         """Record the chat request; return its body, or the error response to send."""
+        arrived = time.time()
         self.calls += 1
         raw = await request.read()
         try:
@@ -127,6 +129,7 @@ class FakeLLM:
             body = {"_unparseable": raw.decode("utf-8", "replace")}
         self.requests.append(body)
         self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
+        self.received_at.append(arrived)
         if self.hang:
             await self._stopping.wait()
             raise web.HTTPServiceUnavailable()

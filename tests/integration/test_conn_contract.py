@@ -90,7 +90,12 @@ def open_sockets(scenario: str) -> tuple[list[dict[str, Any]], list[dict[str, An
     for d in chat:  # every client saw each line: keep one per (time, text)
         buffer[hash((d["time"], d["msg"], d["username"]))] = d
     tail = sorted(buffer.values(), key=lambda d: d["time"])[-15:]
-    return [*setup, {"buffer": tail}], [f for f in rows if f["scenario"] == scenario]
+    media = [f["data"] for f in rows[:start] if f["event"] == "changeMedia"]
+    playing = {"media": media[-1]} if media and not any(
+        f["event"] == "playlist" and f["data"] == [] for f in rows[:start]
+        if f["t"] > next(g["t"] for g in reversed(rows[:start]) if g["event"] == "changeMedia")
+    ) else {}
+    return [*setup, {"buffer": tail, **playing}], [f for f in rows if f["scenario"] == scenario]
 
 
 @pytest.fixture
@@ -110,9 +115,15 @@ async def play(fake: FakeCytube, clients: dict[str, Client], rows: list[dict[str
         if "buffer" in f:
             fake.buffer.clear()
             fake.preload_buffer([(d["username"], d["msg"], d["time"]) for d in f["buffer"]])
+            if "media" in f:  # something was playing: the join burst announces it
+                m = f["media"]
+                await fake.set_media(m["title"], m["id"], m["type"], m["seconds"])
             continue
-        if paced and last_t is not None and f["t"] - last_t > 0.05:
-            await asyncio.sleep(min(f["t"] - last_t, MAX_GAP))
+        gap = f["t"] - last_t if last_t is not None else 0.0
+        if paced and gap > 0.05:
+            await asyncio.sleep(min(gap, MAX_GAP))
+        elif gap > 0.002 or not paced:
+            await asyncio.sleep(0.02)  # let the server answer the previous frame first
         last_t = f["t"]
         name = f["client"]
         if f["dir"] == "in" and f["event"] == "connect":
@@ -123,7 +134,6 @@ async def play(fake: FakeCytube, clients: dict[str, Client], rows: list[dict[str
                 await clients[name].sio.disconnect()
             else:
                 await clients[name].sio.emit(f["event"], f["data"])
-        await asyncio.sleep(0.01 if paced else 0.02)  # let the server answer in order
 
 
 @pytest.mark.timeout(60)

@@ -1,0 +1,82 @@
+"""``rosey ask "…"``: one question through the real path, without CyTube.
+
+Prompt assembly, limits-free acceptance, the caller's provider call (retries, failover,
+pricing), reply post-processing and the conn's splitting all run as in production; the
+parts are printed exactly as the channel would receive them.  Nothing is persisted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from rosey.config import Config
+from rosey.cytube.split import split_message, utf16_len
+from rosey.llm.worker import CallerService
+from rosey.protocol import Request, Result, Say
+from rosey.router.brain import Brain
+from rosey.router.dispatch import Pool
+from rosey.router.flow import Flow
+
+
+class AskError(Exception):
+    pass
+
+
+async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: str = "",
+              show_prompt: bool = False, out: TextIO = sys.stdout) -> list[str]:
+    brain = Brain(cfg, None)
+    if persona:
+        if persona not in brain.personas:
+            raise AskError(f"unknown persona {persona!r}; router.personas has: "
+                           f"{', '.join(sorted(brain.personas)) or 'none'}")
+        brain.toggles.persona = persona
+    pool = Pool(liveness=float("inf"), queue_max=1)
+    pool.seen(b"ask", "ask", 1, time.time())
+    caller = CallerService(cfg, 0)
+    caller.load_backends()
+    requests: list[Request] = []
+    says: list[Say] = []
+
+    async def send_request(identity: bytes, request: Request) -> bool:
+        requests.append(request)
+        return True
+
+    async def send_say(say: Say) -> bool:
+        says.append(say)
+        return True
+
+    flow = Flow(channel=cfg.channel, pool=pool, records=None, policy=brain.reply_policy,
+                fallback=cfg.llm.fallback_response, post_ttl=cfg.conn.post_ttl,
+                send_request=send_request, send_say=send_say, on_answer=brain.on_answer)
+    brain.flow = flow
+    await brain._answer(as_user, question, False, time.time())
+    if not requests:
+        raise AskError("the router did not accept the question (is llm.enabled false?)")
+    request = requests[0]
+    if show_prompt:
+        for turn in request.turns:
+            print(f"[{turn.role}] {turn.content}", file=out)
+        print(file=out)
+    started = time.perf_counter()
+    result: Result = await caller.call(request)
+    elapsed = time.perf_counter() - started
+    await flow.on_result(result)
+    status = "ok" if result.ok else f"failed: {result.error_kind} {result.error}"
+    print(f"model {result.provider}/{result.model}: {status} in {elapsed:.2f} s, "
+          f"{result.prompt_tokens}+{result.completion_tokens} tokens, ${result.cost_usd:.6f}",
+          file=out)
+    parts = split_message(says[0].text, cfg.conn.message_length or 320, cfg.conn.max_parts) \
+        if says else []
+    for index, part in enumerate(parts, 1):
+        print(f"[{index}/{len(parts)}, {utf16_len(part)} chars] {part}", file=out)
+    await caller_close(caller)
+    return parts
+
+
+async def caller_close(caller: CallerService) -> None:
+    """Close the SDK clients (their connection pools) before the loop ends."""
+    for backend in list(caller._backends.values()):
+        await backend.aclose()
+    caller._backends.clear()

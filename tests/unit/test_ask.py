@@ -1,0 +1,55 @@
+"""``rosey ask``: the real prompt, provider call, post-processing and splitting, no CyTube."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from rosey.config import parse_config
+from rosey.cytube.split import split_message
+from rosey.tools.ask import ask
+from tests.fakes.llm import FakeLLM
+
+ROOT = Path(__file__).resolve().parents[2]
+LONG = ("Rosey: **Sure!** " + "This sentence is here to make the answer long enough. " * 12)
+
+
+async def test_ask_prints_the_parts_the_channel_would_see(tmp_path: Path) -> None:
+    async with FakeLLM("ollama", models=["m"]) as llm:
+        llm.reply = lambda body: LONG
+        cfg = parse_config({"channel": "c", "user": ["rosey", "pw"],
+                            "llm": {"provider": "ollama", "model": "m", "ollama_host": llm.url},
+                            "router": {"personas": {"pirate": "You are {bot_name}, a pirate."}}},
+                           base_dir=tmp_path, env={})
+        out = io.StringIO()
+        parts = await ask(cfg, "tell me a story", as_user="bob", persona="pirate",
+                          show_prompt=True, out=out)
+    body = llm.requests[0]
+    assert body["messages"][0] == {"role": "system", "content": "You are rosey, a pirate."}
+    assert body["messages"][-1] == {"role": "user", "content": "bob: tell me a story"}
+    expected = split_message("bob: Sure! " + LONG.split("**Sure!** ")[1].strip(), 320, 3)
+    assert parts == expected and len(parts) == 3
+    text = out.getvalue()
+    assert "[system] You are rosey, a pirate." in text
+    assert f"[1/3, {len(parts[0])} chars] {parts[0]}" in text
+
+
+async def test_ask_cli_with_a_failing_model_prints_the_fallback(tmp_path: Path) -> None:
+    async with FakeLLM("openai", models=["gpt-4o-mini"]) as llm:
+        llm.fail_status = 401
+        cfg = tmp_path / "config.json"
+        cfg.write_text(json.dumps({
+            "channel": "c", "user": ["rosey", "pw"],
+            "llm": {"provider": "openai", "model": "gpt-4o-mini", "openai_api_key": "sk-x",
+                    "fallback_response": "Sorry, thinking trouble."},
+            "providers": {"openai": {"base_url": llm.url}}}))
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "rosey.cli", "--config", str(cfg), "ask",
+                             "hello?"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "failed: auth" in done.stdout
+    assert "[1/1, 31 chars] alice: Sorry, thinking trouble." in done.stdout
