@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config.json
 
-.PHONY: setup run status test check lint types bench clean
+.PHONY: setup run status scale test check lint types bench clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,38 @@ check: lint types test
 
 bench: setup
 	$(PY) -m bench.scenarios
+	$(PY) -m bench.pool
+	$(PY) -m bench.conn_intake
+
+scale: setup
+	$(VENV)/bin/rosey --config $(CONFIG) scale $(N)
+
+# systemd service (README "Deployment with systemd"): as root, from the checkout the unit
+# will run (default /opt/rosey; not under /home or /root: the unit has ProtectHome=yes).
+# Creates the system user `rosey`, /etc/rosey/config.json (from the example, with the run
+# and data dirs the unit may write) and an empty /etc/rosey/rosey.env for secrets, both
+# kept if present; installs and enables the unit.  Start it with `systemctl start rosey`.
+.PHONY: install-service
+install-service: setup
+	@test "$$(id -u)" = 0 || { echo "install-service: run as root (sudo make install-service)"; exit 1; }
+	@case "$(CURDIR)" in /home/*|/root/*) echo "install-service: move the checkout out of \
+	$(CURDIR) (e.g. to /opt/rosey): the unit has ProtectHome=yes"; exit 1;; esac
+	id -u rosey >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/rosey \
+		--no-create-home --shell /usr/sbin/nologin rosey
+	install -d -m 0750 -o root -g rosey /etc/rosey
+	test -e /etc/rosey/config.json || $(PY) -c 'import json; c = json.load(open("etc/config.example.json")); \
+		c["paths"].update(run_dir="/run/rosey", data_dir="/var/lib/rosey"); \
+		json.dump(c, open("/etc/rosey/config.json", "w"), indent=2)'
+	chown root:rosey /etc/rosey/config.json && chmod 0640 /etc/rosey/config.json
+	test -e /etc/rosey/rosey.env || install -m 0600 -o root -g root /dev/null /etc/rosey/rosey.env
+	sed 's#/opt/rosey#$(CURDIR)#g' etc/systemd/rosey.service > /etc/systemd/system/rosey.service
+	chmod 0644 /etc/systemd/system/rosey.service
+	systemctl daemon-reload
+	systemctl enable rosey
+	@echo "next: edit /etc/rosey/config.json (channel, user, llm) and /etc/rosey/rosey.env"
+	@echo "(OPENAI_API_KEY=..., ROSEY_PASSWORD=...), check with"
+	@echo "  sudo -u rosey $(CURDIR)/.venv/bin/rosey --config /etc/rosey/config.json doctor"
+	@echo "then: systemctl start rosey; journalctl -u rosey -f"
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache

@@ -86,8 +86,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     conf = run_dir / "supervisord.conf"
     conf.write_text(render_supervisord_conf(cfg, path, args.log_files))
     env = dict(os.environ, ROSEY_CONFIG=str(path))
+    from rosey import stdout_relay  # under systemd our stdout is a socket (see there)
+
     child = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-n", "-c",
-                              str(conf)], env=env)
+                              str(conf)], env=env, stdout=stdout_relay.child_stdout())
+    relay = stdout_relay.start(child)
 
     def forward(signum: int, _frame: object) -> None:
         if child.poll() is None:
@@ -101,9 +104,13 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{run_dir}/supervisord.log", file=sys.stderr)
     while True:
         try:
-            return child.wait()
+            code = child.wait()
+            break
         except InterruptedError:  # pragma: no cover - PEP 475 retries for us
             continue
+    if relay is not None:
+        relay.join(timeout=2)
+    return code
 
 
 def _start_callers(cfg: Config, child: subprocess.Popen[bytes]) -> bool:
@@ -111,7 +118,6 @@ def _start_callers(cfg: Config, child: subprocess.Popen[bytes]) -> bool:
     from rosey.llm import pool
 
     count = pool.desired_count(cfg)
-    pool.write_targets(cfg, count)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and child.poll() is None:
         if _supervisorctl(cfg, "pid").returncode == 0:
@@ -147,7 +153,6 @@ def cmd_scale(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     Path(cfg.paths.run_dir).mkdir(parents=True, exist_ok=True)
     pool.save_count(cfg, args.count)
-    pool.write_targets(cfg, args.count)
     try:
         report = pool.scale(pool.supervisor(cfg), args.count,
                             wait=cfg.llm.response_timeout + 10)
@@ -220,6 +225,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0 if parts else 1
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    cfg, _ = _load(args.config)
+    from rosey.doctor import run_doctor
+
+    return run_doctor(cfg)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rosey", description="Rosey, the CyTube LLM bot")
     parser.add_argument("--config", default=None,
@@ -253,11 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask_cmd.add_argument("--persona", default="", help="a name from router.personas")
     ask_cmd.add_argument("--show-prompt", action="store_true", help="print the turns sent")
     ask_cmd.set_defaults(func=cmd_ask)
+    doctor = sub.add_parser("doctor", help="pre-flight: CyTube login, rank, provider, model")
+    doctor.set_defaults(func=cmd_doctor)
     ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
     ctl.add_argument("words", nargs="+")
     ctl.add_argument("--timeout", type=float, default=5.0)
     ctl.set_defaults(func=cmd_ctl)
-    for sp in (run, check, scale, ctl, backup, replay_cmd, ask_cmd):
+    for sp in (run, check, scale, ctl, backup, replay_cmd, ask_cmd, doctor):
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 

@@ -359,7 +359,7 @@ def _check_semantics(cfg: Config, source: str, errors: list[str] | None = None) 
         fail("$.callers.max", "expected at most 64")
     if cfg.callers.slots < 1:
         fail("$.callers.slots", "expected 1 or more")
-    for key in ("conn_port", "router_port", "caller_base_port"):
+    for key in ("conn_port", "router_port", "caller_base_port", "events_port"):
         port = getattr(cfg.metrics, key)
         if not 0 <= port <= 65535 - (cfg.callers.max if key == "caller_base_port" else 0):
             fail(f"$.metrics.{key}", "expected a TCP port number")

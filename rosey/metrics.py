@@ -53,8 +53,7 @@ SAY_OUTCOMES = Counter("rosey_conn_says_total", "Say actions by outcome", ["outc
 GOVERNOR_DEPTH = Gauge("rosey_conn_governor_queue_depth", "Parts waiting to be sent")
 GOVERNOR_WAIT = Histogram("rosey_conn_governor_wait_seconds",
                           "Time from Say received to last part confirmed", buckets=LATENCY_BUCKETS)
-# (issue 6: unknown events are rosey_conn_frames_total{event="other"}; the last event's age
-# is time() - rosey_conn_last_event_timestamp_seconds.)
+# (issue 6: the last event's age is time() - rosey_conn_last_event_timestamp_seconds.)
 UNKNOWN_EVENTS = Counter("rosey_conn_unknown_events_total",
                          "Socket.io events not in the CyTube 3.86 event table (no label: the "
                          "names come from the server)")

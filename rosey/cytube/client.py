@@ -154,13 +154,16 @@ class ConnService:
                 self.policy.record_guest_login()
             elif signal == "fatal":
                 self._closed.set()
-        self._wake.set()
+        if self.session.wake:  # not on every frame: a wakeup costs the send loop a pass
+            self.session.wake = False
+            self._wake.set()
 
     # ---- outbound -------------------------------------------------------------------------
 
     async def _emit(self, event: str, data: Any) -> None:
         sio = self.sio
-        if sio is None or not sio.connected:
+        # not sio.connected: that is only set after the connect handler, which joins
+        if sio is None or "/" not in sio.namespaces:
             return
         if self.cfg.conn.log_frames:
             log.info("frame out %s %s", event, redact(event, data))
@@ -187,7 +190,6 @@ class ConnService:
                     part = self.governor.next_part(now)
                 delay = min(1.0, self.governor.delay(now))
             await self._flush()
-            self._wake.clear()
             metrics.GOVERNOR_DEPTH.set(self.governor.depth())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.005))

@@ -44,6 +44,7 @@ Signal = Literal["joined", "fatal", "kicked", "guest_login", "muted", "unmuted"]
 SPAM_REASONS = frozenset({"NEW_USER_CHAT", "NEW_USER_CHAT_LINK"})
 KEEPALIVE = "/afk"
 KEEPALIVE_TTL = 60.0
+_FRAME_COUNTERS: dict[str, Any] = {}
 
 
 @dataclass(slots=True)
@@ -81,6 +82,7 @@ class Session:
         self.fatal = ""  # why retrying cannot help
         self.kick_reason = ""
         self.kick_verdict: Verdict | None = None
+        self.wake = False  # the governor's state changed: the send loop should look again
 
     @property
     def joined(self) -> bool:
@@ -114,6 +116,7 @@ class Session:
                                   bot_rank=self.rank, detail=detail))
 
     def take(self) -> tuple[list[Message], list[Emit], list[Signal]]:
+        self.wake = self.wake or bool(self.signals)
         out, emits, signals = self.out, self.emits, self.signals
         self.out, self.emits, self.signals = [], [], []
         return out, emits, signals
@@ -128,7 +131,12 @@ class Session:
     def on_frame(self, event: str, data: Any = None) -> None:
         """Handle one server frame; a malformed one is counted once and dropped."""
         known = event in ev.KNOWN_EVENTS
-        metrics.FRAMES_IN.labels(event if known else "other").inc()
+        counter = _FRAME_COUNTERS.get(event) if known else None
+        if counter is None:  # labels() costs a lock and a dict walk: cache the children
+            counter = _FRAME_COUNTERS.setdefault(event if known else "other",
+                                                 metrics.FRAMES_IN.labels(event if known
+                                                                          else "other"))
+        counter.inc()
         metrics.LAST_EVENT.set(self.clock())
         try:
             frame = ev.parse_frame(event, data)
@@ -149,6 +157,7 @@ class Session:
     def finish(self, outcome: Outcome | None) -> None:
         if outcome is None:
             return
+        self.wake = True
         metrics.SAY_OUTCOMES.labels("delivered" if outcome.ok else outcome.reason).inc()
         if outcome.reason == "expired":
             metrics.EXPIRED_PARTS.inc(outcome.unsent)
@@ -199,6 +208,7 @@ class Session:
                 # The server's auto-AFK after afk_timeout s of silence: toggle it back with the
                 # /afk command, which is never broadcast as a chat line.
                 metrics.KEEPALIVES.inc()
+                self.wake = True
                 self.governor.add_command(KEEPALIVE, self.clock() + KEEPALIVE_TTL)
             elif not afk:
                 self.governor.cancel_commands(KEEPALIVE)
@@ -261,6 +271,7 @@ class Session:
 
     def _cooldown(self, f: fr.CooldownFrame) -> None:
         metrics.SERVER_DROPPED.labels("cooldown").inc()
+        self.wake = True
         if self.governor.on_cooldown(self.clock(), f.ms) is not None:
             metrics.RESENT.inc()
 

@@ -6,13 +6,13 @@ touches the others (a ``numprocs`` change + ``update`` would restart every membe
 DESIGN §1).  Stops are issued without waiting, so several draining callers finish their
 in-flight calls in parallel rather than one after another, each within ``stopwaitsecs``.
 
-Two files in the run dir, both replaced atomically (write + rename):
+The size persists in ``RUN/callers.scale`` (``{"count": N, "config_count": C}``, replaced
+atomically): the next ``rosey run`` starts N callers, unless ``callers.count`` has been
+edited since (C differs): then the config, the newer decision, wins.
 
-``callers.scale``  ``{"count": N, "config_count": C}``: the size ``rosey scale`` set.  The
-                   next ``rosey run`` starts N callers, unless ``callers.count`` has been
-                   edited since (C differs): then the config, the newer decision, wins.
-``callers.json``   Prometheus ``file_sd`` targets: the metrics port of each member that
-                   should be running, labelled ``caller="caller-<n>"``.
+The Prometheus ``file_sd`` list ``RUN/callers.json`` is not written here: supervisord's
+event listener (``rosey.supervisor_events``) rewrites it on every process state change,
+so it follows ``rosey scale``, crashes and restarts alike.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def member(index: int) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Readers (Prometheus, the next ``rosey run``) see the old file or the new, never half."""
+    """Readers (the next ``rosey run``) see the old file or the new, never half of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as handle:
@@ -73,27 +73,6 @@ def desired_count(cfg: Config) -> int:
 def save_count(cfg: Config, count: int) -> None:
     atomic_write(Path(cfg.paths.run_dir) / STATE_FILE,
                  json.dumps({"count": count, "config_count": cfg.callers.count}) + "\n")
-
-
-def targets(cfg: Config, count: int) -> list[dict[str, Any]]:
-    """The file_sd groups for members 0..count-1 (none when metrics are off)."""
-    if not cfg.metrics.enabled:
-        return []
-    host = cfg.metrics.host
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return [{"targets": [f"{host}:{cfg.metrics.caller_base_port + n}"],
-             "labels": {"caller": f"{GROUP}-{n}"}} for n in range(count)]
-
-
-def write_targets(cfg: Config, count: int) -> Path:
-    path = Path(cfg.paths.run_dir) / TARGETS_FILE
-    atomic_write(path, json.dumps(targets(cfg, count), indent=2) + "\n")
-    return path
 
 
 def plan(states: dict[int, str], count: int) -> tuple[list[int], list[int]]:

@@ -35,6 +35,22 @@ def supervisorctl(rosey: Rosey, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def sd_targets(rosey: Rosey) -> list[str]:
+    try:
+        groups = json.loads((rosey.run_dir / "callers.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return sorted(t for group in groups for t in group["targets"])
+
+
 def busy(rosey: Rosey, index: int) -> float:
     return rosey.metric(f"caller-{index}", "rosey_caller_slots_busy")
 
@@ -62,6 +78,9 @@ async def test_sigterm_drains_the_call_in_flight_and_new_work_goes_elsewhere(
             await cytube.wait_for(lambda: len(caller_pids(rosey)) == 2, timeout=15)
             await cytube.say_as("alice", "rosey, a slow one")
             await cytube.wait_for(lambda: llm.calls == 1, timeout=10)
+            # DESIGN §8: a caller (here with the Ollama SDK, mid-call) stays <= 80 MiB
+            rss = {n: rss_mib(pid) for n, pid in caller_pids(rosey).items()}
+            assert all(0 < mib <= 80 for mib in rss.values()), rss
             draining = int(llm.request_headers[0]["x-rosey-caller"].split("-")[1])
             other = 1 - draining
             assert busy(rosey, draining) == 1
@@ -113,6 +132,9 @@ async def test_scale_2_to_4_to_1_under_load_loses_and_doubles_nothing(
             pids = caller_pids(rosey)
             assert sorted(pids) == [0, 1, 2, 3]
             assert {n: pids[n] for n in (0, 1)} == first  # the running ones untouched
+            base = rosey.ports["caller_base"]
+            await cytube.wait_for(lambda: sd_targets(rosey) == sorted(
+                f"127.0.0.1:{base + n}" for n in range(4)), timeout=5)
             await cytube.wait_for(lambda: rosey.metric(
                 "router", "rosey_router_callers_alive") == 4, timeout=10)
             for name in USERS[2:]:
@@ -140,9 +162,9 @@ async def test_scale_2_to_4_to_1_under_load_loses_and_doubles_nothing(
             await cytube.say_as("alice", "rosey, still there?")
             await expect_lines(cytube, rosey, 9)
             assert json.loads((rosey.run_dir / "callers.scale").read_text())["count"] == 1
-            sd = json.loads((rosey.run_dir / "callers.json").read_text())
-            assert [g["labels"]["caller"] for g in sd] == ["caller-0"]
-            assert sd[0]["targets"] == [f"127.0.0.1:{rosey.ports['caller_base']}"]
+            # the scrape targets follow (written by supervisord's event listener)
+            await cytube.wait_for(lambda: sd_targets(rosey) == [
+                f"127.0.0.1:{rosey.ports['caller_base']}"], timeout=5)
         finally:
             code = await rosey.stop()
             rosey.cleanup()

@@ -125,6 +125,13 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
         try:
             await run_rosey(rosey, cytube)
             await prom.ready()
+            # A caller killed behind supervisord's back: the listener counts it.  (First,
+            # so that the traffic's counters are not reset with the killed process.)
+            os.kill(supervisor_pid(rosey, "caller:caller-1"), signal.SIGKILL)
+            exits = ('rosey_supervisor_process_exits_total{process="caller-1",'
+                     'expected="false"}')
+            await prom.wait_for(exits, 1)
+            await prom.wait_for('rosey_supervisor_process_state{process="caller-1"}', 20)
             await cytube.say_as("alice", "rosey, hello")
             await expect_lines(cytube, rosey, 1)
             await cytube.say_as("bob", "rosey how are you?")
@@ -138,12 +145,6 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
             llm.hang = False
             assert bot_lines(cytube)[-1] == "bob: Sorry, I'm having trouble thinking right now."
 
-            # A caller killed behind supervisord's back: the listener counts it.
-            os.kill(supervisor_pid(rosey, "caller:caller-1"), signal.SIGKILL)
-            exits = ('rosey_supervisor_process_exits_total{process="caller-1",'
-                     'expected="false"}')
-            await prom.wait_for(exits, 1)
-            await prom.wait_for('rosey_supervisor_process_state{process="caller-1"}', 20)
             await prom.wait_for('sum(rosey_router_replies_total{kind="fallback"})', 1)
             await prom.wait_for('count(up{job=~"rosey_.*"} == 1)', 5)
 

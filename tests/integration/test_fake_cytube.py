@@ -446,3 +446,68 @@ async def test_duplicate_login_kicks_the_old_socket(
     recorded = recorded_events("duplicate-login-bot", "roseybot#2", start_after="login")
     assert [e for e in recorded if e in ("userLeave", "addUser")] == ["userLeave", "addUser"]
     assert fake.usernames == ["roseybot"]
+
+
+async def test_per_ip_connect_bucket_and_guest_limit_like_the_recording(
+        fake: FakeCytube, clients: list[Client]) -> None:
+    fake.limits = True
+    recorded = [f["event"] for f in frames("conn-rate-limit", direction="in")
+                if f["event"] in ("connect", "connect_error")]
+    assert recorded == ["connect"] * 5 + ["connect_error"] * 2
+    got = []
+    for _n in range(7):  # one IP (X-Forwarded-For, as the recorder presented distinct IPs)
+        c = Client(fake)
+        clients.append(c)
+        try:
+            await c.sio.connect(fake.url, transports=["websocket"], wait_timeout=5,
+                                headers={"X-Forwarded-For": "10.0.0.7"})
+            got.append("connect")
+        except socketio.exceptions.ConnectionError:
+            got.append("connect_error")
+    assert got == recorded
+    assert fake.connect_log[-2:] == [("10.0.0.7", False)] * 2
+    other = Client(fake)  # another IP has its own bucket
+    clients.append(other)
+    await other.sio.connect(fake.url, transports=["websocket"], wait_timeout=5,
+                            headers={"X-Forwarded-For": "10.0.0.8"})
+    await other.join()
+    assert (await other.login("guest_one"))["success"] is True
+    again = Client(fake)
+    clients.append(again)
+    await again.sio.connect(fake.url, transports=["websocket"], wait_timeout=5,
+                            headers={"X-Forwarded-For": "10.0.0.8"})
+    await again.join()
+    assert await again.login("guest_two") == {
+        "success": False,
+        "error": "Guest logins are restricted to one per IP address per 60 seconds."}
+
+
+async def test_password_mute_afk_and_media(fake: FakeCytube, clients: list[Client]) -> None:
+    fake.password = "letmein"
+    guest = await new_client(fake, clients)
+    await guest.sio.emit("joinChannel", {"name": "testchan"})
+    await guest.wait(lambda: guest.count("needPassword") == 1)
+    await guest.sio.emit("channelPassword", "wrong")
+    await guest.wait(lambda: guest.count("needPassword") == 2)
+    await guest.sio.emit("channelPassword", "letmein")
+    await guest.wait(lambda: guest.count("userlist") == 1)
+    assert guest.data("needPassword") == [False, True]
+    assert "cancelNeedPassword" in guest.events()
+    assert await guest.login("guest_viewer") == {"success": True, "name": "guest_viewer",
+                                                 "guest": True}
+    await fake.mute("guest_viewer")
+    await guest.chat("am I muted?")
+    await guest.wait(lambda: guest.count("noflood") == 1)
+    assert guest.data("noflood") == [{"action": "chat",
+                                      "msg": "You have been muted on this channel."}]
+    assert guest.data("setUserMeta")[-1] == {"name": "guest_viewer",
+                                             "meta": {"afk": False, "muted": True}}
+    await fake.mute("guest_viewer", False)
+    await fake.set_afk("guest_viewer", True)
+    await guest.chat("/afk")  # toggles back, never broadcast
+    await guest.wait(lambda: guest.count("setAFK") == 2)
+    assert [d["afk"] for d in guest.data("setAFK")] == [True, False]
+    assert guest.chat_texts() == []
+    await fake.set_media("Clip <i>x</i>")
+    await guest.wait(lambda: guest.count("changeMedia") == 1)
+    assert guest.data("changeMedia")[0]["title"] == "Clip <i>x</i>"

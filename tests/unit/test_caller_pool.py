@@ -1,5 +1,5 @@
-"""Pool sizing: the start/stop plan, the persisted count, the file_sd targets, and the
-supervisord conversation (against a fake XML-RPC proxy, on a virtual clock)."""
+"""Pool sizing: the start/stop plan, the persisted count, and the supervisord
+conversation (against a fake XML-RPC proxy, on a virtual clock)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from rosey.config import parse_config
 from rosey.llm import pool
 
 
-def config(tmp_path: Path, count: int = 2, **metrics: Any) -> Any:
+def config(tmp_path: Path, count: int = 2) -> Any:
     raw = {"channel": "chan", "user": ["bot", ""], "callers": {"count": count, "max": 6},
-           "metrics": {"caller_base_port": 9470, **metrics}, "paths": {"run_dir": "run"}}
+           "paths": {"run_dir": "run"}}
     cfg = parse_config(raw, base_dir=tmp_path, env={})
     Path(cfg.paths.run_dir).mkdir()
     return cfg
@@ -45,22 +45,15 @@ def test_count_persists_unless_the_config_changed_since(tmp_path: Path) -> None:
     assert pool.desired_count(cfg) == 2
 
 
-def test_file_sd_targets_are_written_atomically(tmp_path: Path) -> None:
-    cfg = config(tmp_path, host="0.0.0.0")
-    path = pool.write_targets(cfg, 3)
-    assert json.loads(path.read_text()) == [
-        {"targets": ["127.0.0.1:9470"], "labels": {"caller": "caller-0"}},
-        {"targets": ["127.0.0.1:9471"], "labels": {"caller": "caller-1"}},
-        {"targets": ["127.0.0.1:9472"], "labels": {"caller": "caller-2"}},
-    ]
+def test_count_file_is_replaced_atomically(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    pool.save_count(cfg, 3)
+    path = Path(cfg.paths.run_dir) / "callers.scale"
     inode = path.stat().st_ino
-    pool.write_targets(cfg, 1)
+    pool.save_count(cfg, 1)
     assert path.stat().st_ino != inode  # replaced by rename, never rewritten in place
-    assert [g["labels"]["caller"] for g in json.loads(path.read_text())] == ["caller-0"]
-    assert sorted(p.name for p in path.parent.iterdir()) == ["callers.json"]  # no temp left
-    off = parse_config({"channel": "chan", "user": ["bot", ""], "metrics": {"enabled": False},
-                        "paths": {"run_dir": "run"}}, base_dir=tmp_path, env={})
-    assert json.loads(pool.write_targets(off, 2).read_text()) == []
+    assert pool.desired_count(cfg) == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["callers.scale"]  # no temp left
 
 
 class FakeSupervisor:

@@ -3,6 +3,7 @@ persistence across restarts, and the fatal classification of server answers."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def test_repeated_connect_failures_back_off_to_at_least_10_s() -> None:
     assert all(d >= 10.0 for d in delays[3:])  # "a few quick failures", then >= 10 s
     assert max(delays) <= 60.0 * 1.25
     # never shorter again while it keeps failing (up to the upward-only jitter at the cap)
-    assert all(b >= a / 1.25 for a, b in zip(delays, delays[1:], strict=False))
+    assert all(b >= a / 1.25 for a, b in itertools.pairwise(delays))
     # and the server's per-IP bucket (5, then 1 per 10 s) never runs dry
     assert bucket_never_empty([t for t in p.log.attempts])
 
@@ -100,7 +101,7 @@ def test_kicks_back_off_longer_when_repeated_then_forget() -> None:
         waits.append(p.next_delay("kick"))
         clock.now += waits[-1] + 60
     assert 15.0 <= waits[0] <= 15.0 * 1.25
-    assert all(b > a for a, b in zip(waits, waits[1:5], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(waits[:5]))
     assert waits[-1] <= 600 * 1.25
     clock.now += 2 * 3600  # an hour without kicks: back to the first step
     p.record_kick()

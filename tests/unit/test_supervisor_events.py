@@ -128,3 +128,30 @@ def test_rpc_failure_is_logged_not_raised(tmp_path: Path) -> None:
 def test_tokens_tolerates_colons_and_bare_words() -> None:
     assert se.tokens("a:1 b:x:y c") == {"a": "1", "b": "x:y", "c": ""}
     assert se.read_event(io.BytesIO(b"")) is None
+
+
+def test_rendered_supervisord_conf_declares_the_listener(tmp_path: Path) -> None:
+    """supervisord's own parser accepts the section (eventlisteners refuse e.g.
+    redirect_stderr) and gets the port from metrics.events_port."""
+    from supervisor.options import ServerOptions
+
+    from rosey.cli import render_supervisord_conf
+    from rosey.config import load_config
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"channel": "c", "user": ["bot", ""],
+                                  "metrics": {"events_port": 9555},
+                                  "paths": {"run_dir": str(tmp_path / "run")}}))
+    (tmp_path / "run").mkdir()
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(render_supervisord_conf(load_config(str(config)), config, False))
+    options = ServerOptions()
+    options.realize(args=["-c", str(conf)])
+    groups = {group.name: group for group in options.process_group_configs}
+    events = groups["events"]
+    assert type(events).__name__ == "EventListenerPoolConfig"
+    assert {e.__name__ for e in events.pool_events} == {"ProcessStateEvent", "Tick60Event"}
+    process = events.process_configs[0]
+    assert process.command.endswith(f"-m procs.events --config {config} --port 9555")
+    assert process.priority < groups["router"].process_configs[0].priority  # starts first
+    assert process.stdout_logfile is None  # stdout is the protocol channel

@@ -1,0 +1,301 @@
+"""The fake CyTube's state, test-control API and HTTP side (see tests/fakes/cytube.py)."""
+
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import socketio
+from aiohttp import web
+
+from tests.fakes import cytube_filters as cf
+
+log = logging.getLogger(__name__)
+_BUFFER_SIZE = 15
+
+
+@dataclass
+class _User:
+    """A logged-in user present in the channel (``sid`` None for a virtual user)."""
+
+    name: str
+    rank: float
+    sid: str | None = None
+    guest: bool = False
+
+
+@dataclass
+class _Sock:
+    sid: str
+    join_seen: bool = False
+    joined: bool = False
+    name: str | None = None
+    rank: float = -1
+    guest: bool = False
+    ip: str = "127.0.0.1"
+    need_password: bool = False
+    limiter: cf.RateLimiter = field(default_factory=cf.RateLimiter)
+    af_limiter: cf.RateLimiter = field(default_factory=cf.RateLimiter)
+
+
+class FakeCytubeBase:
+    """State, test-control API, helpers and HTTP of the fake; the socket.io dialogue is in
+    :class:`tests.fakes.cytube.FakeCytube`."""
+
+    def __init__(
+        self, channel: str = "testchan", *, max_length: int = 320, antiflood: bool = False,
+        limits: bool = False,
+    ) -> None:
+        self.channel = channel
+        self.max_length = max_length
+        self.antiflood = antiflood  # chat_antiflood channel option (rank < 2 only)
+        self.limits = limits  # per-IP connect bucket and guest-login limit
+        self.password = ""  # channel password ("" = none)
+        self.afk_timeout = 600
+        self.banned_ips: set[str] = set()  # server-wide: connect_error
+        self.banned_names: set[str] = set()  # channel bans: kicked on join
+        self.muted: set[str] = set()  # lower names
+        self.afk: set[str] = set()
+        self.media: dict[str, Any] | None = None
+        self.connect_log: list[tuple[str, bool]] = []  # (ip, accepted) per connect attempt
+        self._buckets: dict[str, tuple[float, float]] = {}  # ip -> (tokens, at)
+        self._guest_logins: dict[str, float] = {}  # ip -> monotonic time
+        self.antiflood_params: dict[str, float] = {"burst": 4, "sustained": 1, "cooldown": 4}
+        self.accounts: dict[str, tuple[str, str, float]] = {}  # lower -> (name, pw, rank)
+        self.chat_log: list[dict[str, Any]] = []  # broadcast user chatMsg payloads
+        self.pm_log: list[dict[str, Any]] = []  # delivered pm payloads
+        self.commands_run: list[tuple[str, str]] = []  # (username, text) never broadcast
+        self.frames_from_clients: list[tuple[str, str, Any]] = []
+        self.buffer: deque[dict[str, Any]] = deque(maxlen=_BUFFER_SIZE)
+        self.port = 0
+        self._socks: dict[str, _Sock] = {}
+        self._members: dict[str, _User] = {}  # lower name -> user, in join order
+        self._last_time = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self.sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False)
+        self.app = web.Application()
+        self.sio.attach(self.app)
+        self.app.router.add_get("/socketconfig/{file}", self._socketconfig)
+        self.app.router.add_get("/r/{channel}", self._channel_page)
+
+    # ---------------------------------------------------------------- lifecycle
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> Self:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        self.port = sock.getsockname()[1]
+        self._runner = web.AppRunner(self.app, shutdown_timeout=0.5, access_log=None)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        return self
+
+    async def stop(self) -> None:
+        await self.drop_all_connections()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---------------------------------------------------------------- test control API
+    def add_account(self, name: str, pw: str, rank: float = 1) -> None:
+        self.accounts[name.lower()] = (name, pw, rank)
+
+    def add_virtual_user(self, name: str, rank: float = 1) -> None:
+        """A logged-in user without a socket: in ``userlist``; ``addUser`` is broadcast."""
+        user = _User(name, rank)
+        self._members[name.lower()] = user
+        self._spawn(self._broadcast("addUser", lambda s: self._entry(user, s.rank)))
+
+    async def remove_virtual_user(self, name: str) -> None:
+        await self._settle()
+        if self._members.pop(name.lower(), None) is not None:
+            await self._broadcast("userLeave", {"name": name})
+
+    def preload_buffer(self, messages: list[tuple[str, str, int]]) -> None:
+        """Old chat (username, msg_html, time_ms) replayed to every joining socket."""
+        for username, msg_html, time_ms in messages:
+            self.buffer.append({"username": username, "msg": msg_html, "meta": {}, "time": time_ms})
+            self._last_time = max(self._last_time, time_ms)
+
+    async def set_antiflood(self, on: bool, burst: float = 4, sustained: float = 1) -> None:
+        self.antiflood = on
+        self.antiflood_params = {
+            "burst": burst,
+            "sustained": sustained,
+            "cooldown": burst / sustained,
+        }
+        await self._broadcast("channelOpts", self._opts())
+
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met within {timeout}s")
+            await asyncio.sleep(0.005)
+
+    async def _kick_sock(self, s: _Sock, reason: str) -> None:
+        await self._emit(s.sid, "kick", {"reason": reason})
+        user = self._members.get(s.name.lower()) if s.name else None
+        if user is not None and user.sid == s.sid:
+            await self._leave(user)
+        self._socks.pop(s.sid, None)
+        await self.sio.disconnect(s.sid)
+
+    async def kick(self, username: str, reason: str = "") -> None:
+        await self._settle()
+        user = self._members.get(username.lower())
+        if user is None:
+            return
+        if user.sid is not None:
+            await self._emit(user.sid, "kick", {"reason": reason})
+        await self._leave(user)
+        if user.sid is not None:
+            self._socks.pop(user.sid, None)
+            await self.sio.disconnect(user.sid)
+
+    async def drop_all_connections(self) -> None:
+        """Like a server restart: every socket closes without a goodbye; chat buffer kept."""
+        await self._settle()
+        sids = list(self._socks)
+        self._socks.clear()
+        self._members = {k: u for k, u in self._members.items() if u.sid is None}
+        for sid in sids:
+            eio = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
+            if eio is not None:
+                await eio.close(wait=False, abort=True)
+                await eio.queue.put(None)  # ends the websocket writer, which closes the socket
+
+    async def mute(self, name: str, muted: bool = True) -> None:
+        await self._settle()
+        (self.muted.add if muted else self.muted.discard)(name.lower())
+        await self._send_meta(name)
+
+    async def set_afk(self, name: str, afk: bool) -> None:
+        """What ``autoAFK`` does after ``afk_timeout`` s of silence (or ``/afk``)."""
+        await self._settle()
+        if (name.lower() in self.afk) == afk:
+            return
+        (self.afk.add if afk else self.afk.discard)(name.lower())
+        await self._send_meta(name)
+        await self._broadcast("setAFK", {"name": self._member(name).name, "afk": afk})
+
+    async def set_media(self, title: str, media_id: str = "http://127.0.0.1:8099/clip.json",
+                        media_type: str = "cm", seconds: float = 30) -> None:
+        self.media = {"id": media_id, "title": title, "seconds": seconds,
+                      "duration": f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}",
+                      "type": media_type, "meta": {}, "currentTime": -3, "paused": True}
+        await self._broadcast("changeMedia", self.media)
+
+    def ban_ip(self, ip: str) -> None:
+        self.banned_ips.add(ip)
+
+    def ban_name(self, name: str) -> None:
+        self.banned_names.add(name.lower())
+
+    @property
+    def usernames(self) -> list[str]:
+        return [u.name for u in self._members.values()]
+
+    # ---------------------------------------------------------------- helpers
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:
+            coro.close()  # not started yet: nobody to tell
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+
+    def _member(self, name: str) -> _User:
+        user = self._members.get(name.lower())
+        if user is None:
+            raise LookupError(f"{name} is not in the channel")
+        return user
+
+    def _now(self) -> int:
+        now = int(time.time() * 1000)
+        self._last_time = now if now >= self._last_time else self._last_time + 1
+        return self._last_time
+
+    def _opts(self) -> dict[str, Any]:
+        opts = cf.channel_opts(self.channel, self.antiflood, self.antiflood_params)
+        opts.update(afk_timeout=self.afk_timeout, password=self.password or False)
+        return opts
+
+    async def _send_meta(self, name: str) -> None:
+        user = self._members.get(name.lower())
+        if user is None:
+            return
+        meta = {"afk": name.lower() in self.afk, "muted": name.lower() in self.muted}
+        await self._broadcast("setUserMeta", {"name": user.name, "meta": meta})
+
+    def _take_token(self, ip: str) -> bool:
+        """src/io/ioserver.js: a token bucket per IP, 5 tokens, one more every 10 s."""
+        now = time.monotonic()
+        tokens, at = self._buckets.get(ip, (5.0, now))
+        tokens = min(5.0, tokens + (now - at) / 10.0)
+        if tokens < 1:
+            self._buckets[ip] = (tokens, now)
+            return False
+        self._buckets[ip] = (tokens - 1, now)
+        return True
+
+    def _entry(self, user: _User, viewer_rank: float) -> dict[str, Any]:
+        entry = cf.user_entry(user.name, user.rank, viewer_rank)
+        entry["meta"].update(afk=user.name.lower() in self.afk,
+                             muted=user.name.lower() in self.muted)
+        return entry
+
+    async def _emit(self, sid: str, event: str, data: Any = None) -> None:
+        await self.sio.emit(event, data, to=sid)
+
+    async def _broadcast(
+        self, event: str, data: Any, exclude: str | None = None, min_rank: float = -1
+    ) -> None:
+        for s in list(self._socks.values()):
+            if s.joined and s.sid != exclude and s.rank >= min_rank:
+                await self._emit(s.sid, event, data(s) if callable(data) else data)
+
+    async def _notice(self, text: str, min_rank: float = 2, exclude: str | None = None) -> None:
+        payload = cf.server_notice(text, self._now())
+        await self._broadcast("chatMsg", payload, exclude=exclude, min_rank=min_rank)
+
+    async def _leave(self, user: _User) -> None:
+        if self._members.get(user.name.lower()) is user:
+            del self._members[user.name.lower()]
+            await self._broadcast("userLeave", {"name": user.name}, exclude=user.sid)
+
+    # ---------------------------------------------------------------- HTTP
+    async def _socketconfig(self, request: web.Request) -> web.Response:
+        name = request.match_info["file"].removesuffix(".json")
+        if not cf.CHANNEL_NAME_RE.match(name):
+            return web.json_response({"error": f'Channel "{name}" does not exist.'}, status=404)
+        return web.json_response({"servers": [{"url": self.url, "secure": False}]})
+
+    async def _channel_page(self, request: web.Request) -> web.Response:
+        """Only what conn reads: the chat input's maxlength (max-chat-message-length)."""
+        page = ('<form><input id="chatline" class="form-control" type="text" '
+                f'maxlength="{self.max_length}" style="display: none"></form>')
+        return web.Response(text=f"<html><body>{page}</body></html>", content_type="text/html")
+

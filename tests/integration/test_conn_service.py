@@ -1,0 +1,250 @@
+"""The real conn service (socket.io + ZeroMQ) against the fake CyTube, with a stand-in router."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+import zmq.asyncio
+from prometheus_client import REGISTRY
+
+from rosey import ipc
+from rosey.config_schema import Config, Conn, Metrics, Paths
+from rosey.cytube.client import ConnService, chat_maxlength, redact
+from rosey.protocol import (
+    Chat,
+    ConnState,
+    Delivered,
+    MediaChanged,
+    Message,
+    Say,
+    UserLeft,
+    decode,
+    encode,
+)
+from tests.fakes.cytube import FakeCytube
+
+BOT, PW = "roseybot", "roseybot-test-pw"
+
+
+class Router:
+    """The router's end of ipc://RUN/conn: records what conn sends, sends it Says."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.ctx = zmq.asyncio.Context()
+        self.sock = ipc.router_socket(self.ctx, ipc.endpoint(run_dir, "conn"))
+        self.got: list[Message] = []
+        self.identity = b""
+        self.task = asyncio.create_task(self._recv())
+
+    async def _recv(self) -> None:
+        while True:
+            identity, data = await self.sock.recv_multipart()
+            self.identity = identity
+            self.got.append(decode(data))
+
+    async def say(self, say: Say) -> None:
+        await self.sock.send_multipart([self.identity, encode(say)])
+
+    def of(self, kind: type) -> list[Any]:
+        return [m for m in self.got if isinstance(m, kind)]
+
+    def states(self) -> list[str]:
+        return [m.state for m in self.of(ConnState)]
+
+    def close(self) -> None:
+        self.task.cancel()
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.01)
+
+
+class Harness:
+    def __init__(self, fake: FakeCytube, channel: str = "", user: tuple[str, ...] = (BOT, PW),
+                 **conn: Any) -> None:
+        self.home = tempfile.mkdtemp(prefix="rc-", dir="/tmp")
+        options: dict[str, Any] = {"reconnect_min": 0.05, "kick_backoff": 0.2,
+                                   "connect_timeout": 5.0, **conn}
+        self.cfg = Config(domain=fake.url, channel=channel or fake.channel, user=list(user),
+                          conn=Conn(**options), paths=Paths(run_dir=self.home),
+                          metrics=Metrics(enabled=False))
+        self.router = Router(self.home)
+        self.service = ConnService(self.cfg)
+        self.task = asyncio.create_task(self.service.run())
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.router.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeCytube]:
+    async with FakeCytube("testchan", max_length=100) as server:
+        server.add_account(BOT, PW, rank=2)
+        server.add_virtual_user("alice", rank=1)
+        yield server
+
+
+@pytest.fixture
+async def make(fake: FakeCytube) -> AsyncIterator[Callable[..., Harness]]:
+    made: list[Harness] = []
+
+    def factory(**kw: Any) -> Harness:
+        made.append(Harness(fake, **kw))
+        return made[-1]
+
+    yield factory
+    for h in made:
+        await h.close()
+
+
+@pytest.mark.timeout(60)
+async def test_server_restart_rejoins_and_answers_no_replayed_history(
+        fake: FakeCytube, make: Callable[..., Harness]) -> None:
+    fake.preload_buffer([("alice", "roseybot, old question", 1_000)])
+    h = make()
+    await fake.wait_for(lambda: BOT in fake.usernames, 10)
+    await fake.say_as("alice", "roseybot, live question")
+    await until(lambda: h.router.of(Chat))
+    await fake.drop_all_connections()  # a server restart: no goodbye frame
+    await fake.wait_for(lambda: BOT in fake.usernames, 10)
+    await until(lambda: h.router.states().count("joined") == 2)
+    await fake.say_as("alice", "roseybot, after the restart")
+    await until(lambda: len(h.router.of(Chat)) == 2)
+    await asyncio.sleep(0.2)
+    assert [c.text for c in h.router.of(Chat)] == ["roseybot, live question",
+                                                   "roseybot, after the restart"]
+    assert h.router.states() == ["connecting", "joined", "disconnected", "joined"]
+    logins = [d for who, e, d in fake.frames_from_clients if e == "login"]
+    assert logins == [{"name": BOT, "pw": PW}] * 2  # joined and logged in again
+    assert metric("rosey_conn_connected") == 1
+
+
+@pytest.mark.timeout(60)
+async def test_says_are_split_at_the_channel_length_and_confirmed(
+        fake: FakeCytube, make: Callable[..., Harness]) -> None:
+    h = make()  # message_length 0: read from the channel page (100 here)
+    await until(lambda: "joined" in h.router.states())
+    await fake.set_media("Some <b>clip</b>")
+    text = "alice: " + "word " * 45 + "/kick alice"
+    await h.router.say(Say(id="r1", channel="testchan", text=text, expires_at=9e9))
+    await until(lambda: h.router.of(Delivered))
+    (done,) = h.router.of(Delivered)
+    assert (done.say_id, done.ok, done.parts) == ("r1", True, 3)
+    sent = [d["msg"] for d in fake.chat_log if d["username"] == BOT]
+    assert len(sent) == 3 and all(len(m) <= 100 for m in sent)
+    assert fake.commands_run == []  # the trailing "/kick alice" never ran
+    assert " ".join(sent).split() == text.split()
+    assert [m.title for m in h.router.of(MediaChanged)] == ["Some <b>clip</b>"]
+    await h.router.say(Say(id="r1", channel="testchan", text=text, expires_at=9e9))
+    await until(lambda: len(h.router.of(Delivered)) == 2)  # a re-sent Say is not re-posted
+    assert len([d for d in fake.chat_log if d["username"] == BOT]) == 3
+
+
+@pytest.mark.timeout(60)
+async def test_duplicate_login_and_moderator_kicks_back_off_then_rejoin(
+        fake: FakeCytube, make: Callable[..., Harness]) -> None:
+    h = make()
+    await until(lambda: "joined" in h.router.states())
+    await fake.kick(BOT, "behave")
+    await until(lambda: h.router.states().count("joined") == 2)
+    assert metric("rosey_conn_kicks_total", kind="kick") >= 1
+    # our own old socket logs in again (a half-open connection): conn is kicked, rejoins, and
+    # the userLeave for its own name is not reported as "the bot left"
+    intruder = FakeSocket(fake)
+    await intruder.login()
+    await until(lambda: h.router.states().count("joined") == 3)
+    assert not any(m.name == BOT for m in h.router.of(UserLeft))
+    assert "Duplicate login" in h.router.of(ConnState)[-2].detail
+    await intruder.close()
+
+
+class FakeSocket:
+    def __init__(self, fake: FakeCytube) -> None:
+        import socketio
+        self.fake = fake
+        self.sio = socketio.AsyncClient(reconnection=False)
+
+    async def login(self) -> None:
+        await self.sio.connect(self.fake.url, transports=["websocket"], wait_timeout=5)
+        await self.sio.emit("joinChannel", {"name": self.fake.channel})
+        await self.sio.emit("login", {"name": BOT, "pw": PW})
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", ["server ban", "channel ban", "wrong password",
+                                  "unknown channel", "channel password"])
+async def test_fatal_cases_stop_retrying_and_stay_idle(
+        fake: FakeCytube, case: str) -> None:
+    conn: dict[str, Any] = {"channel_password": "wrong"} if case == "channel password" else {}
+    if case == "server ban":
+        fake.ban_ip("127.0.0.1")
+    elif case == "channel ban":
+        fake.ban_name(BOT)
+    elif case == "wrong password":
+        fake.add_account(BOT, "another-password", rank=2)
+    elif case == "channel password":
+        fake.password = "letmein"
+        fake.accounts[BOT] = (BOT, PW, 1)  # rank 1 cannot skip the password
+    h = Harness(fake, channel="bad channel!" if case == "unknown channel" else "", **conn)
+    try:
+        await until(lambda: "fatal" in h.router.states())
+        attempts = len(fake.connect_log)
+        await asyncio.sleep(0.5)  # idle: no more attempts, the process stays up
+        assert len(fake.connect_log) == attempts
+        assert not h.task.done()
+        assert metric("rosey_conn_fatal") == 1
+        (fatal,) = [m for m in h.router.of(ConnState) if m.state == "fatal"]
+        assert fatal.detail
+    finally:
+        await h.close()
+
+
+@pytest.mark.timeout(60)
+async def test_guest_login_waits_out_the_per_ip_limit(make: Callable[..., Harness],
+                                                      fake: FakeCytube) -> None:
+    fake.limits = True
+    h = make(user=("rosey_guest",))
+    await until(lambda: "joined" in h.router.states())
+    assert fake.usernames[-1] == "rosey_guest"
+    assert h.service.policy.log.guest_login > 0  # a reconnect now waits for the 60 s rule
+    assert h.service.policy.guest_wait(h.service.policy.clock()) > 55
+
+
+def test_frame_logging_redacts_passwords_and_the_page_parser() -> None:
+    assert redact("login", {"name": BOT, "pw": PW}) == {"name": BOT, "pw": "***"}
+    assert redact("login", {"name": "guest"}) == {"name": "guest"}
+    assert redact("joinChannel", {"name": "c", "pw": "x"}) == {"name": "c", "pw": "***"}
+    assert redact("channelPassword", "letmein") == "***"
+    assert redact("channelOpts", {"password": "letmein", "afk_timeout": 600}) == {
+        "password": "***", "afk_timeout": 600}
+    assert redact("chatMsg", {"msg": "hi"}) == {"msg": "hi"}
+    page = '<input class="form-control" id="chatline" type="text" maxlength="240">'
+    assert chat_maxlength(page) == 240
+    assert chat_maxlength('<input id="other" maxlength="9">') is None
+    assert chat_maxlength(Path(__file__).read_text()[:10]) is None
