@@ -63,7 +63,8 @@ install-service: setup
 	systemctl enable rosey
 	@echo "next: edit /etc/rosey/config.json (channel, user, llm) and /etc/rosey/rosey.env"
 	@echo "(OPENAI_API_KEY=..., ROSEY_PASSWORD=...), check with"
-	@echo "  sudo -u rosey $(CURDIR)/.venv/bin/rosey --config /etc/rosey/config.json doctor"
+	@echo "  systemd-run --pty --wait --collect -p User=rosey -p EnvironmentFile=/etc/rosey/rosey.env \\"
+	@echo "    $(CURDIR)/.venv/bin/rosey --config /etc/rosey/config.json doctor"
 	@echo "then: systemctl start rosey; journalctl -u rosey -f"
 
 clean:

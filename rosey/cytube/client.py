@@ -109,7 +109,11 @@ class ConnService:
             ctx.term()
 
     async def to_router(self, msg: Message) -> None:
-        await self.sock.send(encode(msg))
+        data = encode(msg)
+        try:  # the plain send: the asyncio wrapper costs a future per frame at chat rates
+            zmq.Socket.send(self.sock, data, zmq.NOBLOCK)
+        except zmq.Again:  # router away and the queue at its HWM: wait like a DEALER does
+            await self.sock.send(data)
 
     async def _router_loop(self) -> None:
         while True:

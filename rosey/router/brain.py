@@ -164,7 +164,8 @@ class Brain:
         lowered = user.lower()
         if lowered == self.bot_name.lower() or lowered in self.ignored or user == "[server]":
             return
-        if self.records is not None:
+        opted_out = lowered in self.toggles.optouts
+        if self.records is not None and not opted_out:  # !optout: keep nothing of theirs
             self.records.chat(user, "pm" if private else "chat", text, now)
             self.records.user_seen(user, self.channel.rank_of(user), now, True)
         if not private:
@@ -175,7 +176,7 @@ class Brain:
             self.on_decision(user, text, "off", "llm off" if not self.toggles.llm_enabled
                              else "quiet")
             return
-        if lowered in self.toggles.optouts:
+        if opted_out:
             self.on_decision(user, text, "ignored", "opted out")
             return
         hit = None if private else self.matcher.match(text)

@@ -17,6 +17,10 @@ until stop()), ``malformed`` ("json": invalid JSON; "shape": JSON without
 choices / message), ``empty`` (empty content), ``api_key`` (when set, requests without
 ``Authorization: Bearer <api_key>`` get 401 on every endpoint), ``models``.
 
+Records, one entry per chat call in parallel lists: ``requests`` (JSON bodies),
+``request_headers`` (lowercase names; a caller names itself in ``x-rosey-caller``) and
+``received_at`` (wall clock on arrival, for latency benches); ``calls`` counts them.
+
 Standalone (for e2e tests that need a separate process):
     python -m tests.fakes.llm --kind ollama --port 0 --delay 0 [--reply TEXT]
 prints ``READY <url>`` and serves until SIGTERM / SIGINT.

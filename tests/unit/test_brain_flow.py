@@ -136,6 +136,8 @@ async def test_optout_and_guest_history_are_not_stored(rig: Rig) -> None:
     await rig.store.flush()
     assert len(await rig.records.history("bob", 10)) == 1
     assert await rig.records.history("guest1", 10) == []
+    logged = rig.store.query_sync("SELECT text FROM chat_log WHERE username = 'bob'")
+    assert logged == [("rosey?",)]  # not the line sent while opted out (commands are audited)
     audit = rig.store.query_sync("SELECT actor, action, ok FROM audit ORDER BY id")
     assert audit == [("bob", "optout", 1), ("bob", "optin", 1)]
 

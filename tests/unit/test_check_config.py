@@ -58,7 +58,8 @@ def test_every_error_in_one_run(tmp_path: Path) -> None:
     ]
     for want in expected:
         assert sum(line.startswith(f"rosey: {source}: {want}") for line in lines) == 1, want
-    assert lines[-1] == f"rosey: {len(expected)} problems; fix them all, then run check-config again"
+    assert lines[-1] == (f"rosey: {len(expected)} problems; fix them all, then run "
+                         "check-config again")
     assert len(lines) == len(expected) + 1
     # a wrongly typed key is reported once, not again by the checks that follow it
     assert sum("response_timeout" in line for line in lines) == 1
