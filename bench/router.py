@@ -56,7 +56,8 @@ async def run(events: int) -> None:
                       send_request=send_request, send_say=send_say,
                       on_answer=brain.on_answer)
     users = [f"user{n}" for n in range(50)]
-    plain, mention = [], []
+    plain: list[float] = []
+    mention: list[float] = []
     started = time.perf_counter()
     for n in range(events):
         is_mention = n % 10 == 0

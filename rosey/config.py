@@ -313,6 +313,11 @@ def _check_semantics(cfg: Config, source: str, errors: list[str] | None = None) 
             not cfg.providers.openai.base_url:
         fail("$.llm.openai_api_key",
              "required for provider openai; set the OPENAI_API_KEY environment variable")
+    for index, fallback in enumerate(cfg.providers.fallbacks):
+        if fallback.provider == "openai" and not llm.openai_api_key and \
+                not cfg.providers.openai.base_url:
+            fail(f"$.providers.fallbacks[{index}]",
+                 "an openai fallback needs a key; set the OPENAI_API_KEY environment variable")
     if not re.match(r"^https?://", llm.ollama_host):
         fail("$.llm.ollama_host", "expected a URL such as http://localhost:11434")
     if llm.system_prompt_file and not Path(llm.system_prompt_file).is_file():

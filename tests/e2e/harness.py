@@ -91,7 +91,7 @@ class Rosey:
         return env
 
     def start(self) -> None:
-        log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rosey.cli", "--config", str(self.config_path), "run"],
             stdout=log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)

@@ -184,3 +184,10 @@ def test_router_semantics(tmp_path: Path) -> None:
         tmp_path, {**MINIMAL, "router": {"limits": {"timezone": "Mars/Olympus"}}})
     assert "$.router.personas.witty" in error_for(
         tmp_path, {**MINIMAL, "router": {"personas": {"witty": "missing.md"}}})
+
+
+def test_openai_fallback_needs_a_key(tmp_path: Path) -> None:
+    data = {**MINIMAL, "providers": {"fallbacks": [{"provider": "openai",
+                                                    "model": "gpt-4o-mini"}]}}
+    assert "$.providers.fallbacks[0]" in error_for(tmp_path, data)
+    assert load_config(write(tmp_path, data), env={"OPENAI_API_KEY": "sk"}).providers.fallbacks
