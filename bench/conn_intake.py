@@ -137,13 +137,21 @@ def conn_rate(port: int, frames: int) -> float:
     proc = mp.Process(target=conn_process, args=(port, run_dir), daemon=True)
     proc.start()
     stamps: list[float] = []
+    sock.setsockopt(zmq.RCVTIMEO, 1000)
     try:
         deadline = time.monotonic() + 300
-        while len(stamps) < frames and time.monotonic() < deadline:
-            if sock.poll(1000):
-                _, data = sock.recv_multipart()
-                if isinstance(decode(data), Chat):
+        while not stamps and time.monotonic() < deadline:  # conn_state frames come first
+            with contextlib.suppress(zmq.Again):
+                if isinstance(decode(sock.recv_multipart()[1]), Chat):
                     stamps.append(time.perf_counter())
+        # then only count, so that this process takes as little CPU from the two others
+        # (blaster and conn) as the raw client's measurement does; the last one is checked
+        while len(stamps) < frames and time.monotonic() < deadline:
+            with contextlib.suppress(zmq.Again):
+                last = sock.recv_multipart(copy=False)[1]
+                stamps.append(time.perf_counter())
+        if len(stamps) == frames and not isinstance(decode(last.bytes), Chat):
+            raise RuntimeError("the last frame forwarded was not a Chat")
     finally:
         proc.terminate()
         proc.join(5)
@@ -180,18 +188,19 @@ def one_run(frames: int) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=20000)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    raws, conns = [], []
-    for _ in range(args.runs):
+    raws, conns, ratios = [], [], []
+    for _ in range(args.runs):  # pairs back to back: the machine's load changes slowly
         raw, conn = one_run(args.frames)
         raws.append(raw)
         conns.append(conn)
+        ratios.append(conn / raw)
     raw, conn = statistics.median(raws), statistics.median(conns)
     print(f"conn intake: {conn:,.0f} frames/s parsed and forwarded to the router "
-          f"(raw python-socketio client: {raw:,.0f} frames/s) = {100 * conn / raw:.0f} % "
-          f"of raw (target >= 50 %); median of {args.runs} runs of {args.frames} chatMsg")
-
+          f"(raw python-socketio client: {raw:,.0f} frames/s); conn/raw per run "
+          f"{', '.join(f'{100 * r:.0f} %' for r in ratios)}, median "
+          f"{100 * statistics.median(ratios):.0f} % (target >= 50 %); {args.frames} chatMsg")
 
 if __name__ == "__main__":
     main()

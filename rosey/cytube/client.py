@@ -110,10 +110,20 @@ class ConnService:
 
     async def to_router(self, msg: Message) -> None:
         data = encode(msg)
-        try:  # the plain send: the asyncio wrapper costs a future per frame at chat rates
+        # The plain send: the asyncio wrapper costs a future and a loop pass per frame, which
+        # is most of conn's intake cost at chat rates (bench/conn_intake.py). A send may
+        # consume the socket's edge-triggered FD wakeup that the pending recv of the router
+        # loop waits for, so re-arm it exactly as pyzmq's own send does.
+        rearm = getattr(self.sock, "_schedule_remaining_events", None)
+        if rearm is None:
+            await self.sock.send(data)
+            return
+        try:
             zmq.Socket.send(self.sock, data, zmq.NOBLOCK)
         except zmq.Again:  # router away and the queue at its HWM: wait like a DEALER does
             await self.sock.send(data)
+            return
+        rearm()
 
     async def _router_loop(self) -> None:
         while True:

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from rosey.cytube import events as ev
-from rosey.cytube.governor import Governor
 from rosey.cytube.session import Session
 from rosey.protocol import (
     Chat,
@@ -257,5 +256,3 @@ def test_malformed_real_frames_are_dropped_with_one_count() -> None:
     assert metric("rosey_conn_frame_errors_total", event="chatMsg") == before + 1
     out, _, _ = s.take()
     assert [m.text for m in out if isinstance(m, Chat)] == ["fine"]
-    governor = Governor()
-    assert governor.depth() == 0
