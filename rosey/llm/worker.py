@@ -34,6 +34,7 @@ from rosey.llm.pricing import PriceTable
 from rosey.protocol import Heartbeat, Ready, Request, Result, encode
 
 log = logging.getLogger("rosey.caller")
+WARMUP_TIMEOUT = 5.0
 HEALTH_RETRY = 30.0
 # After the last in-flight call, wait this long for a request the router sent before it
 # read our slots=0 heartbeat (an ipc round trip is well under 1 ms).
@@ -87,6 +88,7 @@ class CallerService:
         self._tasks: set[asyncio.Task[None]] = set()
         self.handled = 0
         self.draining = False
+        self.providers_up = False
         self.chain = chain_from_config(cfg)
         self.prices = PriceTable(cfg.budget.prices)
         self._unpriced: set[str] = set()
@@ -141,6 +143,10 @@ class CallerService:
 
     async def run(self) -> None:
         self.load_backends()
+        # One health round before announcing slots: it also warms the SDK's HTTP client
+        # (pool, TLS context), which otherwise costs the first request up to a second.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._check_health(), WARMUP_TIMEOUT)
         ctx = zmq.asyncio.Context()
         self.sock = ipc.dealer_socket(ctx, ipc.endpoint(self.cfg.paths.run_dir, "work"),
                                       self.name)
@@ -180,18 +186,23 @@ class CallerService:
                 caller=self.name, incarnation=self.incarnation, slots=self.slots,
                 busy=self.busy)))
 
+    async def _check_health(self) -> bool:
+        """Probe every chain entry once; True when all are up."""
+        up: dict[str, bool] = {}
+        for target in self.chain:
+            health = await self.backend(target.provider).check(target.model)
+            up[target.provider] = up.get(target.provider, True) and health.ok
+            (log.info if health.ok else log.error)("%s health: %s", self.name, health.detail)
+        for provider, ok in up.items():
+            metrics.PROVIDER_UP.labels(provider).set(1 if ok else 0)
+        self.providers_up = all(up.values())
+        return self.providers_up
+
     async def _health_loop(self) -> None:
-        """Probe every chain entry at start and then periodically (more often while down)."""
+        """Probe periodically after the start-up round (more often while down)."""
         while True:
-            up: dict[str, bool] = {}
-            for target in self.chain:
-                health = await self.backend(target.provider).check(target.model)
-                up[target.provider] = up.get(target.provider, True) and health.ok
-                (log.info if health.ok else log.error)("%s health: %s", self.name,
-                                                       health.detail)
-            for provider, ok in up.items():
-                metrics.PROVIDER_UP.labels(provider).set(1 if ok else 0)
-            await asyncio.sleep(HEALTH_RETRY if not all(up.values()) else HEALTH_RETRY * 10)
+            await asyncio.sleep(HEALTH_RETRY * 10 if self.providers_up else HEALTH_RETRY)
+            await self._check_health()
 
     async def handle(self, request: Request) -> None:
         self.busy += 1

@@ -399,8 +399,8 @@ async def test_standalone_fake_serves_until_sigterm() -> None:
     [
         ({"provider": "ollama"}, [], ["ollama"]),
         ({"provider": "openai", "openai_api_key": "sk-x"}, [], ["openai"]),
-        ({"provider": "ollama"}, [{"provider": "openai", "model": "gpt-4o-mini"}],
-         ["ollama", "openai"]),
+        ({"provider": "ollama", "openai_api_key": "sk-x"},
+         [{"provider": "openai", "model": "gpt-4o-mini"}], ["ollama", "openai"]),
     ],
 )
 def test_a_caller_imports_only_the_providers_of_its_chain(

@@ -128,7 +128,7 @@ def test_chain_and_providers_come_from_config() -> None:
     plain = config()
     assert chain_from_config(plain) == [Target("ollama", "llama3.2:3b")]
     assert providers_in_use(plain) == ["ollama"]
-    chained = config(providers={"primary_timeout": 8, "fallbacks": [
+    chained = config(llm={"openai_api_key": "sk-x"}, providers={"primary_timeout": 8, "fallbacks": [
         {"provider": "openai", "model": "gpt-4o-mini"},
         {"provider": "ollama", "model": "llama3.2:3b"},  # the primary again: ignored
         {"provider": "ollama", "model": "qwen2.5:0.5b", "timeout": 3}]})
