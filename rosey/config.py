@@ -24,8 +24,8 @@ __all__ = ["DEFAULT_SYSTEM_PROMPT", "CheckReport", "Config", "ConfigError", "che
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are {bot_name}, a friendly regular in the CyTube channel {channel}. "
-    "You are talking with {user}. Answer in one or two short sentences of plain text, "
-    "no markdown, no lists."
+    "You are talking with {user}. The channel is playing: {now_playing}. Answer in one or "
+    "two short sentences of plain text, no markdown, no lists."
 )
 
 SOCKET_PATH_LIMIT = 100  # Unix socket paths are limited to ~107 bytes; keep margin.

@@ -18,7 +18,16 @@ from zoneinfo import ZoneInfo
 from rosey import metrics
 from rosey.config import DEFAULT_SYSTEM_PROMPT, Config
 from rosey.llm.budget import BudgetTracker, Snapshot
-from rosey.protocol import Message, Result, Turn
+from rosey.protocol import (
+    PRIORITY_OTHER,
+    MediaChanged,
+    Message,
+    Profile,
+    Result,
+    Turn,
+    UserCount,
+    UserMeta,
+)
 from rosey.router import commands
 from rosey.router.channel import ChannelState
 from rosey.router.history import History
@@ -241,7 +250,8 @@ class Brain:
         self._refused_notice[user.lower()] = now + retry_in
         if len(self._refused_notice) > 5000:
             self._refused_notice.clear()
-        await self.flow.say(f"Please wait {retry_in:.0f} s before asking me again.", pm_to=user)
+        await self.flow.say(f"Please wait {retry_in:.0f} s before asking me again.", pm_to=user,
+                            priority=PRIORITY_OTHER)
 
     def system_prompt(self, user: str, now: float) -> str:
         template = self.system_template
@@ -284,7 +294,7 @@ class Brain:
         if text.startswith(prefix) and self.flow is not None:
             actor = commands.Actor(user, self.channel.rank_of(user), self.cfg.router.command_rank)
             _ok, reply = self.run_command(actor, text[len(prefix):])
-            await self.flow.say(reply, pm_to=user)
+            await self.flow.say(reply, pm_to=user, priority=PRIORITY_OTHER)
             return
         await self.on_chat(user, text, True, received_at)
 
@@ -294,13 +304,17 @@ class Brain:
             self.history.forget(name)
 
     def on_other(self, msg: Message) -> None:
-        title = getattr(msg, "title", None)
-        if type(msg).__name__ == "MediaChanged" and isinstance(title, str):
-            self.channel.now_playing = title
+        """Channel events that only update state (and the media history)."""
+        if isinstance(msg, MediaChanged):
+            self.channel.now_playing = msg.title
             if self.records is not None:
-                self.records.media(title, str(getattr(msg, "id", "")),
-                                   str(getattr(msg, "type", "")),
-                                   float(getattr(msg, "seconds", 0) or 0), self.clock())
+                self.records.media(msg.title, msg.id, msg.type, msg.seconds, self.clock())
+        elif isinstance(msg, UserMeta):
+            self.channel.meta(msg.name, afk=msg.afk, muted=msg.muted)
+        elif isinstance(msg, Profile):
+            self.channel.profiles[msg.name.lower()] = msg.text
+        elif isinstance(msg, UserCount):
+            self.channel.user_count = msg.count
 
     # ---- commands ----------------------------------------------------------------
 

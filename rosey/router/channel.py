@@ -14,6 +14,8 @@ class ChannelState:
     users: dict[str, User] = field(default_factory=dict)  # lower-case name -> entry
     aliases: dict[str, str] = field(default_factory=dict)  # lower-case name -> limit key
     now_playing: str = ""
+    user_count: int = 0
+    profiles: dict[str, str] = field(default_factory=dict)  # kept, never sent to a model
     recent: deque[tuple[str, str]] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
@@ -30,6 +32,12 @@ class ChannelState:
 
     def left(self, name: str) -> None:
         self.users.pop(name.lower(), None)
+        self.profiles.pop(name.lower(), None)
+
+    def meta(self, name: str, *, afk: bool, muted: bool) -> None:
+        user = self.users.get(name.lower())
+        if user is not None:
+            user.afk, user.muted = afk, muted
 
     def rank_changed(self, name: str, rank: float) -> None:
         user = self.users.get(name.lower())

@@ -15,7 +15,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from rosey import metrics
-from rosey.protocol import DecodeError, Request, Result, Say, Turn, decode, encode
+from rosey.protocol import (
+    PRIORITY_REPLY,
+    DecodeError,
+    Request,
+    Result,
+    Say,
+    Turn,
+    decode,
+    encode,
+)
 from rosey.router.dispatch import Job, Pool
 from rosey.router.prompts import address
 from rosey.router.records import JournalEntry, Records
@@ -126,10 +135,10 @@ class Flow:
                        say_id=request_id, received_at=pending.received_at)
 
     async def say(self, text: str, *, pm_to: str = "", say_id: str = "",
-                  received_at: float | None = None) -> None:
+                  received_at: float | None = None, priority: int = PRIORITY_REPLY) -> None:
         now = self.clock()
         say = Say(id=say_id or uuid.uuid4().hex, channel=self.channel, text=text, pm_to=pm_to,
-                  expires_at=(received_at or now) + self.post_ttl)
+                  expires_at=(received_at or now) + self.post_ttl, priority=priority)
         self.outbox[say.id] = (say, received_at if received_at is not None else now)
         while len(self.outbox) > OUTBOX_MAX:
             dropped, _ = self.outbox.popitem(last=False)[1]

@@ -219,3 +219,22 @@ async def test_reload_and_persona(tmp_path: Path) -> None:
     await rig.brain.on_chat("bob", "hey captain", False, rig.now)
     assert len(rig.requests) == 2
     rig.store.close()
+
+
+async def test_channel_events_update_state_and_media_history(rig: Rig) -> None:
+    from rosey.protocol import MediaChanged, UserMeta
+
+    rig.caller()
+    rig.brain.on_other(MediaChanged(channel="chan", title="Big Buck Bunny", id="x", type="cm",
+                                    seconds=30))
+    rig.brain.on_other(UserMeta(channel="chan", name="bob", afk=True))
+    assert rig.brain.channel.users["bob"].afk
+    await rig.brain.on_chat("alice", "rosey, what's on?", False, rig.now)
+    assert "playing: Big Buck Bunny." in rig.requests[0].turns[0].content  # default prompt
+    rig.brain.system_template = "Now playing: {now_playing}"
+    await rig.brain.on_chat("bob", "rosey, what's on?", False, rig.now)
+    assert rig.requests[1].turns[0].content == "Now playing: Big Buck Bunny"
+    await rig.store.flush()
+    assert rig.store.query_sync("SELECT title, seconds FROM media") == [("Big Buck Bunny", 30.0)]
+    await rig.brain.on_pm("Mod", "!status", rig.now)
+    assert rig.says[-1].priority == 1 and rig.says[-1].text.startswith("llm on")
