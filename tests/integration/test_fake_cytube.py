@@ -285,7 +285,9 @@ async def test_commands_are_not_broadcast(fake: FakeCytube, clients: list[Client
     ]
     for msg in sent:
         await bot.chat(msg)
-    await bot.wait(lambda: bot.count("clearchat") == 1)
+    # clearchat and the "[server] … cleared chat." notice are two frames: wait for both.
+    await bot.wait(lambda: bot.count("clearchat") == 1
+                   and bot.data("chatMsg")[-1]["msg"] == "roseybot cleared chat.")
     assert bot.chat_texts() == [
         "before",
         " /clear (leading space)",
