@@ -158,7 +158,7 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
                 'count(up{job="rosey_caller"})': 2,  # callers.json lists the started two
                 "rosey_config_response_timeout_seconds": 2,
                 "rosey_conn_connected": 1,
-                'rosey_memory_target_bytes{process="conn"}': 45 * MiB,
+                'rosey_memory_target_bytes{process="conn"}': 50 * MiB,
                 'count(rosey_build_info)': 5,
             }
             got = {expr: prom.value(expr) for expr in checks}
