@@ -33,6 +33,7 @@ check: lint types test
 
 bench: setup
 	$(PY) -m bench.scenarios
+	$(PY) -m bench.router
 	$(PY) -m bench.pool
 	$(PY) -m bench.conn_intake
 
