@@ -174,14 +174,19 @@ class ConnService:
 
     # ---- outbound -------------------------------------------------------------------------
 
-    async def _emit(self, event: str, data: Any) -> None:
+    async def _emit(self, event: str, data: Any) -> bool:
+        """False when there is no live socket to emit on (nothing was sent)."""
         sio = self.sio
         # not sio.connected: that is only set after the connect handler, which joins
         if sio is None or "/" not in sio.namespaces:
-            return
+            return False
         if self.cfg.conn.log_frames:
             log.info("frame out %s %s", event, redact(event, data))
-        await sio.emit(event, data)
+        try:
+            await sio.emit(event, data)
+        except socketio.exceptions.SocketIOError:
+            return False
+        return True
 
     async def _emit_later(self, emit: Emit, sio: socketio.AsyncClient | None) -> None:
         await asyncio.sleep(emit.delay)
@@ -200,7 +205,10 @@ class ConnService:
             if self.joined and self.sio is not None and not self.session.fatal:
                 part = self.governor.next_part(now)
                 while part is not None:
-                    await self._emit_part(part.text, part.pm_to)
+                    if not await self._emit_part(part.text, part.pm_to):
+                        # The socket went away under us: back to the queue, in order.
+                        self.governor.on_disconnect()
+                        break
                     part = self.governor.next_part(now)
                 delay = min(1.0, self.governor.delay(now))
             await self._flush()
@@ -208,13 +216,15 @@ class ConnService:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.005))
 
-    async def _emit_part(self, text: str, pm_to: str) -> None:
+    async def _emit_part(self, text: str, pm_to: str) -> bool:
         log.debug("emit part (%d chars)", len(text))
         if pm_to:
-            await self._emit("pm", {"to": pm_to, "msg": text, "meta": {}})
+            sent = await self._emit("pm", {"to": pm_to, "msg": text, "meta": {}})
         else:
-            await self._emit("chatMsg", {"msg": text, "meta": {}})
-        metrics.SENT.labels("pm" if pm_to else "chat").inc()
+            sent = await self._emit("chatMsg", {"msg": text, "meta": {}})
+        if sent:
+            metrics.SENT.labels("pm" if pm_to else "chat").inc()
+        return sent
 
     # ---- connection lifecycle -------------------------------------------------------------
 
@@ -237,6 +247,10 @@ class ConnService:
                 cause = "rate_limited" if "Rate limit" in str(exc) else "failure"
             metrics.CONNECTED.set(0)
             metrics.RECONNECTS.labels(cause).inc()
+            # Until the next socket has joined, the send loop must hold every part: what
+            # it emitted on the dead socket never reached the server.
+            self.sio = None
+            self.session.socket_closed()
             self.governor.on_disconnect()
             for task in list(self._later):
                 task.cancel()

@@ -111,6 +111,10 @@ class Session:
             return Emit("login", {"name": self.name}, delay)
         return Emit("login", {"name": self.name, "pw": self.password}, delay)
 
+    def socket_closed(self) -> None:
+        """The socket is gone: nothing may be sent until a new one has joined again."""
+        self.logged_in = self.userlist_seen = False
+
     def state(self, state: ConnStateName, detail: str = "") -> None:
         self.out.append(ConnState(channel=self.channel, state=state, bot_name=self.name,
                                   bot_rank=self.rank, detail=detail))

@@ -180,6 +180,26 @@ async def test_duplicate_login_and_moderator_kicks_back_off_then_rejoin(
     await intruder.close()
 
 
+@pytest.mark.timeout(60)
+async def test_a_say_during_the_kick_backoff_waits_for_the_rejoin(
+        fake: FakeCytube, make: Callable[..., Harness]) -> None:
+    # The backoff outlasts the echo timeout: parts "sent" on the dead socket would expire.
+    h = make(kick_backoff=1.5, echo_timeout=0.5)
+    await until(lambda: "joined" in h.router.states())
+    await fake.kick(BOT, "behave")
+    await until(lambda: "disconnected" in h.router.states())
+    await h.router.say(Say(id="k1", channel="testchan", text="alice: still here",
+                           expires_at=9e9))
+    await asyncio.sleep(1.0)
+    assert h.router.of(Delivered) == []  # held, not failed
+    await until(lambda: h.router.states().count("joined") == 2)
+    await until(lambda: h.router.of(Delivered))
+    (done,) = h.router.of(Delivered)
+    assert (done.say_id, done.ok) == ("k1", True)
+    await asyncio.sleep(0.3)
+    assert [d["msg"] for d in fake.chat_log if d["username"] == BOT] == ["alice: still here"]
+
+
 class FakeSocket:
     def __init__(self, fake: FakeCytube) -> None:
         import socketio
