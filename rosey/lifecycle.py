@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Awaitable, Callable
+
+
+async def survive(name: str, log: logging.Logger, step: Callable[[], Awaitable[None]],
+                  pause: float = 0.1) -> None:
+    """Run ``step`` for ever; an exception is logged and the loop goes on (one bad tick
+    must not take a process down and cost a reconnect)."""
+    while True:
+        try:
+            await step()
+        except Exception:
+            log.exception("%s failed; carrying on", name)
+            await asyncio.sleep(pause)
 
 
 def run_until_signalled(main: Callable[[], Awaitable[None]],

@@ -27,7 +27,7 @@ from rosey.config import Config
 from rosey.cytube.backoff import Cause, ReconnectPolicy, classify_connect_error
 from rosey.cytube.governor import Governor
 from rosey.cytube.session import Emit, Session
-from rosey.lifecycle import run_until_signalled
+from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import Delivered, Message, Say, encode
 
 log = logging.getLogger("rosey.conn")
@@ -126,10 +126,12 @@ class ConnService:
         rearm()
 
     async def _router_loop(self) -> None:
-        while True:
+        async def step() -> None:
             msg = ipc.decode_or_count(await self.sock.recv(), "conn", log)
             if isinstance(msg, Say):
                 await self.accept_say(msg)
+
+        await survive("conn router link", log, step)
 
     async def accept_say(self, say: Say) -> None:
         log.debug("say %s received", say.id)
@@ -196,25 +198,28 @@ class ConnService:
             await self._emit(emit.event, emit.data)
 
     async def _send_loop(self) -> None:
-        while True:
-            self._wake.clear()  # before looking, so a Say arriving meanwhile is not missed
-            now = self.clock()
-            for outcome in self.governor.expire(now):
-                self.session.finish(outcome)
-            delay = 1.0
-            if self.joined and self.sio is not None and not self.session.fatal:
+        await survive("conn send loop", log, self._send_step)
+
+    async def _send_step(self) -> None:
+        """One pass: expire, send what the limiter allows, flush, then sleep until woken."""
+        self._wake.clear()  # before looking, so a Say arriving meanwhile is not missed
+        now = self.clock()
+        for outcome in self.governor.expire(now):
+            self.session.finish(outcome)
+        delay = 1.0
+        if self.joined and self.sio is not None and not self.session.fatal:
+            part = self.governor.next_part(now)
+            while part is not None:
+                if not await self._emit_part(part.text, part.pm_to):
+                    # The socket went away under us: back to the queue, in order.
+                    self.governor.on_disconnect()
+                    break
                 part = self.governor.next_part(now)
-                while part is not None:
-                    if not await self._emit_part(part.text, part.pm_to):
-                        # The socket went away under us: back to the queue, in order.
-                        self.governor.on_disconnect()
-                        break
-                    part = self.governor.next_part(now)
-                delay = min(1.0, self.governor.delay(now))
-            await self._flush()
-            metrics.GOVERNOR_DEPTH.set(self.governor.depth())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.005))
+            delay = min(1.0, self.governor.delay(now))
+        await self._flush()
+        metrics.GOVERNOR_DEPTH.set(self.governor.depth())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.005))
 
     async def _emit_part(self, text: str, pm_to: str) -> bool:
         log.debug("emit part (%d chars)", len(text))

@@ -25,7 +25,7 @@ import zmq.asyncio
 
 from rosey import ipc, metrics
 from rosey.config import Config
-from rosey.lifecycle import run_until_signalled
+from rosey.lifecycle import run_until_signalled, survive
 from rosey.llm import make_backend
 from rosey.llm.base import Backend
 from rosey.llm.caller import Breakers, Outcome, ProviderCaller, Target
@@ -180,11 +180,13 @@ class CallerService:
                 task.add_done_callback(self._tasks.discard)
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        async def step() -> None:
             await asyncio.sleep(self.cfg.callers.heartbeat_interval)
             await self.sock.send(encode(Heartbeat(
                 caller=self.name, incarnation=self.incarnation, slots=self.slots,
                 busy=self.busy)))
+
+        await survive("caller heartbeat", log, step)
 
     async def _check_health(self) -> bool:
         """Probe every chain entry once; True when all are up."""

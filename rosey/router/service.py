@@ -18,7 +18,7 @@ import zmq.asyncio
 
 from rosey import ipc, metrics
 from rosey.config import Config, ConfigError, load_config
-from rosey.lifecycle import run_until_signalled
+from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import (
     Chat,
     ConnState,
@@ -119,15 +119,19 @@ class RouterService:
                 log.exception("error handling %s", type(msg).__name__)
 
     async def _tick_loop(self) -> None:
-        while True:
+        async def step() -> None:
             await asyncio.sleep(TICK)
             await self.flow.tick()
 
+        await survive("router tick", log, step)
+
     async def _maintenance_loop(self) -> None:
-        while True:
+        async def step() -> None:
             self.records.prune(self.clock(), self.cfg.router.retention_days)
-            metrics.DB_SIZE.set(self.store.size_bytes())
+            metrics.DB_SIZE.set(await asyncio.to_thread(self.store.size_bytes))
             await asyncio.sleep(MAINTENANCE_EVERY)
+
+        await survive("router maintenance", log, step)
 
     async def _send_request(self, identity: bytes, request: Request) -> bool:
         return await ipc.send_to(self.work_sock, identity, request)
