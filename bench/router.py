@@ -72,8 +72,8 @@ async def run(events: int) -> None:
     print(f"router: {events} chat events in {elapsed:.2f} s = {events / elapsed:,.0f} events/s "
           f"({sent['requests']} requests dispatched)")
     print(f"decision latency, plain line: p50 {pct(plain, 50):.0f} µs  p99 {pct(plain, 99):.0f} µs")
-    print(f"decision latency, mention (journal write queued + dispatch): p50 {pct(mention, 50):.0f} µs"
-          f"  p99 {pct(mention, 99):.0f} µs")
+    print("decision latency, mention (journal write queued + dispatch): "
+          f"p50 {pct(mention, 50):.0f} µs  p99 {pct(mention, 99):.0f} µs")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ def load(process: str, extra: list[tuple[str, type]] | None = None) -> tuple[Con
         parser.add_argument(flag, type=kind, required=True)
     args = vars(parser.parse_args())
     try:
-        cfg = load_config(args.pop("config"))
+        cfg = load_config(args["config"])
     except ConfigError as exc:
         print(f"rosey-{process}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc

@@ -5,8 +5,8 @@ from rosey.router.service import main_loop
 
 
 def main() -> None:
-    cfg, _ = load("router")
-    main_loop(cfg)
+    cfg, args = load("router")
+    main_loop(cfg, args["config"])
 
 
 if __name__ == "__main__":

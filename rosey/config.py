@@ -335,6 +335,9 @@ def _check_semantics(cfg: Config, source: str, errors: list[str] | None = None) 
     _positive(fail, "$.llm.response_timeout", llm.response_timeout)
     if llm.max_history_messages < 0:
         fail("$.llm.max_history_messages", "expected 0 or more")
+    if cfg.budget.action == "switch" and not cfg.budget.switch_model:
+        fail("$.budget.switch_model", "required when budget.action is \"switch\": the model "
+             "to use once the budget is spent (with budget.switch_provider)")
     router = cfg.router
     for index, pattern in enumerate(router.blocklist):
         try:

@@ -120,6 +120,9 @@ class Budget(_Section):
     daily_usd: float = 0.0
     monthly_usd: float = 0.0
     action: Literal["fallback", "switch", "silent"] = "fallback"
+    # with action "switch": the (cheaper or local) model used once the budget is spent
+    switch_provider: Literal["openai", "ollama"] = "ollama"
+    switch_model: str = ""
     # USD per 1M tokens, [input, output]; a model not listed costs 0 (Ollama by default)
     prices: dict[str, tuple[Annotated[float, msgspec.Meta(ge=0)],
                             Annotated[float, msgspec.Meta(ge=0)]]] = {}

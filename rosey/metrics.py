@@ -162,15 +162,15 @@ OWNERS = (("rosey_conn_", "conn"), ("rosey_router_", "router"), ("rosey_llm_", "
 # Label values known in advance, so rate() and ratios see a 0 before the first event.
 PREINIT: dict[str, list[tuple[MetricWrapperBase, tuple[str, ...]]]] = {
     "conn": [(RECONNECTS, ("disconnect",)), (RECONNECTS, ("kick",)),
-             (SERVER_DROPPED, ("cooldown",)), (SERVER_DROPPED, ("NoFlood",)),
-             (SERVER_DROPPED, ("SpamFiltered",)), (SENT, ("chat",)), (SENT, ("pm",)),
+             (SERVER_DROPPED, ("cooldown",)), (SERVER_DROPPED, ("noflood",)),
+             (SERVER_DROPPED, ("spamFiltered",)), (SENT, ("chat",)), (SENT, ("pm",)),
              (SAY_OUTCOMES, ("delivered",))],
     "router": [*[(REPLIES, (k,)) for k in ("llm", "fallback", "delivered", "undelivered",
                                             "expired")],
                *[(REQUESTS, (k,)) for k in ("accepted", "answered", "coalesced", "requeued",
                                              "shed", "late")],
                *[(RATE_LIMITED, (k,)) for k in ("user", "global", "user_bucket", "global_bucket",
-                                                 "daily", "queue")],
+                                                 "daily", "queue", "budget")],
                *[(TRIGGERS, (k,)) for k in ("name", "keyword", "regex", "pm")],
                (CHAT_EVENTS, ("chat",)), (CHAT_EVENTS, ("pm",)),
                (BUDGET_RATIO, ("day",)), (BUDGET_RATIO, ("month",))],

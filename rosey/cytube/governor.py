@@ -54,6 +54,7 @@ class Outcome:
     parts: int
     reason: str = ""
     unsent: int = 0  # parts dropped before being confirmed (for the expiry metric)
+    received_at: float | None = None  # when the Say arrived (for the governor wait metric)
 
 
 @dataclass(slots=True)
@@ -176,7 +177,7 @@ class Governor:
         tracked.confirmed += 1
         if tracked.confirmed == tracked.total:
             del self._says[part.say_id]
-            return Outcome(part.say_id, True, tracked.total)
+            return Outcome(part.say_id, True, tracked.total, received_at=tracked.received_at)
         return None
 
     def on_echo(self, private: bool) -> Outcome | None:
@@ -230,7 +231,7 @@ class Governor:
         self.outstanding = deque(p for p in self.outstanding if p.say_id != say_id)
         if tracked is None:
             return None
-        return Outcome(say_id, False, tracked.total, reason, unsent)
+        return Outcome(say_id, False, tracked.total, reason, unsent, tracked.received_at)
 
     def on_disconnect(self) -> None:
         """Unconfirmed sends died with the socket: send them again first, on a fresh limiter

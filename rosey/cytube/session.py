@@ -165,9 +165,8 @@ class Session:
         metrics.SAY_OUTCOMES.labels("delivered" if outcome.ok else outcome.reason).inc()
         if outcome.reason == "expired":
             metrics.EXPIRED_PARTS.inc(outcome.unsent)
-        received = self.governor.received_at(outcome.say_id)
-        if outcome.ok and received is not None:
-            metrics.GOVERNOR_WAIT.observe(max(0.0, self.clock() - received))
+        if outcome.ok and outcome.received_at is not None:
+            metrics.GOVERNOR_WAIT.observe(max(0.0, self.clock() - outcome.received_at))
         self.out.append(Delivered(channel=self.channel, say_id=outcome.say_id, ok=outcome.ok,
                                   parts=outcome.parts, reason=outcome.reason))
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from rosey import metrics
@@ -32,7 +32,12 @@ from rosey.router import commands
 from rosey.router.channel import ChannelState
 from rosey.router.history import History
 from rosey.router.limits import GLOBAL, LimitConfig, Limiter
-from rosey.router.prompts import build_turns, load_system_prompt, render_system_prompt
+from rosey.router.prompts import (
+    address,
+    build_turns,
+    load_system_prompt,
+    render_system_prompt,
+)
 from rosey.router.records import Records
 from rosey.router.replies import ReplyPolicy
 from rosey.router.triggers import TriggerMatcher
@@ -41,10 +46,6 @@ if TYPE_CHECKING:
     from rosey.router.flow import Flow
 
 log = logging.getLogger("rosey.router")
-
-
-def line_reply(user: str, text: str, private: bool) -> str:
-    return text if private else f"{user}: {text}"
 
 
 def limit_config(cfg: Config, cooldown: float | None = None) -> LimitConfig:
@@ -92,7 +93,10 @@ class Brain:
                 self.limiter.restore(key, state)
         self.system_template = load_system_prompt(llm.system_prompt, llm.system_prompt_file,
                                                   DEFAULT_SYSTEM_PROMPT)
-        self.personas = dict(cfg.router.personas)
+        # Persona files are read here, once, not on every trigger.
+        self.personas = {name: Path(value).read_text(encoding="utf-8").strip()
+                         if value.endswith((".md", ".txt")) else value
+                         for name, value in cfg.router.personas.items()}
         self.ignored = {name.lower() for name in cfg.router.ignore_users}
         self.reply_policy = ReplyPolicy.build(cfg.bot_name, cfg.router.max_reply_chars,
                                               cfg.router.blocklist, cfg.router.blocklist_reply)
@@ -177,7 +181,7 @@ class Brain:
         if self.records is not None and not opted_out:  # !optout: keep nothing of theirs
             self.records.chat(user, "pm" if private else "chat", text, now)
             self.records.user_seen(user, self.channel.rank_of(user), now, True)
-        if not private:
+        if not private and not opted_out:
             self.channel.heard(user, text)
         if not private and self.matcher.match(text) is None:
             return
@@ -197,12 +201,18 @@ class Brain:
         flow = self.flow
         assert flow is not None
         line = f"{user}: {text}"
-        queued = flow.queued_for(user)
-        if queued is not None:  # not yet dispatched: one answer for both
-            queued.request.turns.append(Turn("user", line))
+        open_request = flow.open_for(user, private)
+        if open_request is not None:
+            where, job = open_request
             self.remember(user, "user", line)
-            metrics.REQUESTS.labels("coalesced").inc()
-            self.on_decision(user, text, "coalesced", queued.request.id[:8])
+            if where == "queued":  # not yet dispatched: one answer for both
+                job.request.turns.append(Turn("user", line))
+                flow.rejournal(job)
+                metrics.REQUESTS.labels("coalesced").inc()
+                self.on_decision(user, text, "coalesced", job.request.id[:8])
+            else:  # the model is already on it: the line only joins history
+                metrics.REQUESTS.labels("joined_history").inc()
+                self.on_decision(user, text, "history", f"{job.request.id[:8]} in flight")
             return
         now = self.clock()
         key = self.channel.limit_key(user)
@@ -218,11 +228,16 @@ class Brain:
             metrics.RATE_LIMITED.labels("queue").inc()
             self.on_decision(user, text, "refused", "queue full")
             return
-        if self.budget.state(now) == "exhausted":
+        provider, model = self.cfg.llm.provider, self.cfg.llm.model
+        budget = self.cfg.budget
+        if self.budget.state(now) == "exhausted" and budget.action == "switch":
+            provider, model = budget.switch_provider, budget.switch_model
+        elif self.budget.state(now) == "exhausted":
             metrics.RATE_LIMITED.labels("budget").inc()
-            log.warning("budget exhausted: %s for %s", self.cfg.budget.action, user)
-            if self.cfg.budget.action != "silent":
-                await flow.say(line_reply(user, self.cfg.llm.fallback_response, private),
+            log.warning("budget exhausted: %s for %s", budget.action, user)
+            if budget.action != "silent":
+                fallback = self.cfg.llm.fallback_response
+                await flow.say(fallback if private else address(user, fallback),
                                pm_to=user if private else "")
             self.on_decision(user, text, "refused", f"budget exhausted ({self.cfg.budget.action})")
             return
@@ -239,7 +254,7 @@ class Brain:
         self.remember(user, "user", line)
         request_id = await flow.accept(user, private, received_at,
                                        received_at + self.cfg.llm.response_timeout,
-                                       self.cfg.llm.provider, self.cfg.llm.model, turns)
+                                       provider, model, turns)
         self.on_decision(user, text, "accepted", request_id[:8])
 
     async def _notify_refused(self, user: str, scope: str, retry_in: float, now: float) -> None:
@@ -254,11 +269,7 @@ class Brain:
                             priority=PRIORITY_OTHER)
 
     def system_prompt(self, user: str, now: float) -> str:
-        template = self.system_template
-        persona = self.personas.get(self.toggles.persona)
-        if persona:
-            template = Path(persona).read_text(encoding="utf-8").strip() \
-                if persona.endswith((".md", ".txt")) else persona
+        template = self.personas.get(self.toggles.persona) or self.system_template
         stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
         return render_system_prompt(template, bot_name=self.bot_name, channel=self.cfg.channel,
                                     user=user, now_playing=self.channel.now_playing or "nothing",
@@ -269,8 +280,8 @@ class Brain:
         if text:
             self.remember(user, "assistant", text, result.model, result.completion_tokens)
         day = self.limiter.day(self.clock())
-        if day != self.stats_day:
-            self._load_stats(day)
+        if day != self.stats_day:  # a new day has no rows yet: no query on the loop
+            self.stats_day, self.stats = day, {}
         stats = self.stats
         stats["requests"] = stats.get("requests", 0) + 1
         stats["successes" if result.ok else "failures"] = \
@@ -355,6 +366,3 @@ class Brain:
                 f"({stats.get('failures', 0):.0f} failed), "
                 f"{stats.get('prompt_tokens', 0) + stats.get('completion_tokens', 0):.0f} tokens, "
                 f"cooldown {self.limiter.config.user_cooldown:g} s")
-
-    def describe(self) -> dict[str, Any]:
-        return {"users": len(self.channel.users), "now_playing": self.channel.now_playing}

@@ -62,15 +62,38 @@ class Flow:
         self.pending: dict[str, Pending] = {}
         self.outbox: OrderedDict[str, tuple[Say, float]] = OrderedDict()
         self.latencies: deque[float] = deque(maxlen=500)
+        # Says with a journal row (replies to triggers), so only those get closed.
+        self.journaled: set[str] = set()
 
     # ---- accepting -----------------------------------------------------------
 
-    def queued_for(self, user: str) -> Job | None:
+    def open_for(self, user: str, private: bool) -> tuple[str, Job] | None:
+        """The user's unanswered request of the same kind (a PM never joins a channel
+        reply): ("queued", job) not yet dispatched, or ("in_flight", job)."""
         for job in self.pool.queue:
             pending = self.pending.get(job.request.id)
-            if pending is not None and pending.user.lower() == user.lower():
-                return job
+            if pending is not None and pending.user.lower() == user.lower() \
+                    and pending.private == private:
+                return "queued", job
+        for job in self.pool.in_flight.values():
+            pending = self.pending.get(job.request.id)
+            if pending is not None and pending.user.lower() == user.lower() \
+                    and pending.private == private:
+                return "in_flight", job
         return None
+
+    def rejournal(self, job: Job) -> None:
+        """A coalesced turn changed a queued request: store it again (a restart resumes it)."""
+        pending = self.pending.get(job.request.id)
+        if self.records is not None and pending is not None:
+            self._journal(job.request, pending)
+
+    def _journal(self, request: Request, pending: Pending) -> None:
+        assert self.records is not None
+        entry = JournalEntry(request.id, pending.user, pending.private, encode(request),
+                             pending.received_at, request.deadline, "open", "", "")
+        if self.records.journal_open(entry, self.clock()) is None:
+            metrics.REQUESTS.labels("unjournaled").inc()
 
     def full(self) -> bool:
         return len(self.pool.queue) >= self.pool.queue_max
@@ -80,19 +103,23 @@ class Flow:
         now = self.clock()
         request = Request(id=uuid.uuid4().hex, deadline=deadline, provider=provider,
                           model=model, turns=turns)
-        self.pending[request.id] = Pending(user, self.channel, private, received_at)
+        pending = self.pending[request.id] = Pending(user, self.channel, private, received_at)
         if self.records is not None:
             # Queued before dispatch, and the writer commits in queue order, so the reply's
             # own journal update can never overtake it.  Dispatch does not wait for the
             # commit (~1 ms): a crash in that window loses the entry whether or not the
             # call had started, and a result nobody journaled is simply dropped as late.
-            entry = JournalEntry(request.id, user, private, encode(request), received_at,
-                                 deadline, "open", "", "")
-            self.records.journal_open(entry, now)
-        self.pool.submit(Job(request, now))
+            self._journal(request, pending)
+        await self._submit(Job(request, now), pending)
         metrics.REQUESTS.labels("accepted").inc()
         await self.dispatch()
         return request.id
+
+    async def _submit(self, job: Job, pending: Pending) -> None:
+        if not self.pool.submit(job):  # the queue is full: answer now rather than lose it
+            self.pending.pop(job.request.id, None)
+            metrics.REQUESTS.labels("shed").inc()
+            await self.reply(job.request.id, pending, self.fallback, "fallback")
 
     async def dispatch(self) -> None:
         for identity, job in self.pool.assign(self.clock()):
@@ -133,6 +160,7 @@ class Flow:
         body = text if pending.private else address(pending.user, text)
         if self.records is not None:
             self.records.journal_replied(request_id, body, kind, self.clock())
+            self.journaled.add(request_id)
         await self.say(body, pm_to=pending.user if pending.private else "",
                        say_id=request_id, received_at=pending.received_at)
 
@@ -146,13 +174,25 @@ class Flow:
             dropped, _ = self.outbox.popitem(last=False)[1]
             metrics.REPLIES.labels("dropped").inc()
             log.warning("outbox full: dropped reply %s", dropped.id)
+            self._close(dropped.id, now)
         await self.send_say(say)
+
+    def _close(self, say_id: str, now: float) -> None:
+        if self.records is not None and say_id in self.journaled:
+            self.journaled.discard(say_id)
+            self.records.journal_close(say_id, now)
+
+    def _expire_outbox(self, now: float) -> None:
+        for say_id, (say, _) in list(self.outbox.items()):
+            if say.expires_at <= now:
+                del self.outbox[say_id]
+                metrics.REPLIES.labels("expired").inc()
+                self._close(say_id, now)
 
     def on_delivered(self, say_id: str, ok: bool, reason: str) -> None:
         entry = self.outbox.pop(say_id, None)
         metrics.REPLIES.labels("delivered" if ok else "undelivered").inc()
-        if self.records is not None:
-            self.records.journal_close(say_id, self.clock())
+        self._close(say_id, self.clock())
         if entry is None:
             return
         if ok:
@@ -163,12 +203,8 @@ class Flow:
             log.warning("reply %s not delivered: %s", say_id, reason)
 
     async def flush_outbox(self) -> None:
-        now = self.clock()
-        for say_id, (say, _) in list(self.outbox.items()):
-            if say.expires_at <= now:
-                del self.outbox[say_id]
-                metrics.REPLIES.labels("expired").inc()
-                continue
+        self._expire_outbox(self.clock())
+        for say, _ in list(self.outbox.values()):
             await self.send_say(say)
 
     # ---- time ----------------------------------------------------------------
@@ -187,12 +223,7 @@ class Flow:
             if pending is not None:
                 log.warning("request %s missed its deadline: fallback", job.request.id)
                 await self.reply(job.request.id, pending, self.fallback, "fallback")
-        for say_id, (say, _) in list(self.outbox.items()):
-            if say.expires_at <= now:
-                del self.outbox[say_id]
-                metrics.REPLIES.labels("expired").inc()
-                if self.records is not None:
-                    self.records.journal_close(say_id, now)
+        self._expire_outbox(now)
         metrics.QUEUE_OLDEST.set(self.pool.oldest_age(now))
         await self.dispatch()
 
@@ -210,14 +241,15 @@ class Flow:
         requeued = resent = 0
         for entry in entries:
             pending = Pending(entry.username, self.channel, entry.private, entry.received_at)
+            self.journaled.add(entry.id)
             if entry.state == "replied":
                 if entry.received_at + self.post_ttl > now:
                     pm_to = entry.username if entry.private else ""
                     await self.say(entry.reply, pm_to=pm_to, say_id=entry.id,
                                    received_at=entry.received_at)
                     resent += 1
-                elif self.records is not None:
-                    self.records.journal_close(entry.id, now)
+                else:
+                    self._close(entry.id, now)
                 continue
             try:
                 request = decode(entry.request)
@@ -225,12 +257,12 @@ class Flow:
                 request = None
             if isinstance(request, Request) and request.deadline > now:
                 self.pending[entry.id] = pending
-                self.pool.submit(Job(request, now))
+                await self._submit(Job(request, now), pending)
                 requeued += 1
             elif entry.received_at + self.post_ttl > now:
                 await self.reply(entry.id, pending, self.fallback, "fallback")
-            elif self.records is not None:
-                self.records.journal_close(entry.id, now)
+            else:
+                self._close(entry.id, now)
         if requeued or resent:
             metrics.REQUESTS.labels("resumed").inc(requeued)
             log.info("resumed %d accepted triggers and %d undelivered replies", requeued,

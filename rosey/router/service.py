@@ -202,8 +202,8 @@ class RouterService:
                 "need `rosey run` again")
 
 
-def main_loop(cfg: Config) -> None:
+def main_loop(cfg: Config, config_path: str | None = None) -> None:
     metrics.serve("router", cfg.metrics.host, cfg.metrics.router_port, cfg.metrics.enabled)
-    service = RouterService(cfg)
+    service = RouterService(cfg, config_path=config_path)
     service.brain.reload_hook = service.reload
     run_until_signalled(service.run)

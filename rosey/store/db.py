@@ -14,7 +14,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,10 +82,6 @@ class Store:
         metrics.DB_BACKLOG.set(self._queue.qsize())
         return future
 
-    def write_sync(self, sql: str, params: Params = ()) -> None:
-        """For start-up and tools (no event loop): queue and do not wait."""
-        self._queue.put(_Write(sql, params, None, None))
-
     def _writer(self) -> None:
         conn = self._connect()
         while True:
@@ -138,9 +134,6 @@ class Store:
 
     async def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(self.query_sync, sql, params)
-
-    async def call(self, fn: Callable[[], T]) -> T:
-        return await asyncio.to_thread(fn)
 
     def size_bytes(self) -> int:
         total = 0

@@ -105,7 +105,8 @@ async def test_aliases_share_cooldowns_but_not_history(rig: Rig) -> None:
 async def test_mods_are_exempt_and_pm_questions_answer_by_pm(rig: Rig) -> None:
     rig.caller()
     await rig.brain.on_chat("Mod", "rosey a", False, rig.now)
-    await rig.brain.on_chat("Mod", "rosey b", False, rig.now)
+    await rig.answer(rig.requests[0], "a!")
+    await rig.brain.on_chat("Mod", "rosey b", False, rig.now)  # no cooldown for mods
     assert len(rig.requests) == 2
     await rig.brain.on_pm("bob", "what is 2+2?", rig.now)
     await rig.answer(rig.requests[2], "4")
@@ -186,6 +187,7 @@ async def test_refusal_notice_once_per_window_and_channel_context(tmp_path: Path
     await rig.brain.on_chat("alice", "rosey, thoughts?", False, rig.now)
     background = rig.requests[0].turns[1]
     assert background.role == "system" and "bob: the movie is great" in background.content
+    await rig.answer(rig.requests[0], "sure")
     rig.now += 1
     await rig.brain.on_chat("alice", "rosey?", False, rig.now)
     rig.now += 1
@@ -238,3 +240,35 @@ async def test_channel_events_update_state_and_media_history(rig: Rig) -> None:
     assert rig.store.query_sync("SELECT title, seconds FROM media") == [("Big Buck Bunny", 30.0)]
     await rig.brain.on_pm("Mod", "!status", rig.now)
     assert rig.says[-1].priority == 1 and rig.says[-1].text.startswith("llm on")
+
+
+async def test_pm_and_channel_requests_never_merge_and_in_flight_lines_join_history(
+        rig: Rig) -> None:
+    await rig.brain.on_chat("alice", "rosey, public question", False, rig.now)
+    rig.now += 11  # past alice's cooldown, the channel request still queued
+    await rig.brain.on_pm("alice", "private question", rig.now)
+    rig.caller()
+    await rig.flow.dispatch()
+    assert len(rig.requests) == 2  # a PM is never folded into a channel reply
+    assert {r.turns[-1].content for r in rig.requests} == {"alice: rosey, public question",
+                                                           "alice: private question"}
+    rig.now += 20
+    await rig.brain.on_chat("alice", "rosey, while you think", False, rig.now)
+    assert len(rig.requests) == 2  # in flight: the line only joins history
+    public = next(r for r in rig.requests if "public" in r.turns[-1].content)
+    await rig.answer(public, "done")
+    assert rig.says[-1].text == "alice: done" and rig.says[-1].pm_to == ""
+    contents = [t.content for t in rig.brain.history.turns("alice")]
+    assert "alice: rosey, while you think" in contents
+
+
+async def test_budget_switch_moves_to_the_cheap_model(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, budget={"daily_usd": 0.01, "action": "switch",
+                                "switch_provider": "ollama", "switch_model": "tiny"})
+    rig.caller()
+    await rig.brain.on_chat("alice", "rosey one", False, rig.now)
+    await rig.answer(rig.requests[0], "ok", cost=0.02)
+    await rig.brain.on_chat("bob", "rosey two", False, rig.now)
+    assert [(r.provider, r.model) for r in rig.requests] == [("ollama", "llama3.2:3b"),
+                                                             ("ollama", "tiny")]
+    rig.store.close()
