@@ -52,7 +52,8 @@ def _seconds(value: Any) -> float:
     return number / 1000 if number > 1e11 else number  # CyTube times are epoch ms
 
 
-def read_log(path: Path) -> list[LogLine]:
+def read_log(path: str | Path) -> list[LogLine]:
+    path = Path(path)
     if path.suffix in (".db", ".sqlite", ".sqlite3"):
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         rows = conn.execute("SELECT time, username, text, kind FROM chat_log ORDER BY time, id")
