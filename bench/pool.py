@@ -35,6 +35,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from bench.util import pct, rss_mib
 from rosey import ipc
 from rosey.protocol import (
     Chat,
@@ -55,17 +56,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHANNEL, BOT = "bench", "benchbot"
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Deployment:

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.util import pct
 from rosey.config import parse_config
 from rosey.protocol import Request, Say
 from rosey.router.brain import Brain
@@ -23,11 +24,6 @@ from rosey.router.dispatch import Pool
 from rosey.router.flow import Flow
 from rosey.router.records import Records
 from rosey.store import Store
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def run(events: int) -> None:

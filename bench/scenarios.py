@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.util import pct, rss_mib
 from tests.e2e.harness import BOT, BOT_PW, Rosey, wait_joined
 from tests.fakes.cytube import FakeCytube
 from tests.fakes.llm import FakeLLM
@@ -55,17 +56,6 @@ def bot_entries(log: TimedLog) -> list[tuple[float, str]]:
             if e["username"] == BOT]
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def scenario_latency(fake: FakeCytube, log: TimedLog, mentions: int,

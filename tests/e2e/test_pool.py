@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from bench.util import rss_mib
 from tests.e2e.harness import Rosey, bot_lines, expect_lines, run_rosey
 from tests.fakes.cytube import FakeCytube
 from tests.fakes.llm import FakeLLM
@@ -34,13 +35,6 @@ def supervisorctl(rosey: Rosey, *args: str) -> subprocess.CompletedProcess[str]:
                            str(rosey.run_dir / "supervisord.conf"), *args],
                           capture_output=True, text=True, timeout=60)
 
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def sd_targets(rosey: Rosey) -> list[str]:
