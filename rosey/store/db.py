@@ -48,6 +48,7 @@ class Store:
         self._thread: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        self.dropped = 0
 
     def open(self) -> None:
         """Create or migrate the database (synchronously, before the service starts)."""
@@ -76,7 +77,9 @@ class Store:
             self._queue.put_nowait(_Write(sql, params, loop, future))
         except queue.Full:
             metrics.DB_DROPPED.inc()
-            log.error("SQLite writer queue full: dropped a write")
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:  # a flood must not flood the log
+                log.error("SQLite writer queue full: %d writes dropped so far", self.dropped)
             return None
         future.add_done_callback(_consume)
         metrics.DB_BACKLOG.set(self._queue.qsize())
