@@ -45,16 +45,16 @@ async def run(events: int) -> None:
 
     async def send_say(say: Say) -> bool:
         sent["says"] += 1
-        brain.flow.on_delivered(say.id, True, "")  # conn's echo-confirmed delivery
+        flow.on_delivered(say.id, True, "")  # conn's echo-confirmed delivery
         return True
 
     pool = Pool(liveness=1e9, queue_max=100_000)
     pool.seen(b"caller-0", "inc", slots=1_000_000, now=time.time())
     brain = Brain(cfg, records)
-    brain.flow = Flow(channel=cfg.channel, pool=pool, records=records,
-                      policy=brain.reply_policy, fallback="x", post_ttl=120,
-                      send_request=send_request, send_say=send_say,
-                      on_answer=brain.on_answer)
+    flow = brain.flow = Flow(channel=cfg.channel, pool=pool, records=records,
+                             policy=brain.reply_policy, fallback="x", post_ttl=120,
+                             send_request=send_request, send_say=send_say,
+                             on_answer=brain.on_answer)
     users = [f"user{n}" for n in range(50)]
     plain: list[float] = []
     mention: list[float] = []
@@ -66,7 +66,7 @@ async def run(events: int) -> None:
         await brain.on_chat(users[n % 50], text, False, time.time())
         (mention if is_mention else plain).append((time.perf_counter() - t0) * 1e6)
         while answers:  # an instant model: the answer is in before the next line
-            await brain.flow.on_result(answers.pop())
+            await flow.on_result(answers.pop())
         if n % 500 == 499:  # keep the database up to date: its cost is part of the rate
             await store.flush()
     elapsed = time.perf_counter() - started
