@@ -195,9 +195,10 @@ class Brain:
         hit = None if private else self.matcher.match(text)
         kind = "pm" if hit is None else hit.kind
         metrics.TRIGGERS.labels(kind).inc()
-        await self._answer(self.channel.exact_name(user), text, private, received_at or now)
+        await self.answer(self.channel.exact_name(user), text, private, received_at or now)
 
-    async def _answer(self, user: str, text: str, private: bool, received_at: float) -> None:
+    async def answer(self, user: str, text: str, private: bool, received_at: float) -> None:
+        """Everything after the trigger: coalescing, limits, budget, prompt, dispatch."""
         flow = self.flow
         assert flow is not None
         line = f"{user}: {text}"

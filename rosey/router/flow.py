@@ -70,16 +70,13 @@ class Flow:
     def open_for(self, user: str, private: bool) -> tuple[str, Job] | None:
         """The user's unanswered request of the same kind (a PM never joins a channel
         reply): ("queued", job) not yet dispatched, or ("in_flight", job)."""
-        for job in self.pool.queue:
-            pending = self.pending.get(job.request.id)
-            if pending is not None and pending.user.lower() == user.lower() \
-                    and pending.private == private:
-                return "queued", job
-        for job in self.pool.in_flight.values():
-            pending = self.pending.get(job.request.id)
-            if pending is not None and pending.user.lower() == user.lower() \
-                    and pending.private == private:
-                return "in_flight", job
+        places = (("queued", self.pool.queue), ("in_flight", self.pool.in_flight.values()))
+        for where, jobs in places:
+            for job in jobs:
+                pending = self.pending.get(job.request.id)
+                if pending is not None and pending.private == private \
+                        and pending.user.lower() == user.lower():
+                    return where, job
         return None
 
     def rejournal(self, job: Job) -> None:

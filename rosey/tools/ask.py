@@ -51,7 +51,7 @@ async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: st
                 fallback=cfg.llm.fallback_response, post_ttl=cfg.conn.post_ttl,
                 send_request=send_request, send_say=send_say, on_answer=brain.on_answer)
     brain.flow = flow
-    await brain._answer(as_user, question, False, time.time())
+    await brain.answer(as_user, question, False, time.time())
     if not requests:
         raise AskError("the router did not accept the question (is llm.enabled false?)")
     request = requests[0]

@@ -26,6 +26,13 @@ def rig_for(fake: FakeLLM, llm: dict[str, object] | None = None,
                      **overrides)
 
 
+async def provider_calls(llm: FakeLLM, count: int, timeout: float = 5.0) -> None:
+    """Wait until the fake provider has received ``count`` calls (they are in flight)."""
+    deadline = time.monotonic() + timeout
+    while llm.calls < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
 async def start(rig: RouterRig, callers: int = 2) -> None:
     rig.start("router")
     for index in range(callers):
@@ -41,9 +48,7 @@ async def test_killed_caller_mid_request_gives_exactly_one_reply(llm: FakeLLM) -
     try:
         await start(rig)
         await rig.chat("alice", "rosey, think slowly")
-        deadline = time.monotonic() + 5
-        while llm.calls == 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await provider_calls(llm, 1)
         for name in ("caller-0", "caller-1"):  # whichever had it
             rig.kill(name)
         rig.start("caller-0")
@@ -87,9 +92,7 @@ async def test_killed_router_resumes_accepted_mentions_once(llm: FakeLLM) -> Non
         await start(rig)
         await rig.chat("alice", "rosey, first question")
         await rig.chat("bob", "rosey, second question")
-        deadline = time.monotonic() + 5
-        while llm.calls < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await provider_calls(llm, 2)
         rig.kill("router")
         rig.start("router")
         await rig.connect()
