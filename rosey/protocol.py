@@ -17,7 +17,7 @@ Frames by socket (binder is always the router process):
     down: Say
 
 ``ipc://RUN/work``  caller DEALER (identity ``caller-<n>``) <-> router ROUTER
-    up:   Ready, Heartbeat, Result
+    up:   Ready, Heartbeat, Partial, Result
     down: Request
 
 ``ipc://RUN/control``  CLI DEALER <-> router ROUTER
@@ -201,6 +201,22 @@ class Result(Message, tag="result"):
     attempts: int = 0  # provider calls made (retries and failover included)
 
 
+class Partial(Message, tag="partial"):
+    """A streamed piece of an answer, sent before its Result.
+
+    ``seq`` counts from 0 without gaps per request id; ``text`` is the new text since the
+    previous Partial (not the whole answer so far), cut by the caller at a sentence end or
+    when enough text has accumulated.  The final Result still carries the whole ``text``;
+    the router posts only what its Partials did not already cover.  A receiver keeps the
+    highest ``seq`` it has applied per id and ignores a repeat (idempotent re-offer).
+    """
+
+    id: str
+    caller: str
+    seq: int
+    text: str
+
+
 # ---- control --------------------------------------------------------------
 
 
@@ -280,6 +296,7 @@ AnyMessage = (
     | Heartbeat
     | Request
     | Result
+    | Partial
     | CtlRequest
     | CtlReply
     | MediaChanged

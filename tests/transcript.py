@@ -1,4 +1,4 @@
-"""Access to the CyTube frames recorded from a live 3.86 server (shared/cytube/transcript.jsonl).
+"""Access to the CyTube frames recorded from a live 3.86 server (tests/data/cytube-transcript.jsonl).
 
 Each frame: ``{"dir": "in"|"out", "event", "data", "t", "scenario", "client"}``. ``connect``,
 ``disconnect`` and ``connect_error`` are python-socketio lifecycle callbacks, not server frames.
@@ -11,9 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-TRANSCRIPT_PATH = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "cytube" / "transcript.jsonl"
-)
+# Kept in the repository: the tests must run from a plain clone (docs/cytube/PROTOCOL.md
+# describes the same recording).
+TRANSCRIPT_PATH = Path(__file__).resolve().parent / "data" / "cytube-transcript.jsonl"
 
 #: python-socketio callbacks recorded as "in" frames; they are not sent by the server.
 LIFECYCLE_EVENTS = frozenset({"connect", "disconnect", "connect_error"})

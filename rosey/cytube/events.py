@@ -1,7 +1,7 @@
 """CyTube server frames -> typed frames. Pure: no I/O, stdlib only.
 
-Every fact here comes from ``shared/cytube/PROTOCOL.md`` and the frames recorded in
-``shared/cytube/transcript.jsonl`` (CyTube 3.86). The server sends at most one argument per
+Every fact here comes from ``docs/cytube/PROTOCOL.md`` and the frames recorded in
+``tests/data/cytube-transcript.jsonl`` (CyTube 3.86). The server sends at most one argument per
 frame; ``parse_frame(event, data)`` turns that pair into one of the dataclasses of
 :mod:`rosey.cytube.frames` through the table ``PARSERS`` (event name -> parser).
 

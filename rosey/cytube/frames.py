@@ -1,4 +1,4 @@
-"""Typed CyTube 3.86 server frames (PROTOCOL.md §3–§8). Pure data: frozen dataclasses.
+"""Typed CyTube 3.86 server frames (docs/cytube/PROTOCOL.md §3–§8). Pure data: frozen dataclasses.
 
 ``events.parse_frame`` builds them; the shapes of the payloads are documented where they are
 parsed. Field names follow the wire where they are clear, snake_case otherwise.

@@ -1,5 +1,5 @@
 """CyTube 3.86 server-side rules for the fake: chat text pipeline, commands, flood limiter,
-name rules and the join-burst payloads copied from shared/cytube/transcript.jsonl.
+name rules and the join-burst payloads copied from tests/data/cytube-transcript.jsonl.
 
 Sources: PROTOCOL.md §3, §6.2-§6.5, §10 (src/channel/chat.js, src/channel/filters.js, src/xss.js,
 src/utilities.js in calzoneman/sync).

@@ -1,4 +1,4 @@
-"""The fake CyTube server reproduces the facts recorded in shared/cytube/transcript.jsonl.
+"""The fake CyTube server reproduces the facts recorded in tests/data/cytube-transcript.jsonl.
 
 Driven by a real python-socketio AsyncClient over websocket, as the bot's conn process is.
 """

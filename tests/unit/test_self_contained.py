@@ -1,0 +1,46 @@
+"""The repository stands on its own: nothing in it reads a folder beside the checkout.
+
+Our machines and CI keep design notes in a folder next to the repository; a user who
+clones it does not have that folder, so no file may name it (the tests carry their data in
+``tests/data``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# Spelled in pieces so this file does not match itself.
+FORBIDDEN = ("../" + "shared", "/" + "shared/cytube", "parents[1].parent")
+
+
+def tracked_files() -> list[Path]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+    return [ROOT / name for name in out.stdout.decode().split("\0") if name]
+
+
+def test_no_file_names_the_folder_beside_the_checkout() -> None:
+    files = tracked_files()
+    assert len(files) > 50, "git ls-files listed too few files to be this repository"
+    offenders = []
+    for path in files:
+        if not path.is_file() or path.suffix in {".jsonl", ".png"}:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        offenders += [f"{path.relative_to(ROOT)}: {needle}" for needle in FORBIDDEN
+                      if needle in text]
+    assert offenders == []
+
+
+def test_the_checker_sees_a_planted_reference(tmp_path: Path) -> None:
+    planted = tmp_path / "x.py"
+    planted.write_text('open("' + FORBIDDEN[0] + '/cytube/transcript.jsonl")\n')
+    assert any(needle in planted.read_text() for needle in FORBIDDEN)
+
+
+def test_the_recording_is_in_the_repository() -> None:
+    from tests.transcript import TRANSCRIPT_PATH, frames
+
+    assert ROOT in TRANSCRIPT_PATH.parents
+    assert len(frames()) > 500
