@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-CONFIG ?= config.json
+# `make run CONFIG=x.json`, or ROSEY_CONFIG=x.json in the environment (as for `rosey` itself).
+CONFIG ?= $(or $(ROSEY_CONFIG),config.json)
 
-.PHONY: setup run status scale test check lint types bench clean
+.PHONY: setup run status doctor check-config scale test test-tools check lint types bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,8 +21,31 @@ run: setup
 status: setup
 	$(VENV)/bin/rosey --config $(CONFIG) status
 
-test: setup
+doctor: setup
+	$(VENV)/bin/rosey --config $(CONFIG) doctor
+
+check-config: setup
+	$(VENV)/bin/rosey check-config $(CONFIG)
+
+test: setup test-tools
 	$(PY) -m pytest -q
+
+# The alert-rule and dashboard tests run Prometheus' own promtool/amtool/prometheus: a
+# missing tool fails those tests (a skip would hide it), so install them when we can.
+PROM_TOOLS := promtool amtool prometheus
+test-tools:
+	@missing=""; for t in $(PROM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "test-tools: installing prometheus prometheus-alertmanager (missing:$$missing)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      prometheus prometheus-alertmanager >/dev/null; \
+	  else \
+	    echo "test-tools: missing$$missing: sudo apt-get install --no-install-recommends" \
+	      "prometheus prometheus-alertmanager (the monitoring tests need them)"; exit 1; \
+	  fi; \
+	fi
 
 lint: setup
 	$(VENV)/bin/ruff check rosey procs tests bench

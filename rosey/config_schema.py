@@ -1,4 +1,4 @@
-"""The shape of ``config.json`` with its defaults (documented key by key in README.md).
+"""The shape of ``config.json`` with its defaults (documented key by key in docs/CONFIG.md).
 
 Pure data: validation beyond types lives in ``rosey.config``.
 """
