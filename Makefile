@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 # `make run CONFIG=x.json`, or ROSEY_CONFIG=x.json in the environment (as for `rosey` itself).
 CONFIG ?= $(or $(ROSEY_CONFIG),config.json)
 
-.PHONY: setup run status doctor check-config scale test test-tools check lint types bench clean
+.PHONY: setup run status doctor check-config scale test unit test-tools check lint types bench clean
+
+# `make` alone is the dev loop: lint, types and the whole suite.
+.DEFAULT_GOAL := check
 
 setup: $(VENV)/.installed
 
@@ -29,6 +32,10 @@ check-config: setup
 
 test: setup test-tools
 	$(PY) -m pytest -q
+
+# The quick loop while editing: the unit tier only (seconds, no servers or supervisord).
+unit: setup
+	$(PY) -m pytest -q -m unit
 
 # The alert-rule and dashboard tests run Prometheus' own promtool/amtool/prometheus: a
 # missing tool fails those tests (a skip would hide it), so install them when we can.

@@ -1,4 +1,4 @@
-"""Access to the CyTube frames recorded from a live 3.86 server (tests/data/cytube-transcript.jsonl).
+"""The CyTube frames recorded from a live 3.86 server (tests/data/cytube-transcript.jsonl).
 
 Each frame: ``{"dir": "in"|"out", "event", "data", "t", "scenario", "client"}``. ``connect``,
 ``disconnect`` and ``connect_error`` are python-socketio lifecycle callbacks, not server frames.

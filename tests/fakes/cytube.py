@@ -1,7 +1,7 @@
 """A fake CyTube 3.86 server (one channel) for tests and benchmarks.
 
-Behaviour is copied from tests/data/cytube-transcript.jsonl (see docs/cytube/PROTOCOL.md): ``rank -1`` on
-connect, ``joinChannel`` once per socket with the recorded join burst (chat-buffer replay with
+Behaviour is copied from tests/data/cytube-transcript.jsonl (docs/cytube/PROTOCOL.md): ``rank -1``
+on connect, ``joinChannel`` once per socket with the recorded join burst (chat-buffer replay with
 the original ``time`` values), registered and guest ``login`` with the real payloads and
 errors, chat through the §6.2 text pipeline, echo to everyone including the sender, server
 commands that are never broadcast, the §6.5 flood limiter, ``pm``. Every connection is brand
