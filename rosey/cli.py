@@ -1,4 +1,7 @@
-"""The ``rosey`` command: run, check-config, status, scale, ctl."""
+"""The ``rosey`` command: run, check-config, status, scale, ctl, … (docs/CLI.md).
+
+Every exit code is a name from ``rosey.exit_codes``; docs/CLI.md lists them per command
+and tests/unit/test_cli_doc.py keeps the two in step."""
 
 from __future__ import annotations
 
@@ -12,9 +15,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from rosey import exit_codes, file_modes
 from rosey.config import Config, ConfigError, load_config
-
-EXIT_CONFIG = 2
 
 
 def render_supervisord_conf(cfg: Config, config_path: Path, log_to_files: bool) -> str:
@@ -40,7 +42,7 @@ def _load(path: str | None) -> tuple[Config, Path]:
         cfg = load_config(path)
     except ConfigError as exc:
         print(f"rosey: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from exc
+        raise SystemExit(exit_codes.CONFIG) from exc
     resolved = Path(path or os.environ.get("ROSEY_CONFIG") or "config.json").resolve()
     return cfg, resolved
 
@@ -62,7 +64,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"rosey: {len(report.errors)} problems; fix them all, then run check-config "
               "again", file=sys.stderr)
     if report.errors or report.config is None:
-        return EXIT_CONFIG
+        return exit_codes.CONFIG
     for line in report.warnings:
         print(f"rosey: {line}", file=sys.stderr)
     cfg = report.config
@@ -70,19 +72,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{path}: OK (channel {cfg.channel} on {cfg.domain} as {cfg.bot_name}, "
           f"{'guest' if not cfg.password else 'registered'}; llm {cfg.llm.provider} "
           f"{cfg.llm.model}; {cfg.callers.count} of {cfg.callers.max} callers)")
-    return 0
+    return exit_codes.OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg, path = _load(args.config)
-    run_dir = Path(cfg.paths.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(run_dir, 0o700)
-    Path(cfg.paths.data_dir).mkdir(parents=True, exist_ok=True)
+    # Sockets, logs and the database: the umask (--umask, 077 by default) set in main()
+    # is inherited by supervisord and every process it starts.
+    run_dir = file_modes.private_dir(cfg.paths.run_dir)
+    file_modes.private_dir(cfg.paths.data_dir)
     sock = run_dir / "supervisor.sock"
     if sock.exists() and _supervisorctl(cfg, "pid").returncode == 0:
         print(f"rosey: already running in {run_dir} (rosey status)", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     conf = run_dir / "supervisord.conf"
     conf.write_text(render_supervisord_conf(cfg, path, args.log_files))
     env = dict(os.environ, ROSEY_CONFIG=str(path))
@@ -137,7 +139,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(done.stderr, end="", file=sys.stderr)
     from rosey.status import summary
     print(summary(cfg))
-    return 0 if done.returncode in (0, 3) else done.returncode
+    # supervisorctl exits 3 when some process is not RUNNING (callers scaled down are
+    # STOPPED on purpose) and 4 when it cannot reach supervisord.
+    if done.returncode in (0, 3):
+        return exit_codes.OK
+    return exit_codes.NOT_RUNNING if done.returncode == 4 else exit_codes.FAILED
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
@@ -150,7 +156,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     if not 0 <= args.count <= cfg.callers.max:
         print(f"rosey: scale: expected 0..{cfg.callers.max} (callers.max)", file=sys.stderr)
-        return EXIT_CONFIG
+        return exit_codes.CONFIG
     Path(cfg.paths.run_dir).mkdir(parents=True, exist_ok=True)
     pool.save_count(cfg, args.count)
     try:
@@ -159,14 +165,14 @@ def cmd_scale(args: argparse.Namespace) -> int:
     except OSError:
         print(f"rosey: not running in {cfg.paths.run_dir}; `rosey run` will start "
               f"{args.count} callers", file=sys.stderr)
-        return 1
+        return exit_codes.NOT_RUNNING
     for error in report.errors:
         print(f"rosey: {error}", file=sys.stderr)
     running = sorted(n for n, state in report.states.items() if state == "RUNNING")
     print(f"callers: started {_members(report.started)}, stopped "
           f"{_members(report.stopped)}; running {len(running)} of {cfg.callers.max} "
           f"({_members(running)})")
-    return 0 if report.settled and not report.errors else 1
+    return exit_codes.OK if report.settled and not report.errors else exit_codes.FAILED
 
 
 def _members(indexes: list[int]) -> str:
@@ -179,7 +185,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
 
     ok, text = send_command(cfg.paths.run_dir, args.words, timeout=args.timeout)
     print(text)
-    return 0 if ok else 1
+    return exit_codes.OK if ok else exit_codes.FAILED
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -189,25 +195,29 @@ def cmd_backup(args: argparse.Namespace) -> int:
     source = Path(cfg.paths.database)
     if not source.exists():
         print(f"rosey: no database at {source} yet", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     dest = Path(args.dest) if args.dest else Path(cfg.paths.data_dir) / "backups" / (
         time.strftime("rosey-%Y%m%d-%H%M%S.db"))
     size = backup(source, dest)
     print(f"backed up {source} to {dest} ({size} bytes)")
-    return 0
+    return exit_codes.OK
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     import asyncio
 
-    from rosey.tools.replay import read_log, replay
+    from rosey.tools.replay import LogError, read_log, replay
 
-    lines = read_log(Path(args.log))
+    try:
+        lines = read_log(Path(args.log))
+    except LogError as exc:
+        print(f"rosey: replay: {exc}", file=sys.stderr)
+        return exit_codes.CONFIG
     print(f"replaying {len(lines)} lines from {args.log} (virtual clock, model latency "
           f"{args.latency:g} s, no model called)", file=sys.stderr)
     asyncio.run(replay(cfg, lines, latency=args.latency, answer=args.answer))
-    return 0
+    return exit_codes.OK
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -217,62 +227,82 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rosey.tools.ask import AskError, ask
 
     try:
-        parts = asyncio.run(ask(cfg, args.question, as_user=args.as_user,
+        asked = asyncio.run(ask(cfg, args.question, as_user=args.as_user,
                                 persona=args.persona, show_prompt=args.show_prompt))
     except AskError as exc:
         print(f"rosey: ask: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    return 0 if parts else 1
+        return exit_codes.CONFIG
+    if not asked.ok:  # what was printed is the fallback: a script must be able to tell
+        return exit_codes.MODEL_FAILED
+    return exit_codes.OK if asked.parts else exit_codes.FAILED
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     from rosey.doctor import run_doctor
 
-    return run_doctor(cfg)
+    return exit_codes.OK if run_doctor(cfg) == 0 else exit_codes.FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rosey", description="Rosey, the CyTube LLM bot")
+    parser = argparse.ArgumentParser(
+        prog="rosey", description="Rosey, the CyTube LLM bot",
+        epilog="Exit codes and what each command prints: docs/CLI.md.")
     parser.add_argument("--config", default=None,
                         help="config file (default: $ROSEY_CONFIG or ./config.json)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--umask", type=file_modes.parse_umask,
+                        default=file_modes.DEFAULT_UMASK,
+                        help="octal umask for every file and folder rosey creates (default "
+                        "077: folders 0700, files 0600; 027 lets the group read)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="validate config, then run supervisord in the foreground")
     run.add_argument("--log-files", action="store_true",
                      help="log to rotated files in the run dir instead of stdout")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate the config and exit")
-    check.add_argument("file", nargs="?", default=None)
+    check.add_argument("file", nargs="?", default=None,
+                       help="the config to check (default: --config, $ROSEY_CONFIG or "
+                       "./config.json)")
     check.set_defaults(func=cmd_check_config)
-    sub.add_parser("status", help="supervisord status of every process").set_defaults(
-        func=cmd_status)
+    status = sub.add_parser("status", help="supervisord status of every process, and a "
+                            "live summary")
+    status.set_defaults(func=cmd_status)
     scale = sub.add_parser("scale", help="run N callers (0..callers.max)")
-    scale.add_argument("count", type=int)
+    scale.add_argument("count", type=int, help="how many callers to run (0..callers.max)")
     scale.set_defaults(func=cmd_scale)
     backup = sub.add_parser("backup", help="copy the live database to a file")
-    backup.add_argument("dest", nargs="?", default=None)
+    backup.add_argument("dest", nargs="?", default=None,
+                        help="the copy (default: paths.data_dir/backups/rosey-DATE-TIME.db)")
     backup.set_defaults(func=cmd_backup)
     replay_cmd = sub.add_parser("replay", help="what the bot would have done with a chat log")
-    replay_cmd.add_argument("log", help="rosey.db, JSON lines of chat frames, or [time] name: text")
+    replay_cmd.add_argument("log", help="rosey.db, JSON lines of chat frames, or text lines "
+                            "'[HH:MM:SS] name: text' (also [YYYY-MM-DD HH:MM:SS], ISO or "
+                            "epoch seconds)")
     replay_cmd.add_argument("--latency", type=float, default=2.0,
-                            help="simulated model latency, seconds")
-    replay_cmd.add_argument("--answer", default="(the model's answer)")
+                            help="simulated model latency, seconds (default 2)")
+    replay_cmd.add_argument("--answer", default="(the model's answer)",
+                            help="the text every simulated model call answers with")
     replay_cmd.set_defaults(func=cmd_replay)
     ask_cmd = sub.add_parser("ask", help="one question through the real router and caller "
                              "path; prints the chat messages the channel would see")
-    ask_cmd.add_argument("question")
-    ask_cmd.add_argument("--as", dest="as_user", default="alice", help="who asks")
+    ask_cmd.add_argument("question", help="the chat message, as the user would type it")
+    ask_cmd.add_argument("--as", dest="as_user", default="alice",
+                         help="who asks (default alice)")
     ask_cmd.add_argument("--persona", default="", help="a name from router.personas")
     ask_cmd.add_argument("--show-prompt", action="store_true", help="print the turns sent")
     ask_cmd.set_defaults(func=cmd_ask)
     doctor = sub.add_parser("doctor", help="pre-flight: CyTube login, rank, provider, model")
     doctor.set_defaults(func=cmd_doctor)
     ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
-    ctl.add_argument("words", nargs="+")
-    ctl.add_argument("--timeout", type=float, default=5.0)
+    ctl.add_argument("words", nargs="+", help="the command and its arguments, e.g. llm off")
+    ctl.add_argument("--timeout", type=float, default=5.0,
+                     help="seconds to wait for the router's answer (default 5)")
     ctl.set_defaults(func=cmd_ctl)
-    for sp in (run, check, scale, ctl, backup, replay_cmd, ask_cmd, doctor):
+    for sp in (run, check, status, scale, ctl, backup, replay_cmd, ask_cmd, doctor):
+        # Also accepted after the command (`rosey run --config x`); shown once, above.
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.add_argument("--umask", type=file_modes.parse_umask, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     return parser
 
 
@@ -280,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "file", None):
         args.config = args.file
+    os.umask(args.umask)  # inherited by supervisord and every process it starts
     return int(args.func(args))
 
 
