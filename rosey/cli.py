@@ -6,7 +6,9 @@ and tests/unit/test_cli_doc.py keeps the two in step."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import signal
 import string
 import subprocess
@@ -72,6 +74,36 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{path}: OK (channel {cfg.channel} on {cfg.domain} as {cfg.bot_name}, "
           f"{'guest' if not cfg.password else 'registered'}; llm {cfg.llm.provider} "
           f"{cfg.llm.model}; {cfg.callers.count} of {cfg.callers.max} callers)")
+    return exit_codes.OK
+
+
+def cmd_init_config(args: argparse.Namespace) -> int:
+    """Write the example config (shipped inside the package) and, with --prompt, the
+    example persona prompt, named in the config's llm.system_prompt_file."""
+    from importlib import resources
+
+    examples = resources.files("rosey.examples")
+    dest = Path(args.config or os.environ.get("ROSEY_CONFIG") or "config.json")
+    prompt = Path(args.prompt) if args.prompt else None
+    for path in (dest, prompt):
+        if path is not None and path.exists():
+            print(f"rosey: {path} exists; not overwritten (move it away or name another "
+                  "file)", file=sys.stderr)
+            return exit_codes.FAILED
+    config = examples.joinpath("config.example.json").read_text(encoding="utf-8")
+    if prompt is not None:
+        relative = os.path.relpath(prompt.resolve(), dest.resolve().parent)
+        before = '"system_prompt_file": ""'
+        assert config.count(before) == 1, "the example config lost its system_prompt_file"
+        config = config.replace(before, f'"system_prompt_file": {json.dumps(relative)}')
+        prompt.parent.mkdir(parents=True, exist_ok=True)
+        prompt.write_text(examples.joinpath("prompt.example.md").read_text(encoding="utf-8"),
+                          encoding="utf-8")
+        print(f"wrote {prompt} (a persona prompt; edit it freely)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(config, encoding="utf-8")  # 0600 under the default umask: it may hold keys
+    print(f"wrote {dest}: set domain, channel and user (a name nobody has registered there), "
+          f"then run: rosey check-config {shlex.quote(str(dest))}")
     return exit_codes.OK
 
 
@@ -264,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the config to check (default: --config, $ROSEY_CONFIG or "
                        "./config.json)")
     check.set_defaults(func=cmd_check_config)
+    init = sub.add_parser("init-config", help="write the example config to start from")
+    init.add_argument("file", nargs="?", default=None,
+                      help="where (default: --config, $ROSEY_CONFIG or ./config.json); "
+                      "never overwritten")
+    init.add_argument("--prompt", default=None, metavar="FILE",
+                      help="also write the example persona prompt to FILE and name it in "
+                      "llm.system_prompt_file")
+    init.set_defaults(func=cmd_init_config)
     status = sub.add_parser("status", help="supervisord status of every process, and a "
                             "live summary")
     status.set_defaults(func=cmd_status)
@@ -298,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--timeout", type=float, default=5.0,
                      help="seconds to wait for the router's answer (default 5)")
     ctl.set_defaults(func=cmd_ctl)
-    for sp in (run, check, status, scale, ctl, backup, replay_cmd, ask_cmd, doctor):
+    for sp in (run, check, init, status, scale, ctl, backup, replay_cmd, ask_cmd, doctor):
         # Also accepted after the command (`rosey run --config x`); shown once, above.
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sp.add_argument("--umask", type=file_modes.parse_umask, default=argparse.SUPPRESS,
