@@ -144,7 +144,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             continue
     if relay is not None:
         relay.join(timeout=2)
-    return code
+    if code != 0:
+        print(f"rosey: supervisord exited with status {code}; see {run_dir}/supervisord.log",
+              file=sys.stderr)
+        return exit_codes.FAILED
+    return exit_codes.OK
 
 
 def _start_callers(cfg: Config, child: subprocess.Popen[bytes]) -> bool:
@@ -166,6 +170,10 @@ def _start_callers(cfg: Config, child: subprocess.Popen[bytes]) -> bool:
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
+    if not (Path(cfg.paths.run_dir) / "supervisor.sock").exists():
+        print(f"rosey: not running in {cfg.paths.run_dir} (start it with rosey run)",
+              file=sys.stderr)
+        return exit_codes.NOT_RUNNING
     done = _supervisorctl(cfg, "status")
     print(done.stdout, end="")
     print(done.stderr, end="", file=sys.stderr)
@@ -292,12 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="log to rotated files in the run dir instead of stdout")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate the config and exit")
-    check.add_argument("file", nargs="?", default=None,
+    check.add_argument("file", nargs="?", default=None, metavar="FILE",
                        help="the config to check (default: --config, $ROSEY_CONFIG or "
                        "./config.json)")
     check.set_defaults(func=cmd_check_config)
     init = sub.add_parser("init-config", help="write the example config to start from")
-    init.add_argument("file", nargs="?", default=None,
+    init.add_argument("file", nargs="?", default=None, metavar="FILE",
                       help="where (default: --config, $ROSEY_CONFIG or ./config.json); "
                       "never overwritten")
     init.add_argument("--prompt", default=None, metavar="FILE",
@@ -308,14 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "live summary")
     status.set_defaults(func=cmd_status)
     scale = sub.add_parser("scale", help="run N callers (0..callers.max)")
-    scale.add_argument("count", type=int, help="how many callers to run (0..callers.max)")
+    scale.add_argument("count", type=int, metavar="N",
+                       help="how many callers to run (0..callers.max)")
     scale.set_defaults(func=cmd_scale)
     backup = sub.add_parser("backup", help="copy the live database to a file")
-    backup.add_argument("dest", nargs="?", default=None,
+    backup.add_argument("dest", nargs="?", default=None, metavar="DEST",
                         help="the copy (default: paths.data_dir/backups/rosey-DATE-TIME.db)")
     backup.set_defaults(func=cmd_backup)
     replay_cmd = sub.add_parser("replay", help="what the bot would have done with a chat log")
-    replay_cmd.add_argument("log", help="rosey.db, JSON lines of chat frames, or text lines "
+    replay_cmd.add_argument("log", metavar="LOG",
+                            help="rosey.db, JSON lines of chat frames, or text lines "
                             "'[HH:MM:SS] name: text' (also [YYYY-MM-DD HH:MM:SS], ISO or "
                             "epoch seconds)")
     replay_cmd.add_argument("--latency", type=float, default=2.0,
@@ -325,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.set_defaults(func=cmd_replay)
     ask_cmd = sub.add_parser("ask", help="one question through the real router and caller "
                              "path; prints the chat messages the channel would see")
-    ask_cmd.add_argument("question", help="the chat message, as the user would type it")
+    ask_cmd.add_argument("question", metavar="QUESTION",
+                         help="the chat message, as the user would type it")
     ask_cmd.add_argument("--as", dest="as_user", default="alice",
                          help="who asks (default alice)")
     ask_cmd.add_argument("--persona", default="", help="a name from router.personas")
@@ -334,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="pre-flight: CyTube login, rank, provider, model")
     doctor.set_defaults(func=cmd_doctor)
     ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
-    ctl.add_argument("words", nargs="+", help="the command and its arguments, e.g. llm off")
+    ctl.add_argument("words", nargs="+", metavar="WORDS",
+                     help="the command and its arguments, e.g. llm off")
     ctl.add_argument("--timeout", type=float, default=5.0,
                      help="seconds to wait for the router's answer (default 5)")
     ctl.set_defaults(func=cmd_ctl)
