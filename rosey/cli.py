@@ -6,7 +6,6 @@ and tests/unit/test_cli_doc.py keeps the two in step."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import signal
@@ -39,14 +38,18 @@ def render_supervisord_conf(cfg: Config, config_path: Path, log_to_files: bool) 
         events_port=cfg.metrics.events_port)
 
 
+def _config_path(path: str | None) -> Path:
+    """--config, else $ROSEY_CONFIG, else ./config.json (as load_config reads it)."""
+    return Path(path or os.environ.get("ROSEY_CONFIG") or "config.json")
+
+
 def _load(path: str | None) -> tuple[Config, Path]:
     try:
         cfg = load_config(path)
     except ConfigError as exc:
         print(f"rosey: {exc}", file=sys.stderr)
         raise SystemExit(exit_codes.CONFIG) from exc
-    resolved = Path(path or os.environ.get("ROSEY_CONFIG") or "config.json").resolve()
-    return cfg, resolved
+    return cfg, _config_path(path).resolve()
 
 
 def _supervisorctl(cfg: Config, *args: str) -> subprocess.CompletedProcess[str]:
@@ -70,7 +73,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for line in report.warnings:
         print(f"rosey: {line}", file=sys.stderr)
     cfg = report.config
-    path = Path(args.config or os.environ.get("ROSEY_CONFIG") or "config.json").resolve()
+    path = _config_path(args.config).resolve()
     print(f"{path}: OK (channel {cfg.channel} on {cfg.domain} as {cfg.bot_name}, "
           f"{'guest' if not cfg.password else 'registered'}; llm {cfg.llm.provider} "
           f"{cfg.llm.model}; {cfg.callers.count} of {cfg.callers.max} callers)")
@@ -78,30 +81,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_init_config(args: argparse.Namespace) -> int:
-    """Write the example config (shipped inside the package) and, with --prompt, the
-    example persona prompt, named in the config's llm.system_prompt_file."""
-    from importlib import resources
+    from rosey.tools.init_config import Exists, write_examples
 
-    examples = resources.files("rosey.examples")
-    dest = Path(args.config or os.environ.get("ROSEY_CONFIG") or "config.json")
+    dest = _config_path(args.config)
     prompt = Path(args.prompt) if args.prompt else None
-    for path in (dest, prompt):
-        if path is not None and path.exists():
-            print(f"rosey: {path} exists; not overwritten (move it away or name another "
-                  "file)", file=sys.stderr)
-            return exit_codes.FAILED
-    config = examples.joinpath("config.example.json").read_text(encoding="utf-8")
+    try:
+        write_examples(dest, prompt)
+    except Exists as exc:
+        print(f"rosey: {exc} exists; not overwritten (move it away or name another file)",
+              file=sys.stderr)
+        return exit_codes.FAILED
     if prompt is not None:
-        relative = os.path.relpath(prompt.resolve(), dest.resolve().parent)
-        before = '"system_prompt_file": ""'
-        assert config.count(before) == 1, "the example config lost its system_prompt_file"
-        config = config.replace(before, f'"system_prompt_file": {json.dumps(relative)}')
-        prompt.parent.mkdir(parents=True, exist_ok=True)
-        prompt.write_text(examples.joinpath("prompt.example.md").read_text(encoding="utf-8"),
-                          encoding="utf-8")
         print(f"wrote {prompt} (a persona prompt; edit it freely)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(config, encoding="utf-8")  # 0600 under the default umask: it may hold keys
     print(f"wrote {dest}: set domain, channel and user (a name nobody has registered there), "
           f"then run: rosey check-config {shlex.quote(str(dest))}")
     return exit_codes.OK
