@@ -1,6 +1,6 @@
 """supervisord program ``caller`` (a pool, one process per ``--index``): LLM calls."""
 
-from procs.common import load
+from .common import load
 from rosey.llm.worker import main_loop
 
 

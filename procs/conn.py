@@ -1,6 +1,6 @@
 """supervisord program ``conn``: the CyTube connection."""
 
-from procs.common import load
+from .common import load
 from rosey.cytube.client import main_loop
 
 

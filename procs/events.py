@@ -1,6 +1,6 @@
 """supervisord ``[eventlistener:events]``: process states and exits as metrics."""
 
-from procs.common import load
+from .common import load
 from rosey.supervisor_events import main_loop
 
 

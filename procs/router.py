@@ -1,6 +1,6 @@
 """supervisord program ``router``: triggers, limits, history and the caller broker."""
 
-from procs.common import load
+from .common import load
 from rosey.router.service import main_loop
 
 

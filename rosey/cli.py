@@ -1,9 +1,13 @@
-"""The ``rosey`` command: run, check-config, status, scale, ctl."""
+"""The ``rosey`` command: run, check-config, status, scale, ctl, … (docs/CLI.md).
+
+Every exit code is a name from ``rosey.exit_codes``; docs/CLI.md lists them per command
+and tests/unit/test_cli_doc.py keeps the two in step."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import string
 import subprocess
@@ -12,9 +16,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from rosey import exit_codes, file_modes
 from rosey.config import Config, ConfigError, load_config
-
-EXIT_CONFIG = 2
 
 
 def render_supervisord_conf(cfg: Config, config_path: Path, log_to_files: bool) -> str:
@@ -35,14 +38,18 @@ def render_supervisord_conf(cfg: Config, config_path: Path, log_to_files: bool) 
         events_port=cfg.metrics.events_port)
 
 
+def _config_path(path: str | None) -> Path:
+    """--config, else $ROSEY_CONFIG, else ./config.json (as load_config reads it)."""
+    return Path(path or os.environ.get("ROSEY_CONFIG") or "config.json")
+
+
 def _load(path: str | None) -> tuple[Config, Path]:
     try:
         cfg = load_config(path)
     except ConfigError as exc:
         print(f"rosey: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from exc
-    resolved = Path(path or os.environ.get("ROSEY_CONFIG") or "config.json").resolve()
-    return cfg, resolved
+        raise SystemExit(exit_codes.CONFIG) from exc
+    return cfg, _config_path(path).resolve()
 
 
 def _supervisorctl(cfg: Config, *args: str) -> subprocess.CompletedProcess[str]:
@@ -62,27 +69,45 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"rosey: {len(report.errors)} problems; fix them all, then run check-config "
               "again", file=sys.stderr)
     if report.errors or report.config is None:
-        return EXIT_CONFIG
+        return exit_codes.CONFIG
     for line in report.warnings:
         print(f"rosey: {line}", file=sys.stderr)
     cfg = report.config
-    path = Path(args.config or os.environ.get("ROSEY_CONFIG") or "config.json").resolve()
+    path = _config_path(args.config).resolve()
     print(f"{path}: OK (channel {cfg.channel} on {cfg.domain} as {cfg.bot_name}, "
           f"{'guest' if not cfg.password else 'registered'}; llm {cfg.llm.provider} "
           f"{cfg.llm.model}; {cfg.callers.count} of {cfg.callers.max} callers)")
-    return 0
+    return exit_codes.OK
+
+
+def cmd_init_config(args: argparse.Namespace) -> int:
+    from rosey.tools.init_config import Exists, write_examples
+
+    dest = _config_path(args.config)
+    prompt = Path(args.prompt) if args.prompt else None
+    try:
+        write_examples(dest, prompt)
+    except Exists as exc:
+        print(f"rosey: {exc} exists; not overwritten (move it away or name another file)",
+              file=sys.stderr)
+        return exit_codes.FAILED
+    if prompt is not None:
+        print(f"wrote {prompt} (a persona prompt; edit it freely)")
+    print(f"wrote {dest}: set domain, channel and user (a name nobody has registered there), "
+          f"then run: rosey check-config {shlex.quote(str(dest))}")
+    return exit_codes.OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg, path = _load(args.config)
-    run_dir = Path(cfg.paths.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(run_dir, 0o700)
-    Path(cfg.paths.data_dir).mkdir(parents=True, exist_ok=True)
+    # Sockets, logs and the database: the umask (--umask, 077 by default) set in main()
+    # is inherited by supervisord and every process it starts.
+    run_dir = file_modes.private_dir(cfg.paths.run_dir)
+    file_modes.private_dir(cfg.paths.data_dir)
     sock = run_dir / "supervisor.sock"
     if sock.exists() and _supervisorctl(cfg, "pid").returncode == 0:
         print(f"rosey: already running in {run_dir} (rosey status)", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     conf = run_dir / "supervisord.conf"
     conf.write_text(render_supervisord_conf(cfg, path, args.log_files))
     env = dict(os.environ, ROSEY_CONFIG=str(path))
@@ -110,7 +135,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             continue
     if relay is not None:
         relay.join(timeout=2)
-    return code
+    if code != 0:
+        print(f"rosey: supervisord exited with status {code}; see {run_dir}/supervisord.log",
+              file=sys.stderr)
+        return exit_codes.FAILED
+    return exit_codes.OK
 
 
 def _start_callers(cfg: Config, child: subprocess.Popen[bytes]) -> bool:
@@ -132,12 +161,20 @@ def _start_callers(cfg: Config, child: subprocess.Popen[bytes]) -> bool:
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
+    if not (Path(cfg.paths.run_dir) / "supervisor.sock").exists():
+        print(f"rosey: not running in {cfg.paths.run_dir} (start it with rosey run)",
+              file=sys.stderr)
+        return exit_codes.NOT_RUNNING
     done = _supervisorctl(cfg, "status")
     print(done.stdout, end="")
     print(done.stderr, end="", file=sys.stderr)
     from rosey.status import summary
     print(summary(cfg))
-    return 0 if done.returncode in (0, 3) else done.returncode
+    # supervisorctl exits 3 when some process is not RUNNING (callers scaled down are
+    # STOPPED on purpose) and 4 when it cannot reach supervisord.
+    if done.returncode in (0, 3):
+        return exit_codes.OK
+    return exit_codes.NOT_RUNNING if done.returncode == 4 else exit_codes.FAILED
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
@@ -150,7 +187,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     if not 0 <= args.count <= cfg.callers.max:
         print(f"rosey: scale: expected 0..{cfg.callers.max} (callers.max)", file=sys.stderr)
-        return EXIT_CONFIG
+        return exit_codes.CONFIG
     Path(cfg.paths.run_dir).mkdir(parents=True, exist_ok=True)
     pool.save_count(cfg, args.count)
     try:
@@ -159,14 +196,14 @@ def cmd_scale(args: argparse.Namespace) -> int:
     except OSError:
         print(f"rosey: not running in {cfg.paths.run_dir}; `rosey run` will start "
               f"{args.count} callers", file=sys.stderr)
-        return 1
+        return exit_codes.NOT_RUNNING
     for error in report.errors:
         print(f"rosey: {error}", file=sys.stderr)
     running = sorted(n for n, state in report.states.items() if state == "RUNNING")
     print(f"callers: started {_members(report.started)}, stopped "
           f"{_members(report.stopped)}; running {len(running)} of {cfg.callers.max} "
           f"({_members(running)})")
-    return 0 if report.settled and not report.errors else 1
+    return exit_codes.OK if report.settled and not report.errors else exit_codes.FAILED
 
 
 def _members(indexes: list[int]) -> str:
@@ -179,7 +216,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
 
     ok, text = send_command(cfg.paths.run_dir, args.words, timeout=args.timeout)
     print(text)
-    return 0 if ok else 1
+    return exit_codes.OK if ok else exit_codes.FAILED
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -189,25 +226,29 @@ def cmd_backup(args: argparse.Namespace) -> int:
     source = Path(cfg.paths.database)
     if not source.exists():
         print(f"rosey: no database at {source} yet", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     dest = Path(args.dest) if args.dest else Path(cfg.paths.data_dir) / "backups" / (
         time.strftime("rosey-%Y%m%d-%H%M%S.db"))
     size = backup(source, dest)
     print(f"backed up {source} to {dest} ({size} bytes)")
-    return 0
+    return exit_codes.OK
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     import asyncio
 
-    from rosey.tools.replay import read_log, replay
+    from rosey.tools.replay import LogError, read_log, replay
 
-    lines = read_log(Path(args.log))
+    try:
+        lines = read_log(Path(args.log))
+    except LogError as exc:
+        print(f"rosey: replay: {exc}", file=sys.stderr)
+        return exit_codes.CONFIG
     print(f"replaying {len(lines)} lines from {args.log} (virtual clock, model latency "
           f"{args.latency:g} s, no model called)", file=sys.stderr)
     asyncio.run(replay(cfg, lines, latency=args.latency, answer=args.answer))
-    return 0
+    return exit_codes.OK
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -217,62 +258,94 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rosey.tools.ask import AskError, ask
 
     try:
-        parts = asyncio.run(ask(cfg, args.question, as_user=args.as_user,
+        asked = asyncio.run(ask(cfg, args.question, as_user=args.as_user,
                                 persona=args.persona, show_prompt=args.show_prompt))
     except AskError as exc:
         print(f"rosey: ask: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    return 0 if parts else 1
+        return exit_codes.CONFIG
+    if not asked.ok:  # what was printed is the fallback: a script must be able to tell
+        return exit_codes.MODEL_FAILED
+    return exit_codes.OK if asked.parts else exit_codes.FAILED
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     from rosey.doctor import run_doctor
 
-    return run_doctor(cfg)
+    return exit_codes.OK if run_doctor(cfg) == 0 else exit_codes.FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rosey", description="Rosey, the CyTube LLM bot")
+    parser = argparse.ArgumentParser(
+        prog="rosey", description="Rosey, the CyTube LLM bot",
+        epilog="Exit codes and what each command prints: docs/CLI.md.")
     parser.add_argument("--config", default=None,
                         help="config file (default: $ROSEY_CONFIG or ./config.json)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--umask", type=file_modes.parse_umask,
+                        default=file_modes.DEFAULT_UMASK,
+                        help="octal umask for every file and folder rosey creates (default "
+                        "077: folders 0700, files 0600; 027 lets the group read)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="validate config, then run supervisord in the foreground")
     run.add_argument("--log-files", action="store_true",
                      help="log to rotated files in the run dir instead of stdout")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate the config and exit")
-    check.add_argument("file", nargs="?", default=None)
+    check.add_argument("file", nargs="?", default=None, metavar="FILE",
+                       help="the config to check (default: --config, $ROSEY_CONFIG or "
+                       "./config.json)")
     check.set_defaults(func=cmd_check_config)
-    sub.add_parser("status", help="supervisord status of every process").set_defaults(
-        func=cmd_status)
+    init = sub.add_parser("init-config", help="write the example config to start from")
+    init.add_argument("file", nargs="?", default=None, metavar="FILE",
+                      help="where (default: --config, $ROSEY_CONFIG or ./config.json); "
+                      "never overwritten")
+    init.add_argument("--prompt", default=None, metavar="FILE",
+                      help="also write the example persona prompt to FILE and name it in "
+                      "llm.system_prompt_file")
+    init.set_defaults(func=cmd_init_config)
+    status = sub.add_parser("status", help="supervisord status of every process, and a "
+                            "live summary")
+    status.set_defaults(func=cmd_status)
     scale = sub.add_parser("scale", help="run N callers (0..callers.max)")
-    scale.add_argument("count", type=int)
+    scale.add_argument("count", type=int, metavar="N",
+                       help="how many callers to run (0..callers.max)")
     scale.set_defaults(func=cmd_scale)
     backup = sub.add_parser("backup", help="copy the live database to a file")
-    backup.add_argument("dest", nargs="?", default=None)
+    backup.add_argument("dest", nargs="?", default=None, metavar="DEST",
+                        help="the copy (default: paths.data_dir/backups/rosey-DATE-TIME.db)")
     backup.set_defaults(func=cmd_backup)
     replay_cmd = sub.add_parser("replay", help="what the bot would have done with a chat log")
-    replay_cmd.add_argument("log", help="rosey.db, JSON lines of chat frames, or [time] name: text")
+    replay_cmd.add_argument("log", metavar="LOG",
+                            help="rosey.db, JSON lines of chat frames, or text lines "
+                            "'[HH:MM:SS] name: text' (also [YYYY-MM-DD HH:MM:SS], ISO or "
+                            "epoch seconds)")
     replay_cmd.add_argument("--latency", type=float, default=2.0,
-                            help="simulated model latency, seconds")
-    replay_cmd.add_argument("--answer", default="(the model's answer)")
+                            help="simulated model latency, seconds (default 2)")
+    replay_cmd.add_argument("--answer", default="(the model's answer)",
+                            help="the text every simulated model call answers with")
     replay_cmd.set_defaults(func=cmd_replay)
     ask_cmd = sub.add_parser("ask", help="one question through the real router and caller "
                              "path; prints the chat messages the channel would see")
-    ask_cmd.add_argument("question")
-    ask_cmd.add_argument("--as", dest="as_user", default="alice", help="who asks")
+    ask_cmd.add_argument("question", metavar="QUESTION",
+                         help="the chat message, as the user would type it")
+    ask_cmd.add_argument("--as", dest="as_user", default="alice",
+                         help="who asks (default alice)")
     ask_cmd.add_argument("--persona", default="", help="a name from router.personas")
     ask_cmd.add_argument("--show-prompt", action="store_true", help="print the turns sent")
     ask_cmd.set_defaults(func=cmd_ask)
     doctor = sub.add_parser("doctor", help="pre-flight: CyTube login, rank, provider, model")
     doctor.set_defaults(func=cmd_doctor)
     ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
-    ctl.add_argument("words", nargs="+")
-    ctl.add_argument("--timeout", type=float, default=5.0)
+    ctl.add_argument("words", nargs="+", metavar="WORDS",
+                     help="the command and its arguments, e.g. llm off")
+    ctl.add_argument("--timeout", type=float, default=5.0,
+                     help="seconds to wait for the router's answer (default 5)")
     ctl.set_defaults(func=cmd_ctl)
-    for sp in (run, check, scale, ctl, backup, replay_cmd, ask_cmd, doctor):
+    for sp in (run, check, init, status, scale, ctl, backup, replay_cmd, ask_cmd, doctor):
+        # Also accepted after the command (`rosey run --config x`); shown once, above.
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.add_argument("--umask", type=file_modes.parse_umask, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     return parser
 
 
@@ -280,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "file", None):
         args.config = args.file
+    os.umask(args.umask)  # inherited by supervisord and every process it starts
     return int(args.func(args))
 
 

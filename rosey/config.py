@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,8 @@ def load_config(path: str | os.PathLike[str] | None = None,
     cfg_path = Path(path or env.get("ROSEY_CONFIG") or "config.json")
     if not cfg_path.exists():
         raise ConfigError(
-            f"{cfg_path}: no such file; create it from etc/config.example.json "
-            "(cp etc/config.example.json config.json) and set domain, channel and user"
+            f"{cfg_path}: no such file; write the example there with "
+            f"`rosey init-config {shlex.quote(str(cfg_path))}`, then set domain, channel and user"
         )
     try:
         raw = msgspec.json.decode(cfg_path.read_bytes())

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rosey import metrics
+from rosey import file_modes, metrics
 from rosey.store.schema import migrate
 
 log = logging.getLogger("rosey.store")
@@ -51,13 +51,21 @@ class Store:
         self.dropped = 0
 
     def open(self) -> None:
-        """Create or migrate the database (synchronously, before the service starts)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Create or migrate the database (synchronously, before the service starts).
+
+        Its folder and files get the process umask's modes (rosey.file_modes: 0700 and
+        0600 by default); files an older version left readable to others are tightened."""
+        file_modes.private_dir(self.path.parent)
+        file_modes.tighten(*self.files())
         conn = self._connect()
         migrate(conn)
         conn.close()
         self._thread = threading.Thread(target=self._writer, name="sqlite-writer", daemon=True)
         self._thread.start()
+
+    def files(self) -> list[Path]:
+        """The database and SQLite's WAL companions."""
+        return [self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))]
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from typing import TextIO
 
 from rosey.config import Config
@@ -24,8 +25,18 @@ class AskError(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What ``ask`` printed: the parts the channel would see (the fallback when the model
+    failed), whether the model answered, and the one measured latency of its call."""
+
+    parts: list[str]
+    ok: bool
+    latency: float
+
+
 async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: str = "",
-              show_prompt: bool = False, out: TextIO = sys.stdout) -> list[str]:
+              show_prompt: bool = False, out: TextIO = sys.stdout) -> Asked:
     brain = Brain(cfg, None)
     if persona:
         if persona not in brain.personas:
@@ -61,10 +72,12 @@ async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: st
         print(file=out)
     started = time.perf_counter()
     result: Result = await caller.call(request)
-    elapsed = time.perf_counter() - started
+    # Measured once, here (as CallerService.handle does in production): the router's
+    # "failed after" log line and the summary below print this same number.
+    result.latency = time.perf_counter() - started
     await flow.on_result(result)
     status = "ok" if result.ok else f"failed: {result.error_kind} {result.error}"
-    print(f"model {result.provider}/{result.model}: {status} in {elapsed:.2f} s, "
+    print(f"model {result.provider}/{result.model}: {status} in {result.latency:.2f} s, "
           f"{result.prompt_tokens}+{result.completion_tokens} tokens, ${result.cost_usd:.6f}",
           file=out)
     parts = split_message(says[0].text, cfg.conn.message_length or 320, cfg.conn.max_parts) \
@@ -72,7 +85,7 @@ async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: st
     for index, part in enumerate(parts, 1):
         print(f"[{index}/{len(parts)}, {utf16_len(part)} chars] {part}", file=out)
     await caller_close(caller)
-    return parts
+    return Asked(parts, result.ok, result.latency)
 
 
 async def caller_close(caller: CallerService) -> None:

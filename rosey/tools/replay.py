@@ -6,7 +6,8 @@ request after a fixed latency without calling a model.  Nothing is written anywh
 
 Logs: the bot's own database (``chat_log``), JSON lines of chat frames
 (``{"username", "msg", "time"}``, also the recorded ``{"event": "chatMsg", "data": …}``
-form), or text lines ``[<epoch seconds or ISO time>] name: text``.
+form), or text lines ``[stamp] name: text`` where the stamp is ``HH:MM:SS`` (today),
+``YYYY-MM-DD HH:MM:SS``, an ISO time or epoch seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import sqlite3
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -47,39 +49,95 @@ class Totals:
     replies: Counter[str] = field(default_factory=Counter)
 
 
+class LogError(Exception):
+    """A log that cannot be replayed, phrased for the operator: ``path[:line]: problem``."""
+
+
 def _seconds(value: Any) -> float:
     number = float(value)
     return number / 1000 if number > 1e11 else number  # CyTube times are epoch ms
 
 
-def read_log(path: str | Path) -> list[LogLine]:
+def parse_stamp(stamp: str, day: date, after: float | None = None) -> float:
+    """Epoch seconds of a text log's ``[stamp]``: epoch seconds (or ms), an ISO date and
+    time (``2027-02-01 10:00:00``, ``2027-02-01T10:00:00+00:00``) or a bare time of day
+    (``12:00:01``, ``12:00``), which falls on ``day`` (local time) or, when it would go
+    back in time from ``after`` (a log past midnight), the next day."""
+    stamp = stamp.strip()
+    if re.fullmatch(r"\d+(\.\d*)?", stamp):
+        return _seconds(stamp)
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        pass
+    try:
+        clock = dt_time.fromisoformat(stamp)
+    except ValueError:
+        raise ValueError(f"unknown time {stamp!r}; expected [HH:MM:SS], "
+                         "[YYYY-MM-DD HH:MM:SS], an ISO time or epoch seconds") from None
+    when = datetime.combine(day, clock).timestamp()
+    while after is not None and when < after:
+        when += 86400  # a bare time wrapping past midnight is the next day
+    return when
+
+
+def read_log(path: str | Path, day: date | None = None) -> list[LogLine]:
+    """The chat lines of a log; raises ``LogError`` (one line) when it cannot be read.
+
+    ``day`` dates bare ``[HH:MM:SS]`` stamps (default: today)."""
     path = Path(path)
-    if path.suffix in (".db", ".sqlite", ".sqlite3"):
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        rows = conn.execute("SELECT time, username, text, kind FROM chat_log ORDER BY time, id")
-        return [LogLine(t, u, x, k == "pm") for t, u, x, k in rows]
-    lines = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        raw = raw.strip()
-        if not raw:
-            continue
-        if raw.startswith("{"):
-            frame = json.loads(raw)
-            if "event" in frame:
-                if frame.get("event") != "chatMsg" or frame.get("dir", "in") != "in":
-                    continue
-                frame = frame.get("data") or {}
-            text = frame.get("text") if "text" in frame else html_to_text(frame.get("msg", ""))
-            lines.append(LogLine(_seconds(frame["time"]), frame["username"], text))
-            continue
-        match = _TEXT_LINE.match(raw)
-        if match:
-            stamp = match["time"]
-            when = float(stamp) if re.fullmatch(r"[\d.]+", stamp) else \
-                datetime.fromisoformat(stamp).timestamp()
-            lines.append(LogLine(when, match["name"], match["text"]))
+    try:
+        if path.suffix in (".db", ".sqlite", ".sqlite3"):
+            return _read_database(path)
+        raw_lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise LogError(f"{path}: cannot read it ({reason})") from exc
+    day = day or date.today()
+    lines: list[LogLine] = []
+    for number, raw in enumerate(raw_lines, 1):
+        try:
+            line = _parse_line(raw.strip(), day, lines[-1].time if lines else None)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise LogError(f"{path}:{number}: {detail}") from exc
+        if line is not None:
+            lines.append(line)
     lines.sort(key=lambda line: line.time)
     return lines
+
+
+def _read_database(path: Path) -> list[LogLine]:
+    if not path.is_file():
+        raise LogError(f"{path}: no such file")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = conn.execute(
+                "SELECT time, username, text, kind FROM chat_log ORDER BY time, id").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise LogError(f"{path}: not a rosey database ({exc})") from exc
+    return [LogLine(t, u, x, k == "pm") for t, u, x, k in rows]
+
+
+def _parse_line(raw: str, day: date, after: float | None) -> LogLine | None:
+    """One log line as a chat line; None for what is not chat (blank, joins, other events)."""
+    if not raw:
+        return None
+    if raw.startswith("{"):
+        frame = json.loads(raw)  # json.JSONDecodeError is a ValueError
+        if "event" in frame:
+            if frame.get("event") != "chatMsg" or frame.get("dir", "in") != "in":
+                return None
+            frame = frame.get("data") or {}
+        text = frame.get("text") if "text" in frame else html_to_text(frame.get("msg", ""))
+        return LogLine(_seconds(frame["time"]), frame["username"], text)
+    match = _TEXT_LINE.match(raw)
+    if not match:
+        return None
+    return LogLine(parse_stamp(match["time"], day, after), match["name"], match["text"])
 
 
 class _VirtualCallers:

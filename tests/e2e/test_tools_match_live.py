@@ -39,8 +39,9 @@ async def test_ask_and_replay_match_the_live_bot(cytube: FakeCytube) -> None:
             code = await rosey.stop()
         try:
             cfg = load_config(rosey.config_path, env={})
-            parts = await ask(cfg, "rosey, tell me a story", as_user="alice", out=io.StringIO())
-            assert parts == live  # the same split, post-processing and addressing
+            asked = await ask(cfg, "rosey, tell me a story", as_user="alice", out=io.StringIO())
+            # the same split, post-processing and addressing
+            assert asked.ok and asked.parts == live
             out = io.StringIO()
             totals = await replay(cfg, read_log(cfg.paths.database), latency=0.01, out=out)
             assert totals.decisions == {"accepted": 2, "refused": 1}, out.getvalue()

@@ -47,8 +47,8 @@ class RouterRig:
                 if k not in SCRUBBED_ENV and not k.startswith("ROSEY_")}
 
     def start(self, name: str) -> None:
-        module, *extra = ("procs.router",) if name == "router" else (
-            "procs.caller", "--index", name.split("-")[1])
+        module, *extra = ("rosey.procs.router",) if name == "router" else (
+            "rosey.procs.caller", "--index", name.split("-")[1])
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", module, "--config", str(self.config_path), *extra],

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+from rosey import exit_codes
 from rosey.config import parse_config
 from rosey.cytube.split import split_message
 from rosey.tools.ask import ask
@@ -26,8 +28,10 @@ async def test_ask_prints_the_parts_the_channel_would_see(tmp_path: Path) -> Non
                             "router": {"personas": {"pirate": "You are {bot_name}, a pirate."}}},
                            base_dir=tmp_path, env={})
         out = io.StringIO()
-        parts = await ask(cfg, "tell me a story", as_user="bob", persona="pirate",
+        asked = await ask(cfg, "tell me a story", as_user="bob", persona="pirate",
                           show_prompt=True, out=out)
+    parts = asked.parts
+    assert asked.ok and asked.latency > 0
     body = llm.requests[0]
     assert body["messages"][0] == {"role": "system", "content": "You are rosey, a pirate."}
     assert body["messages"][-1] == {"role": "user", "content": "bob: tell me a story"}
@@ -38,18 +42,28 @@ async def test_ask_prints_the_parts_the_channel_would_see(tmp_path: Path) -> Non
     assert f"[1/3, {len(parts[0])} chars] {parts[0]}" in text
 
 
-async def test_ask_cli_with_a_failing_model_prints_the_fallback(tmp_path: Path) -> None:
+async def test_ask_cli_exit_code_tells_a_failed_model_and_prints_one_latency(
+        tmp_path: Path) -> None:
     async with FakeLLM("openai", models=["gpt-4o-mini"]) as llm:
-        llm.fail_status = 401
         cfg = tmp_path / "config.json"
         cfg.write_text(json.dumps({
             "channel": "c", "user": ["rosey", "pw"],
             "llm": {"provider": "openai", "model": "gpt-4o-mini", "openai_api_key": "sk-x",
                     "fallback_response": "Sorry, thinking trouble."},
             "providers": {"openai": {"base_url": llm.url}}}))
-        done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "rosey.cli", "--config", str(cfg), "ask",
-                             "hello?"], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert done.returncode == 0, done.stderr
+        command = [sys.executable, "-m", "rosey.cli", "--config", str(cfg), "ask", "hello?"]
+        answered = await asyncio.to_thread(subprocess.run, command, capture_output=True,
+                                           text=True, cwd=ROOT, timeout=60)
+        llm.fail_status, llm.delay = 401, 0.3
+        done = await asyncio.to_thread(subprocess.run, command, capture_output=True,
+                                       text=True, cwd=ROOT, timeout=60)
+    assert answered.returncode == exit_codes.OK, answered.stderr
+    assert "gpt-4o-mini: ok in" in answered.stdout
+    assert done.returncode == exit_codes.MODEL_FAILED, done.stderr
     assert "failed: auth" in done.stdout
     assert "[1/1, 31 chars] alice: Sorry, thinking trouble." in done.stdout
+    # One measured number: the summary and the router's log line agree, and it is real.
+    shown = re.search(r"failed: auth .* in (\d+\.\d\d) s", done.stdout)
+    logged = re.search(r"failed after (\d+\.\d\d) s", done.stderr)
+    assert shown and logged, (done.stdout, done.stderr)
+    assert shown[1] == logged[1] and float(shown[1]) >= 0.3

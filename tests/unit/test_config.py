@@ -49,7 +49,10 @@ def test_minimal_config_gets_original_product_defaults(tmp_path: Path) -> None:
 
 
 def test_missing_file_says_what_to_create(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=re.escape("cp etc/config.example.json config.json")):
+    # The command it names works from any install (tests/unit/test_packaging.py runs it).
+    with pytest.raises(ConfigError, match=re.escape(
+            f"nope.json: no such file; write the example there with "
+            f"`rosey init-config {tmp_path / 'nope.json'}`")):
         load_config(tmp_path / "nope.json", env={})
 
 

@@ -6,10 +6,14 @@ import io
 import json
 import subprocess
 import sys
+from datetime import date, datetime
 from pathlib import Path
 
+import pytest
+
+from rosey import exit_codes
 from rosey.config import parse_config
-from rosey.tools.replay import LogLine, read_log, replay
+from rosey.tools.replay import LogError, LogLine, parse_stamp, read_log, replay
 from tests.transcript import TRANSCRIPT_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,3 +79,57 @@ def test_cli(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "reply: alice: hey" in done.stdout
     assert "2 lines; addressed to the bot: accepted 1; replies posted: 1" in done.stdout
+
+
+def test_text_stamps_in_every_documented_form(tmp_path: Path) -> None:
+    day = date(2027, 2, 1)
+    at = datetime(2027, 2, 1, 12, 0, 1).timestamp()
+    log = tmp_path / "chat.txt"
+    log.write_text("[12:00:01] alice: rosey hi\n"  # the README's form: a bare time, today
+                   "[12:00:05] bob: yo\n"
+                   "[2027-02-01 12:00:06] carol: full date\n"
+                   "[2027-02-01T12:00:07] dave: ISO\n"
+                   "[23:59:59] erin: late\n"
+                   "[00:00:02] frank: past midnight is the next day\n")
+    lines = read_log(log, day=day)
+    assert [(ln.time - at, ln.username) for ln in lines] == [
+        (0, "alice"), (4, "bob"), (5, "carol"), (6, "dave"), (43198, "erin"), (43201, "frank")]
+    assert parse_stamp("12:00", day) == at - 1
+    with pytest.raises(ValueError, match=r"unknown time 'noon'; expected \[HH:MM:SS\]"):
+        parse_stamp("noon", day)
+
+
+def test_unreadable_logs_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("[12:00:01] alice: fine\n[half past] bob: hm\n")
+    with pytest.raises(LogError, match=r"bad\.txt:2: unknown time 'half past'"):
+        read_log(bad)
+    broken = tmp_path / "frames.jsonl"
+    broken.write_text('{"username": "a", "msg": "x", "time": 1}\n{"username": "b"}\n{oops\n')
+    with pytest.raises(LogError, match=r"frames\.jsonl:2: missing 'time'"):
+        read_log(broken)
+    with pytest.raises(LogError, match=r"nothing\.txt: cannot read it \(No such file"):
+        read_log(tmp_path / "nothing.txt")
+    with pytest.raises(LogError, match=r"nothing\.db: no such file"):
+        read_log(tmp_path / "nothing.db")
+    (tmp_path / "other.db").write_bytes(b"not sqlite at all, just bytes" * 10)
+    with pytest.raises(LogError, match=r"other\.db: not a rosey database"):
+        read_log(tmp_path / "other.db")
+
+
+def test_cli_bare_times_missing_file_and_help(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"channel": "c", "user": ["rosey", "pw"]}))
+    log = tmp_path / "chat.txt"
+    log.write_text("[12:00:01] alice: rosey hi\n[12:00:02] bob: hello\n")
+    base = [sys.executable, "-m", "rosey.cli", "--config", str(cfg), "replay"]
+    done = subprocess.run([*base, str(log)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == exit_codes.OK, done.stderr
+    assert "reply: alice: (the model's answer)" in done.stdout
+    missing = subprocess.run([*base, str(tmp_path / "gone.txt")], capture_output=True,
+                             text=True, cwd=ROOT)
+    assert missing.returncode == exit_codes.CONFIG and missing.stdout == ""
+    assert missing.stderr == f"rosey: replay: {tmp_path / 'gone.txt'}: cannot read it " \
+        "(No such file or directory)\n"
+    usage = subprocess.run([*base, "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert "the text every simulated model call answers with" in usage.stdout

@@ -152,6 +152,6 @@ def test_rendered_supervisord_conf_declares_the_listener(tmp_path: Path) -> None
     assert type(events).__name__ == "EventListenerPoolConfig"
     assert {e.__name__ for e in events.pool_events} == {"ProcessStateEvent", "Tick60Event"}
     process = events.process_configs[0]
-    assert process.command.endswith(f"-m procs.events --config {config} --port 9555")
+    assert process.command.endswith(f"-m rosey.procs.events --config {config} --port 9555")
     assert process.priority < groups["router"].process_configs[0].priority  # starts first
     assert process.stdout_logfile is None  # stdout is the protocol channel
