@@ -14,7 +14,7 @@ someone fixes the config and restarts it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard
 
 FatalReason = Literal["registered_name", "bad_password", "no_account", "bad_name",
                       "server_ban", "channel_ban", "no_channel", "channel_password"]
@@ -94,7 +94,7 @@ def fix(reason: Reason, names: Names) -> str:
     return _FIX[reason].format(name=names.name, domain=names.domain, channel=names.channel)
 
 
-def is_fatal(reason: Reason | None) -> bool:
+def is_fatal(reason: Reason | None) -> TypeGuard[FatalReason]:
     return reason in FATAL_REASONS
 
 
