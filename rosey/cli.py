@@ -131,13 +131,18 @@ def _start_callers(cfg: Config, child: subprocess.Popen[bytes]) -> bool:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """Exit codes: rosey/status.py's docstring (0 ok, 1 process down, 3 stopped retrying,
+    4 not running)."""
     cfg, _ = _load(args.config)
-    done = _supervisorctl(cfg, "status")
-    print(done.stdout, end="")
-    print(done.stderr, end="", file=sys.stderr)
-    from rosey.status import summary
-    print(summary(cfg))
-    return 0 if done.returncode in (0, 3) else done.returncode
+    from rosey import status
+
+    def supervisor_status() -> tuple[int, str, str]:
+        if not (Path(cfg.paths.run_dir) / "supervisord.conf").exists():
+            return status.EXIT_NOT_RUNNING, "", ""
+        done = _supervisorctl(cfg, "status")
+        return done.returncode, done.stdout, done.stderr
+
+    return status.run(cfg, supervisor_status)
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
@@ -244,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and exit")
     check.add_argument("file", nargs="?", default=None)
     check.set_defaults(func=cmd_check_config)
-    sub.add_parser("status", help="supervisord status of every process").set_defaults(
-        func=cmd_status)
+    sub.add_parser("status", help="supervisord status of every process and a live summary; "
+                   "exit 0 running, 1 a process is down, 3 conn stopped retrying (the "
+                   "reason and fix on stderr), 4 not running").set_defaults(func=cmd_status)
     scale = sub.add_parser("scale", help="run N callers (0..callers.max)")
     scale.add_argument("count", type=int)
     scale.set_defaults(func=cmd_scale)
