@@ -48,3 +48,15 @@ def test_classifying_connect_errors_and_kicks() -> None:
     assert refusals.kick_reason("Your IP address is banned from this channel.") == "channel_ban"
     assert refusals.kick_reason("Invalid channel name") == "no_channel"
     assert refusals.kick_reason("Duplicate login") is None
+
+
+def test_the_example_config_logs_in_as_a_guest_name_few_sites_have_registered() -> None:
+    from rosey.config import load_config
+    from tests.fakes.cytube_filters import login_error
+
+    cfg = load_config(ROOT / "etc" / "config.example.json", env={})
+    assert cfg.password == ""  # a guest, so the name must be one nobody registered
+    assert cfg.bot_name.lower() not in ("roseybot", "rosey", "bot")  # taken on real sites
+    assert any(ch.isdigit() for ch in cfg.bot_name)
+    assert login_error(cfg.bot_name, "", None, False) is None  # a name CyTube accepts
+    assert login_error(cfg.bot_name, "", "someone's", False) == "That username is registered."
