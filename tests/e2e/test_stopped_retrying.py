@@ -51,7 +51,7 @@ async def test_a_registered_guest_name_stops_loudly_and_a_healthy_bot_does_not(
         guest.start()
         await run_rosey(healthy, cytube)
         ok = await status_when(healthy, 0)
-        assert "connected: yes" in ok.stdout and ok.stderr == ""
+        assert "connected: yes" in ok.stdout and ok.stderr == "", (ok.stdout, ok.stderr)
 
         line = await wait_log(guest, "conn stopped retrying (registered_name)")
         names = refusals.Names(name=GUEST, domain=cytube.url, channel=cytube.channel)
@@ -69,9 +69,9 @@ async def test_a_registered_guest_name_stops_loudly_and_a_healthy_bot_does_not(
         assert guest.metric("conn", "rosey_conn_fatal", {"reason": "registered_name"}) == 1
         assert healthy.metric("conn", "rosey_conn_fatal", {"reason": "registered_name"}) == 0
         logins = [d for _, event, d in cytube.frames_from_clients if event == "login"]
-        assert logins.count({"name": GUEST}) == 1  # tried once, then stopped
+        assert logins.count({"name": GUEST}) == 1, logins  # tried once, then stopped
         codes = await asyncio.gather(guest.stop(), healthy.stop())
-        assert codes == [0, 0]
+        assert codes == [0, 0], (codes, guest.logs()[-3000:], healthy.logs()[-3000:])
         down = healthy.cli("status")  # and once stopped: not running
         assert down.returncode == 4 and "rosey: not running" in down.stderr
     finally:
