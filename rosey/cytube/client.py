@@ -271,14 +271,9 @@ class ConnService:
             await self._flush()
 
     async def _idle_fatal(self, exc: FatalConnError) -> None:
-        """Stay up and idle, and say so until someone acts.
-
-        Exiting instead would let supervisord restart us into the server (spending the
-        per-IP connect and guest-login limits, or looking like an attack to a site that
-        banned us) and would take down the /metrics endpoint that ``rosey status`` and the
-        alert read the reason from. So: the reason as a metric label, and the fix in the log,
-        repeated every ``fatal_reminder`` s so a foreground ``rosey run`` cannot scroll it away.
-        """
+        """Stay up and idle (an exit would restart us into the server's limits and take away
+        the /metrics that status and the alert read), repeating the fix every
+        ``fatal_reminder`` s so a foreground ``rosey run`` cannot scroll it away."""
         metrics.FATAL.labels(exc.reason).set(1)
         metrics.CONNECTED.set(0)
         metrics.CONNECT_ATTEMPTS.labels("fatal").inc()
