@@ -53,9 +53,10 @@ async def test_a_registered_guest_name_stops_loudly_and_a_healthy_bot_does_not(
         ok = await status_when(healthy, 0)
         assert "connected: yes" in ok.stdout and ok.stderr == "", (ok.stdout, ok.stderr)
 
-        line = await wait_log(guest, "conn stopped retrying (registered_name)")
+        # conn's own line in the foreground output (the router repeats it, in any order)
+        line = await wait_log(guest, "conn ERROR rosey.conn: conn stopped retrying "
+                                     "(registered_name): ")
         names = refusals.Names(name=GUEST, domain=cytube.url, channel=cytube.channel)
-        assert "conn ERROR" in line  # conn's own line in the foreground output
         assert "login as 'RoseyBot' refused: That username is registered." in line
         assert f"— fix: {refusals.fix('registered_name', names)}" in line
         stopped = await status_when(guest, 3)
