@@ -1,7 +1,8 @@
 """supervisord program ``caller`` (a pool, one process per ``--index``): LLM calls."""
 
-from .common import load
 from rosey.llm.worker import main_loop
+
+from .common import load
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """supervisord program ``conn``: the CyTube connection."""
 
-from .common import load
 from rosey.cytube.client import main_loop
+
+from .common import load
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """supervisord ``[eventlistener:events]``: process states and exits as metrics."""
 
-from .common import load
 from rosey.supervisor_events import main_loop
+
+from .common import load
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """supervisord program ``router``: triggers, limits, history and the caller broker."""
 
-from .common import load
 from rosey.router.service import main_loop
+
+from .common import load
 
 
 def main() -> None:

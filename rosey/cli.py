@@ -160,21 +160,17 @@ def _start_callers(cfg: Config, child: subprocess.Popen[bytes]) -> bool:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """Exit codes: OK, FAILED (a process is down), CONN_STOPPED, NOT_RUNNING (docs/CLI.md)."""
     cfg, _ = _load(args.config)
-    if not (Path(cfg.paths.run_dir) / "supervisor.sock").exists():
-        print(f"rosey: not running in {cfg.paths.run_dir} (start it with rosey run)",
-              file=sys.stderr)
-        return exit_codes.NOT_RUNNING
-    done = _supervisorctl(cfg, "status")
-    print(done.stdout, end="")
-    print(done.stderr, end="", file=sys.stderr)
-    from rosey.status import summary
-    print(summary(cfg))
-    # supervisorctl exits 3 when some process is not RUNNING (callers scaled down are
-    # STOPPED on purpose) and 4 when it cannot reach supervisord.
-    if done.returncode in (0, 3):
-        return exit_codes.OK
-    return exit_codes.NOT_RUNNING if done.returncode == 4 else exit_codes.FAILED
+    from rosey import status
+
+    def supervisor_status() -> tuple[int, str, str]:
+        if not (Path(cfg.paths.run_dir) / "supervisord.conf").exists():
+            return status.EXIT_NOT_RUNNING, "", ""
+        done = _supervisorctl(cfg, "status")
+        return done.returncode, done.stdout, done.stderr
+
+    return status.run(cfg, supervisor_status)
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
@@ -303,8 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also write the example persona prompt to FILE and name it in "
                       "llm.system_prompt_file")
     init.set_defaults(func=cmd_init_config)
-    status = sub.add_parser("status", help="supervisord status of every process, and a "
-                            "live summary")
+    status = sub.add_parser("status", help="supervisord status of every process and a live "
+                            "summary; exit 0 running, 1 a process is down, 5 conn stopped "
+                            "retrying (the reason and fix on stderr), 4 not running")
     status.set_defaults(func=cmd_status)
     scale = sub.add_parser("scale", help="run N callers (0..callers.max)")
     scale.add_argument("count", type=int, metavar="N",

@@ -22,13 +22,11 @@ from typing import Any
 import aiohttp
 
 from rosey.config import Config
+from rosey.cytube import ranks, refusals
 from rosey.protocol import Turn
 
 SOCKET_WAIT = 10.0  # python-socketio's connect wait_timeout (its default of 1 s is too short)
 DEFAULT_MESSAGE_LENGTH = 320
-RANK_NAMES = ((255, "site admin"), (5, "founder"), (4, "owner"), (3, "channel admin"),
-              (2, "moderator"), (1.5, "leader"), (1, "registered user"), (0, "guest"),
-              (-1, "anonymous"))
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,7 @@ async def _socketconfig(http: aiohttp.ClientSession, url: str, cfg: Config,
         async with http.get(url) as resp:
             if resp.status == 404:
                 report(Check(False, name, f"{url}: channel {cfg.channel!r} does not exist (404)",
-                             "check `channel` (letters, digits, - and _; as in the /r/ URL)"))
+                             refusals.fix("no_channel", _names(cfg))))
                 return None
             if resp.status != 200:
                 report(Check(False, name, f"{url}: HTTP {resp.status}",
@@ -172,7 +170,7 @@ async def _login(cfg: Config, server: str, report: Report) -> None:
         await sio.connect(server, transports=["websocket"], wait_timeout=SOCKET_WAIT)
     except (socketio.exceptions.ConnectionError, OSError) as exc:
         reason = probe.refusal or str(exc)
-        report(Check(False, "connect", f"{server}: {reason}", _connect_fix(reason)))
+        report(Check(False, "connect", f"{server}: {reason}", _connect_fix(reason, cfg)))
         return
     try:
         await _join_and_login(cfg, sio, probe, report)
@@ -189,9 +187,10 @@ async def _join_and_login(cfg: Config, sio: Any, probe: _Probe, report: Report) 
     await sio.emit("joinChannel", join)
     got = await probe.until({"userlist", "needPassword", "kick"}, wait)
     if got is None or got[0] == "kick":
-        why = got[1].get("reason") if got and isinstance(got[1], dict) else "no answer"
+        why = _kick_text(got)
         report(Check(False, "join", f"joinChannel {cfg.channel}: {why}",
-                     "check `channel`; the server kicked or ignored the join"))
+                     _kick_fix(why, cfg) or "check `channel`; the server kicked or ignored "
+                     "the join"))
         return
     locked = got[0] == "needPassword"
     if not locked:
@@ -205,7 +204,12 @@ async def _join_and_login(cfg: Config, sio: Any, probe: _Probe, report: Report) 
     await sio.emit("login", {"name": name, "pw": cfg.password} if cfg.password else
                    {"name": name})
     got = await probe.until({"login", "kick"}, wait)
-    if got is None or got[0] == "kick" or not isinstance(got[1], dict):
+    if got is not None and got[0] == "kick":  # a channel ban by name: kicked once logged in
+        why = _kick_text(got)
+        report(Check(False, "login", f"{name} was kicked: {why}",
+                     _kick_fix(why, cfg) or "see the kick reason"))
+        return
+    if got is None or not isinstance(got[1], dict):
         report(Check(False, "login", f"no login answer within {wait:g}s",
                      "run doctor again; if it persists the server is overloaded"))
         return
@@ -220,22 +224,16 @@ async def _join_and_login(cfg: Config, sio: Any, probe: _Probe, report: Report) 
     await probe.until({"setUserRank"}, 2.0, same)
     if locked and await probe.until({"userlist"}, 2.0) is None:
         report(Check(False, "join", f"{cfg.channel} asks for a password",
-                     "set conn.channel_password (or ROSEY_CHANNEL_PASSWORD); rank >= 2 is let "
-                     "in without it"))
+                     refusals.fix("channel_password", _names(cfg))))
         return
     kind = "guest" if not cfg.password else "registered account"
     report(Check(True, "login", f"joined {cfg.channel} as {name} ({kind}), then left"))
     report(rank_check(probe.rank, probe.opts, name))
 
 
-def rank_name(rank: float) -> str:
-    return next(label for floor, label in RANK_NAMES if rank >= floor) if rank >= -1 \
-        else "anonymous"
-
-
 def rank_check(rank: float, opts: dict[str, Any], name: str) -> Check:
     """The bot's rank and what it implies for commands and flood limits (PROTOCOL §4, §6)."""
-    label = f"{rank:g} ({rank_name(rank)})"
+    label = ranks.label(rank)
     antiflood = opts.get("chat_antiflood")
     params = opts.get("chat_antiflood_params") or {}
     flood = (f"the channel's antiflood is on (burst {params.get('burst', 4):g}, "
@@ -258,28 +256,27 @@ def rank_check(rank: float, opts: dict[str, Any], name: str) -> Check:
     return Check(True, "rank", f"{label}: {detail}" + (f"; {flood}" if flood else ""))
 
 
-def _connect_fix(reason: str) -> str:
-    if "banned" in reason.lower():
-        return "this IP is banned on the server; ask the site admin"
-    if "Rate limit" in reason:
-        return ("wait 10 s and retry: CyTube allows 5 connects per IP, then one per 10 s "
-                "(a running or restarting Rosey uses them too)")
-    return "check that the socket server is reachable (a proxy must pass websockets)"
+def _names(cfg: Config) -> refusals.Names:
+    return refusals.Names(name=cfg.bot_name, domain=cfg.domain, channel=cfg.channel)
+
+
+def _kick_text(got: tuple[str, Any] | None) -> str:
+    if got is None:
+        return "no answer"
+    return str(got[1].get("reason") or "kicked") if isinstance(got[1], dict) else "kicked"
+
+
+def _kick_fix(why: str, cfg: Config) -> str:
+    reason = refusals.kick_reason(why)
+    return refusals.fix(reason, _names(cfg)) if reason else ""
+
+
+def _connect_fix(reason: str, cfg: Config) -> str:
+    return refusals.fix(refusals.connect_reason(reason), _names(cfg))
 
 
 def _login_fix(error: str, cfg: Config) -> str:
-    if "Invalid username/password" in error:
-        return "set the bot account's password: user[1] in the config or ROSEY_PASSWORD"
-    if "does not exist" in error:
-        return (f"register {cfg.bot_name} on {cfg.domain}, or log in as a guest "
-                "(empty password)")
-    if "is registered" in error:
-        return "that name is an account: give its password (ROSEY_PASSWORD) or pick another name"
-    if "Guest logins are restricted" in error:
-        return "wait 60 s and retry (one guest login per IP per minute; a running Rosey counts)"
-    if "already in use" in error:
-        return "someone in the channel uses that name; pick another user[0]"
-    return "fix user[0] (1-20 of a-z, A-Z, 0-9, - and _) and the password"
+    return refusals.fix(refusals.login_reason(error), _names(cfg))
 
 
 # ---- LLM -------------------------------------------------------------------------------

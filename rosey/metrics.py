@@ -15,6 +15,8 @@ from importlib.metadata import PackageNotFoundError, version
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
+from rosey.cytube.refusals import FATAL_REASONS
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 45, 60)
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -39,7 +41,10 @@ FRAME_ERRORS = Counter("rosey_conn_frame_errors_total",
 REPLAYS_DROPPED = Counter("rosey_conn_replayed_chat_dropped_total",
                           "Chat lines ignored because they were the join replay")
 CONNECTED = Gauge("rosey_conn_connected", "1 while joined to the channel")
-FATAL = Gauge("rosey_conn_fatal", "1 when conn stopped retrying (ban, bad password, bad name)")
+FATAL = Gauge("rosey_conn_fatal", "1 when conn stopped retrying, by reason (registered_name, "
+              "bad_password, no_account, bad_name, server_ban, channel_ban, no_channel, "
+              "channel_password): it stays idle until the config is fixed and it is restarted",
+              ["reason"])
 RECONNECTS = Counter("rosey_conn_reconnects_total", "Connection attempts after the first, by cause",
                      ["cause"])
 LAST_EVENT = Gauge("rosey_conn_last_event_timestamp_seconds", "When the last frame arrived")
@@ -164,7 +169,7 @@ PREINIT: dict[str, list[tuple[MetricWrapperBase, tuple[str, ...]]]] = {
     "conn": [(RECONNECTS, ("disconnect",)), (RECONNECTS, ("kick",)),
              (SERVER_DROPPED, ("cooldown",)), (SERVER_DROPPED, ("noflood",)),
              (SERVER_DROPPED, ("spamFiltered",)), (SENT, ("chat",)), (SENT, ("pm",)),
-             (SAY_OUTCOMES, ("delivered",))],
+             (SAY_OUTCOMES, ("delivered",)), *[(FATAL, (r,)) for r in FATAL_REASONS]],
     "router": [*[(REPLIES, (k,)) for k in ("llm", "fallback", "delivered", "undelivered",
                                             "expired")],
                *[(REQUESTS, (k,)) for k in ("accepted", "answered", "coalesced", "requeued",

@@ -1,22 +1,42 @@
-"""``rosey status``'s live summary, for operators without Grafana.
+"""``rosey status``: supervisord's view, a live summary, and one exit code a script can use.
 
-Read from the processes' ``/metrics`` endpoints (short timeouts: a hung process must not
-hang the command) and the router's control socket.  Counters and histograms are since
-each process started; gauges are now.  Formatting is pure (``format_summary``) and
-tested on recorded metric text.
+Read from supervisord, the processes' ``/metrics`` endpoints (short timeouts: a hung process
+must not hang the command) and the router's control socket.  Counters and histograms are
+since each process started; gauges are now.  Formatting and the verdict are pure
+(``format_summary``, ``verdict``) and tested on recorded text.
+
+Exit codes (the most serious one wins):
+
+- 0 running: supervisord answers, conn, router and events are RUNNING and conn has not
+  stopped retrying (it may be reconnecting with backoff: that heals by itself, the
+  RoseyCytubeDisconnected alert watches how long it lasts);
+- 1 a process is down: conn, router or events not RUNNING, or any caller FATAL, EXITED,
+  BACKOFF or UNKNOWN (a STOPPED caller is the pool scaled down, not a fault);
+- 2 the config is invalid (as for every ``rosey`` command);
+- 5 conn stopped retrying (registered guest name, wrong password, ban, missing channel,
+  channel password): everything runs but the bot will not join until the config is fixed
+  and Rosey restarted; stderr names the reason and the fix, in ``rosey doctor``'s words;
+- 4 not running: no supervisord answers in ``paths.run_dir``.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from rosey import exit_codes
 from rosey.config import Config
+from rosey.cytube import refusals
 
 FETCH_TIMEOUT = 0.5
+EXIT_OK, EXIT_PROCESS_DOWN = exit_codes.OK, exit_codes.FAILED
+EXIT_STOPPED_RETRYING, EXIT_NOT_RUNNING = exit_codes.CONN_STOPPED, exit_codes.NOT_RUNNING
+REQUIRED = ("conn", "router", "events")
+FAULTY = ("FATAL", "EXITED", "BACKOFF", "UNKNOWN")
 
 
 class Samples:
@@ -81,8 +101,9 @@ def format_summary(conn: str | None, router: str | None, callers: list[str | Non
     connected = c.sum("rosey_conn_connected")
     state = "unreachable" if conn is None else {1.0: "yes", 0.0: "NO"}.get(
         connected if connected is not None else -1.0, "?")
-    if c.sum("rosey_conn_fatal") == 1:
-        state += " (stopped retrying: see the conn log)"
+    stopped = stopped_reason(conn)
+    if stopped:
+        state += f" (stopped retrying: {stopped})"
     lines.append(f"connected: {state} · reconnects {_num(c.sum('rosey_conn_reconnects_total'))}"
                  f" · messages sent {_num(c.sum('rosey_conn_messages_sent_total'))}, "
                  f"dropped by server {_num(c.sum('rosey_conn_messages_dropped_by_server_total'))}")
@@ -126,7 +147,7 @@ def fetch(host: str, port: int, timeout: float = FETCH_TIMEOUT) -> str | None:
         return None
 
 
-def summary(cfg: Config) -> str:
+def summary(cfg: Config, conn: str | None) -> str:
     m = cfg.metrics
     if not m.enabled:
         return "-- live: metrics.enabled is false, no summary --"
@@ -134,5 +155,60 @@ def summary(cfg: Config) -> str:
     from rosey.control import send_command
 
     ok, text = send_command(cfg.paths.run_dir, ["status"], timeout=1.0)
-    return format_summary(fetch(m.host, m.conn_port), fetch(m.host, m.router_port), callers,
-                          text if ok else "")
+    return format_summary(conn, fetch(m.host, m.router_port), callers, text if ok else "")
+
+
+def stopped_reason(conn: str | None) -> refusals.FatalReason | None:
+    """The ``reason`` of ``rosey_conn_fatal`` at 1 in conn's metric text, if any."""
+    c = Samples([conn or ""])
+    return next((r for r in refusals.FATAL_REASONS if c.sum("rosey_conn_fatal", reason=r) == 1),
+                None)
+
+
+def process_problems(supervisor_status: str) -> list[str]:
+    """What is wrong in ``supervisorctl status`` output (``name  STATE  detail`` lines)."""
+    states = {}
+    for line in supervisor_status.splitlines():
+        fields = line.split()
+        if len(fields) >= 2:
+            states[fields[0]] = fields[1]
+    problems = [f"{name} is {states.get(name, 'missing')}" for name in REQUIRED
+                if states.get(name) != "RUNNING"]
+    problems += [f"{name} is {state}" for name, state in states.items()
+                 if name.startswith("caller:") and state in FAULTY]
+    return problems
+
+
+def verdict(supervisor_status: str, conn: str | None,
+            names: refusals.Names) -> tuple[int, list[str]]:
+    """(exit code, the lines that explain it) from supervisord's status and conn's metrics."""
+    reason = stopped_reason(conn)
+    problems = process_problems(supervisor_status)
+    if reason is not None:
+        return EXIT_STOPPED_RETRYING, [
+            f"conn stopped retrying ({reason}): {refusals.what(reason, names)} — fix: "
+            f"{refusals.fix(reason, names)}; then restart Rosey", *problems]
+    return (EXIT_PROCESS_DOWN if problems else EXIT_OK), problems
+
+
+def run(cfg: Config, supervisorctl_status: Callable[[], tuple[int, str, str]]) -> int:
+    """Print the status and return the exit code (see the module's docstring)."""
+    code, out, err = supervisorctl_status()
+    if code not in (0, 3):  # 3: some program is not running; 4: no supervisord answers
+        print(err or out, end="", file=sys.stderr)
+        print(f"rosey: not running (no supervisord answers in {cfg.paths.run_dir}); start "
+              "it with `rosey run`", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    print(out, end="")
+    conn = None
+    if cfg.metrics.enabled:
+        conn = fetch(cfg.metrics.host, cfg.metrics.conn_port)
+    print(summary(cfg, conn))
+    if not cfg.metrics.enabled:
+        print("rosey: metrics.enabled is false, so status cannot see whether conn stopped "
+              "retrying: see the conn log", file=sys.stderr)
+    names = refusals.Names(name=cfg.bot_name, domain=cfg.domain, channel=cfg.channel)
+    exit_code, why = verdict(out, conn, names)
+    for line in why:
+        print(f"rosey: {line}", file=sys.stderr)
+    return exit_code

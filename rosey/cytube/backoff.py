@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from rosey.cytube import refusals
+
 log = logging.getLogger("rosey.conn")
 
 BUCKET_SIZE = 5  # src/io/ioserver.js: 5 connections per IP ...
@@ -132,26 +134,34 @@ class ReconnectPolicy:
         return sum(1 for t in self.log.kicks if now - t < KICK_WINDOW)
 
     def next_delay(self, cause: Cause) -> float:
-        """Seconds to wait before the next connection attempt."""
+        """Seconds to wait before the next connection attempt.
+
+        Never more than ``max_delay`` (or the 10 s bucket refill, if that is longer), jitter
+        included: the jitter spreads attempts below the cap, it never pushes one past it.
+        Only the server's own minimums can take longer: the per-IP connect bucket, and for
+        a guest the one-login-per-60-s rule (connecting earlier would only be refused). A
+        kick has its own longer ladder (``kick_delay`` doubling up to ``KICK_MAX``).
+        """
         now = self.clock()
         floor = max(self.bucket_wait(now), self.guest_wait(now))
         jitter = self.rng.uniform(1.0, 1.25)  # upwards only: every minimum still holds
+        cap = max(self.max_delay, BUCKET_REFILL)
         wanted = 0.0
         failures = self.log.failures
         if cause == "kick":
             kicks = max(1, self.recent_kicks(now))
-            wanted = min(KICK_MAX, self.kick_delay * 2 ** (kicks - 1)) * jitter
+            wanted = min(KICK_MAX, self.kick_delay * 2 ** (kicks - 1) * jitter)
         elif cause == "rate_limited":
-            wanted = BUCKET_REFILL * jitter
+            wanted = min(cap, BUCKET_REFILL * jitter)
         elif failures > 0 and (cause != "disconnect" or failures > 1):
             # after a healthy session the first retry is quick (a server restart); repeated
             # failures double, and stop being quick once they look like a bucket drain
             base = self.min_delay * 2 ** min(failures - 1, 12)
             if failures > QUICK_FAILURES:
                 base = max(base, BUCKET_REFILL)
-            wanted = min(base, max(self.max_delay, BUCKET_REFILL)) * jitter
+            wanted = min(cap, base * jitter)
         elif cause == "disconnect":
-            wanted = self.min_delay * jitter
+            wanted = min(cap, self.min_delay * jitter)
         return max(floor, wanted)
 
 
@@ -159,24 +169,20 @@ class ReconnectPolicy:
 
 Verdict = Literal["fatal", "duplicate", "kick", "rate_limited", "retry"]
 
-_FATAL_KICKS = ("banned", "Invalid channel name")
 _RATE_KICKS = ("Rate limit exceeded", "Too many connections")
-_FATAL_LOGIN = ("Invalid username/password", "User does not exist", "is registered",
-                "Invalid username", "is reserved")
 
 
 def classify_connect_error(message: str) -> Verdict:
-    if "banned" in message.lower():
+    reason = refusals.connect_reason(message)
+    if refusals.is_fatal(reason):
         return "fatal"  # "You are banned from the server"
-    if "Rate limit" in message:
-        return "rate_limited"
-    return "retry"
+    return "rate_limited" if reason == "rate_limited" else "retry"
 
 
 def classify_kick(reason: str) -> Verdict:
     """Channel bans ("You're banned!", "Your IP address is banned from this channel.", …)
     and a bad channel name are fatal; a duplicate login or a moderator's kick is not."""
-    if any(marker in reason for marker in _FATAL_KICKS):
+    if refusals.kick_reason(reason) is not None:
         return "fatal"
     if reason == "Duplicate login":
         return "duplicate"
@@ -187,10 +193,9 @@ def classify_kick(reason: str) -> Verdict:
 
 def classify_login_error(error: str) -> tuple[Verdict, float]:
     """(verdict, seconds before retrying the login on the same socket)."""
-    if "Guest logins are restricted" in error:
+    reason = refusals.login_reason(error)
+    if reason == "guest_rate":
         return "retry", GUEST_LOGIN_INTERVAL
-    if "already in use" in error:
-        return "retry", NAME_IN_USE_RETRY
-    if any(marker in error for marker in _FATAL_LOGIN):
+    if refusals.is_fatal(reason):
         return "fatal", 0.0
     return "retry", NAME_IN_USE_RETRY

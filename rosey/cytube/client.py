@@ -24,6 +24,7 @@ import zmq.asyncio
 
 from rosey import ipc, metrics
 from rosey.config import Config
+from rosey.cytube import refusals
 from rosey.cytube.backoff import Cause, ReconnectPolicy, classify_connect_error
 from rosey.cytube.governor import Governor
 from rosey.cytube.session import Emit, Session
@@ -33,6 +34,7 @@ from rosey.protocol import Delivered, Message, Say, encode
 log = logging.getLogger("rosey.conn")
 
 DEFAULT_MESSAGE_LENGTH = 320
+FATAL_REMINDER = 60.0  # seconds between repeats of the "stopped retrying" line
 _CHATLINE = re.compile(r"<input\b[^>]*\bid=[\"']chatline[\"'][^>]*>", re.IGNORECASE)
 _MAXLENGTH = re.compile(r"\bmaxlength=[\"']?(\d+)", re.IGNORECASE)
 _SECRET_KEYS = ("pw", "password")
@@ -40,6 +42,10 @@ _SECRET_KEYS = ("pw", "password")
 
 class FatalConnError(Exception):
     """Retrying cannot help (ban, bad password, unknown channel): stay up, idle, alerting."""
+
+    def __init__(self, reason: refusals.FatalReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
 
 
 def chat_maxlength(page: str) -> int | None:
@@ -60,8 +66,10 @@ def redact(event: str, data: Any) -> Any:
 
 class ConnService:
     def __init__(self, cfg: Config, clock: Callable[[], float] = time.time,
-                 policy: ReconnectPolicy | None = None) -> None:
+                 policy: ReconnectPolicy | None = None,
+                 fatal_reminder: float = FATAL_REMINDER) -> None:
         self.cfg = cfg
+        self.fatal_reminder = fatal_reminder
         self.clock = clock
         self.channel = cfg.channel
         self.governor = Governor(limit=cfg.conn.message_length or DEFAULT_MESSAGE_LENGTH,
@@ -246,7 +254,7 @@ class ConnService:
             try:
                 cause = await self._connect_once()
             except FatalConnError as exc:
-                await self._idle_fatal(str(exc))
+                await self._idle_fatal(exc)
             except Exception as exc:
                 log.warning("connection failed: %s: %s", type(exc).__name__, exc)
                 cause = "rate_limited" if "Rate limit" in str(exc) else "failure"
@@ -262,18 +270,25 @@ class ConnService:
             self.session.state("disconnected", self.session.kick_reason)
             await self._flush()
 
-    async def _idle_fatal(self, reason: str) -> None:
-        """Stay up and idle: supervisord must not restart-loop us into the server."""
-        metrics.FATAL.set(1)
+    async def _idle_fatal(self, exc: FatalConnError) -> None:
+        """Stay up and idle (an exit would restart us into the server's limits and take away
+        the /metrics that status and the alert read), repeating the fix every
+        ``fatal_reminder`` s so a foreground ``rosey run`` cannot scroll it away."""
+        metrics.FATAL.labels(exc.reason).set(1)
         metrics.CONNECTED.set(0)
         metrics.CONNECT_ATTEMPTS.labels("fatal").inc()
-        log.error("conn stopped retrying: %s", reason)
-        self.session.state("fatal", reason)
+        names = refusals.Names(name=self.session.name, domain=self.cfg.domain,
+                               channel=self.channel)
+        line = refusals.stopped_line(exc.reason, exc.detail, names)
+        log.error("%s", line)
+        self.session.state("fatal", line)
         await self._flush()
         if self.sio is not None:
             with contextlib.suppress(Exception):
                 await self.sio.disconnect()
-        await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(self.fatal_reminder)
+            log.error("%s", line)  # the same words: grep finds every repeat
 
     async def lookup(self) -> str:
         """The socket URL from socketconfig (a 404 is fatal) and the channel's length limit."""
@@ -283,8 +298,8 @@ class ConnService:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             async with http.get(url) as resp:
                 if resp.status == 404:
-                    raise FatalConnError(f"channel {self.channel!r} does not exist at "
-                                         f"{self.cfg.domain} (socketconfig 404)")
+                    raise FatalConnError("no_channel", f"channel {self.channel!r} does not "
+                                         f"exist at {self.cfg.domain} (socketconfig 404)")
                 resp.raise_for_status()
                 body = await resp.json(content_type=None)
             if not self.cfg.conn.message_length:
@@ -328,13 +343,14 @@ class ConnService:
             reason = self._refusal or str(exc)  # the exception does not carry the message
             verdict = classify_connect_error(reason)
             metrics.CONNECT_ATTEMPTS.labels(verdict).inc()
-            if verdict == "fatal":
-                raise FatalConnError(f"refused by the server: {reason}") from exc
+            fatal = refusals.connect_reason(reason)
+            if verdict == "fatal" and refusals.is_fatal(fatal):
+                raise FatalConnError(fatal, f"refused by the server: {reason}") from exc
             raise ConnectionError(f"connect refused: {reason}") from exc
         metrics.CONNECT_ATTEMPTS.labels("connected").inc()
         await self._closed.wait()
-        if self.session.fatal:
-            raise FatalConnError(self.session.fatal)
+        if self.session.fatal_reason is not None:
+            raise FatalConnError(self.session.fatal_reason, self.session.fatal)
         with contextlib.suppress(Exception):
             await sio.disconnect()
         kick = self.session.kick_verdict

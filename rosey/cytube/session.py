@@ -16,6 +16,7 @@ from typing import Any, Literal
 from rosey import metrics
 from rosey.cytube import events as ev
 from rosey.cytube import frames as fr
+from rosey.cytube import ranks, refusals
 from rosey.cytube.backoff import Verdict, classify_kick, classify_login_error
 from rosey.cytube.governor import SERVER_DEFAULT, Governor, Outcome
 from rosey.protocol import (
@@ -74,12 +75,14 @@ class Session:
         self.emits: list[Emit] = []
         self.signals: list[Signal] = []
         self.rank = -1.0
+        self.rank_said: float | None = None  # the rank the log last named (None: not yet)
         self.antiflood = False
         self.antiflood_params: tuple[float, float, float | None] = (4.0, 1.0, 4.0)
         self.afk_timeout = 600.0
         self.logged_in = self.userlist_seen = False
         self.afk = False
-        self.fatal = ""  # why retrying cannot help
+        self.fatal = ""  # why retrying cannot help (what the server said)
+        self.fatal_reason: refusals.FatalReason | None = None
         self.kick_reason = ""
         self.kick_verdict: Verdict | None = None
         self.wake = False  # the governor's state changed: the send loop should look again
@@ -98,7 +101,7 @@ class Session:
         """A brand-new socket: the server forgot us, so join and log in again (PROTOCOL §9)."""
         self.logged_in = self.userlist_seen = self.afk = False
         self.kick_reason, self.kick_verdict = "", None
-        self.rank = -1.0
+        self.rank, self.rank_said = -1.0, None
         self.replay.on_join_sent()
         join: dict[str, Any] = {"name": self.channel}
         if self.channel_password:
@@ -125,9 +128,9 @@ class Session:
         self.out, self.emits, self.signals = [], [], []
         return out, emits, signals
 
-    def _fatal(self, reason: str) -> None:
+    def _fatal(self, reason: refusals.FatalReason, detail: str) -> None:
         if not self.fatal:
-            self.fatal = reason
+            self.fatal, self.fatal_reason = detail, reason
             self.signals.append("fatal")
 
     # ---- inbound --------------------------------------------------------------------------
@@ -237,17 +240,25 @@ class Session:
     def _rank(self, f: fr.RankFrame) -> None:
         self.rank = f.rank
         self._update_pace()
+        if self.joined:
+            self._say_rank()
+
+    def _say_rank(self) -> None:
+        """Log our rank once it is known, and again whenever it changes."""
+        if self.rank != self.rank_said:
+            self.rank_said = self.rank
+            log.info("rank of %s in %s: %s", self.name, self.channel, ranks.label(self.rank))
 
     def _on_login(self, f: fr.LoginFrame) -> None:
         if f.success:
             self.name = f.name or self.name
             self._set_joined(login=True)
             return
-        verdict, wait = classify_login_error(f.error)
-        if verdict == "fatal":
-            log.error("login as %s refused: %s", self.name, f.error)
-            self._fatal(f"login as {self.name!r} refused: {f.error}")
+        reason = refusals.login_reason(f.error)
+        if refusals.is_fatal(reason):  # conn logs it with the fix ("stopped retrying")
+            self._fatal(reason, f"login as {self.name!r} refused: {f.error}")
             return
+        _verdict, wait = classify_login_error(f.error)
         log.warning("login as %s refused (%s); retrying in %.0f s", self.name, f.error, wait)
         self.emits.append(self._login_emit(wait))
 
@@ -257,8 +268,12 @@ class Session:
         self.userlist_seen = self.userlist_seen or userlist
         if self.joined and not was:
             metrics.CONNECTED.set(1)
-            metrics.FATAL.set(0)
-            log.info("joined %s as %s (rank %g)", self.channel, self.name, self.rank)
+            if self.guest:  # a guest's rank is final at its login (PROTOCOL §3.3)
+                log.info("joined %s as %s (guest)", self.channel, self.name)
+                self._say_rank()
+            else:  # the channel rank is loaded after the login: `rank N` follows (§3.3)
+                log.info("joined %s as %s; its channel rank follows", self.channel, self.name)
+                self.rank_said = None
             self.state("joined")
             self.signals.append("joined")
 
@@ -266,8 +281,9 @@ class Session:
         self.kick_reason = f.reason or "kicked"
         self.kick_verdict = classify_kick(f.reason)
         metrics.KICKS.labels(self.kick_verdict).inc()
-        if self.kick_verdict == "fatal":
-            self._fatal(f"kicked: {self.kick_reason}")
+        fatal = refusals.kick_reason(f.reason)
+        if fatal is not None:
+            self._fatal(fatal, f"kicked: {self.kick_reason}")
         else:
             log.warning("kicked: %s", self.kick_reason)
             self.signals.append("kicked")
@@ -301,10 +317,9 @@ class Session:
 
     def _need_password(self, f: fr.NeedPasswordFrame) -> None:
         if f.wrong:
-            self._fatal("the channel password was refused: check conn.channel_password")
+            self._fatal("channel_password", "the channel password was refused")
         elif not self.channel_password:
-            self._fatal("the channel needs a password: set conn.channel_password "
-                        "(or ROSEY_CHANNEL_PASSWORD)")
+            self._fatal("channel_password", "the channel needs a password")
         else:
             self.emits.append(Emit("channelPassword", self.channel_password))
 

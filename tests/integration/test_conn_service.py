@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -15,8 +16,9 @@ import zmq
 import zmq.asyncio
 from prometheus_client import REGISTRY
 
-from rosey import ipc
+from rosey import ipc, metrics
 from rosey.config_schema import Config, Conn, Metrics, Paths
+from rosey.cytube import refusals
 from rosey.cytube.client import ConnService, chat_maxlength, redact
 from rosey.protocol import (
     Chat,
@@ -79,7 +81,7 @@ async def until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
 
 class Harness:
     def __init__(self, fake: FakeCytube, channel: str = "", user: tuple[str, ...] = (BOT, PW),
-                 **conn: Any) -> None:
+                 fatal_reminder: float = 60.0, **conn: Any) -> None:
         self.home = tempfile.mkdtemp(prefix="rc-", dir="/tmp")
         options: dict[str, Any] = {"reconnect_min": 0.05, "kick_backoff": 0.2,
                                    "connect_timeout": 5.0, **conn}
@@ -87,7 +89,7 @@ class Harness:
                           conn=Conn(**options), paths=Paths(run_dir=self.home),
                           metrics=Metrics(enabled=False))
         self.router = Router(self.home)
-        self.service = ConnService(self.cfg)
+        self.service = ConnService(self.cfg, fatal_reminder=fatal_reminder)
         self.task = asyncio.create_task(self.service.run())
 
     async def close(self) -> None:
@@ -217,30 +219,47 @@ class FakeSocket:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("case", ["server ban", "channel ban", "wrong password",
-                                  "unknown channel", "channel password"])
-async def test_fatal_cases_stop_retrying_and_stay_idle(
-        fake: FakeCytube, case: str) -> None:
+@pytest.mark.parametrize(("case", "reason"), [
+    ("server ban", "server_ban"), ("channel ban", "channel_ban"),
+    ("wrong password", "bad_password"), ("registered guest name", "registered_name"),
+    ("unknown channel", "no_channel"), ("channel password", "channel_password")])
+async def test_fatal_cases_stop_retrying_stay_idle_and_say_the_fix(
+        fake: FakeCytube, case: str, reason: str, caplog: pytest.LogCaptureFixture) -> None:
     conn: dict[str, Any] = {"channel_password": "wrong"} if case == "channel password" else {}
+    user: tuple[str, ...] = (BOT, PW)
     if case == "server ban":
         fake.ban_ip("127.0.0.1")
     elif case == "channel ban":
         fake.ban_name(BOT)
     elif case == "wrong password":
         fake.add_account(BOT, "another-password", rank=2)
+    elif case == "registered guest name":
+        user = (BOT.capitalize(),)  # a guest login with an account's name, in another case
     elif case == "channel password":
         fake.password = "letmein"
         fake.accounts[BOT] = (BOT, PW, 1)  # rank 1 cannot skip the password
-    h = Harness(fake, channel="bad channel!" if case == "unknown channel" else "", **conn)
+    for each in refusals.FATAL_REASONS:  # the registry outlives each case
+        metrics.FATAL.labels(each).set(0)
+    caplog.set_level(logging.INFO, "rosey.conn")
+    h = Harness(fake, channel="bad channel!" if case == "unknown channel" else "", user=user,
+                fatal_reminder=0.2, **conn)
     try:
         await until(lambda: "fatal" in h.router.states())
         attempts = len(fake.connect_log)
         await asyncio.sleep(0.5)  # idle: no more attempts, the process stays up
         assert len(fake.connect_log) == attempts
         assert not h.task.done()
-        assert metric("rosey_conn_fatal") == 1
+        assert metric("rosey_conn_fatal", reason=reason) == 1
+        assert sum(metric("rosey_conn_fatal", reason=r) for r in refusals.FATAL_REASONS) == 1
+        assert metric("rosey_conn_connected") == 0
         (fatal,) = [m for m in h.router.of(ConnState) if m.state == "fatal"]
-        assert fatal.detail
+        names = refusals.Names(name=user[0], domain=fake.url, channel=h.cfg.channel)
+        fix = refusals.fix(reason, names)  # type: ignore[arg-type]
+        assert f"— fix: {fix}" in fatal.detail
+        stopped = [r for r in caplog.records if r.getMessage().startswith("conn stopped")]
+        assert len(stopped) >= 2, caplog.text  # said, then said again while idle
+        assert {(r.levelno, r.getMessage()) for r in stopped} == {(logging.ERROR, fatal.detail)}
+        assert fatal.detail.startswith(f"conn stopped retrying ({reason}): ")
     finally:
         await h.close()
 

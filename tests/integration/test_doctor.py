@@ -189,3 +189,20 @@ async def test_cli_exit_codes(tmp_path: Path, cytube: FakeCytube) -> None:
         code, out = await _cli(path)
         assert code == 1, out
         assert "✘ llm ollama llama3.2:3b:" in out and "ollama pull llama3.2:3b" in out
+
+
+async def test_a_registered_guest_name_gets_the_fix_conn_logs(tmp_path: Path,
+                                                              cytube: FakeCytube) -> None:
+    from rosey.cytube import refusals
+
+    async with FakeLLM("ollama") as llm:
+        raw = config(tmp_path, cytube.url, {"ollama_host": llm.url})
+        raw["user"] = ["RoseyBot", ""]  # a guest with the account's name, in another case
+        got = by_name(await run(tmp_path, raw))
+    login = got["login"]
+    assert not login.ok and login.detail == "RoseyBot: That username is registered."
+    names = refusals.Names(name="RoseyBot", domain=cytube.url, channel="testchan")
+    assert login.fix == refusals.fix("registered_name", names)
+    # the same words as the line conn logs when it stops
+    assert f"— fix: {login.fix}" in refusals.stopped_line("registered_name", "x", names)
+    assert login.line().endswith(f" — fix: {login.fix}")

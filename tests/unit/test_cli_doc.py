@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 from rosey import cli, exit_codes
+from rosey import status as rosey_status
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "CLI.md").read_text()
@@ -78,6 +79,10 @@ def test_each_section_names_every_code_its_command_returns() -> None:
     documented = sections()
     for name, parser in subcommands().items():
         returned = codes_returned(parser.get_default("func"))
+        if name == "status":  # cmd_status hands the verdict to rosey.status's EXIT_* names
+            tree = ast.parse(inspect.getsource(rosey_status))
+            returned |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                         and isinstance(node.value, ast.Name) and node.value.id == "exit_codes"}
         assert "OK" in returned, f"rosey {name} never exits OK?"
         text = documented[name].split("Exit codes:")[-1]
         named = set(re.findall(r"`([A-Z_]+)`", text))
@@ -104,8 +109,8 @@ def test_rosey_config_stands_in_for_the_option(tmp_path: Path) -> None:
     assert checked.stdout.startswith(f"{cfg}: OK (channel envchan")
     status = rosey("status", ROSEY_CONFIG=str(cfg))
     assert status.returncode == exit_codes.NOT_RUNNING
-    assert status.stderr == f"rosey: not running in {cfg.parent / 'run'} (start it with " \
-        "rosey run)\n"
+    assert status.stderr == f"rosey: not running (no supervisord answers in " \
+        f"{cfg.parent / 'run'}); start it with `rosey run`\n"
     # Without it, ./config.json; with --config, that file wins over the variable.
     plain = rosey("check-config")
     assert plain.returncode == exit_codes.OK and "(channel wrong" in plain.stdout

@@ -8,6 +8,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rosey.cytube.backoff import (
     ReconnectPolicy,
@@ -47,7 +49,7 @@ def test_repeated_connect_failures_back_off_to_at_least_10_s() -> None:
     delays = run_failures(p, clock, 12)
     assert delays[0] < 1.0  # the first retry is quick
     assert all(d >= 10.0 for d in delays[3:])  # "a few quick failures", then >= 10 s
-    assert max(delays) <= 60.0 * 1.25
+    assert max(delays) <= 60.0  # reconnect_max, jitter included
     # never shorter again while it keeps failing (up to the upward-only jitter at the cap)
     assert all(b >= a / 1.25 for a, b in itertools.pairwise(delays))
     # and the server's per-IP bucket (5, then 1 per 10 s) never runs dry
@@ -102,7 +104,7 @@ def test_kicks_back_off_longer_when_repeated_then_forget() -> None:
         clock.now += waits[-1] + 60
     assert 15.0 <= waits[0] <= 15.0 * 1.25
     assert all(b > a for a, b in itertools.pairwise(waits[:5]))
-    assert waits[-1] <= 600 * 1.25
+    assert waits[-1] <= 600  # KICK_MAX, jitter included
     clock.now += 2 * 3600  # an hour without kicks: back to the first step
     p.record_kick()
     assert p.next_delay("kick") <= 15.0 * 1.25
@@ -136,6 +138,52 @@ def test_supervisord_restarts_cannot_bypass_the_backoff(tmp_path: Path) -> None:
     assert policy(clock, state_path=state).log.failures == 6
     state.write_text("{not json")
     assert policy(clock, state_path=state).log.failures == 0  # unreadable: start afresh
+
+
+class MaxRandom(random.Random):
+    """The largest jitter every time: the case that went past the cap."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_jitter_never_pushes_a_delay_past_reconnect_max() -> None:
+    clock = Clock()
+    p = ReconnectPolicy(clock=clock, rng=MaxRandom(), min_delay=1.0, max_delay=60.0)
+    delays = run_failures(p, clock, 12)
+    assert delays[6] == 60.0  # 1, 2, 4, … 64 > 60: at the cap, not 60 * 1.25 = 75
+    assert max(delays) == 60.0
+    assert delays[:3] == [1.25, 2.5, 5.0]  # below the cap the jitter still spreads
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), failures=st.integers(1, 40),
+       cause=st.sampled_from(["start", "failure", "disconnect", "rate_limited"]),
+       max_delay=st.floats(10.5, 600), min_delay=st.floats(0.05, 10),
+       spread=st.floats(0, 120))
+def test_no_seed_takes_a_reconnect_past_its_cap(seed: int, failures: int, cause: str,
+                                                 max_delay: float, min_delay: float,
+                                                 spread: float) -> None:
+    clock = Clock()
+    p = ReconnectPolicy(clock=clock, rng=random.Random(seed), min_delay=min_delay,
+                        max_delay=max_delay)
+    for _ in range(failures):  # attempts `spread` s apart: the bucket may or may not be dry
+        p.record_attempt()
+        clock.now += spread / failures
+    delay = p.next_delay(cause)  # type: ignore[arg-type]
+    assert delay <= max_delay
+    assert delay >= p.bucket_wait(clock.now)  # and the server's bucket still holds
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), kicks=st.integers(1, 12))
+def test_no_seed_takes_a_kick_backoff_past_ten_minutes(seed: int, kicks: int) -> None:
+    clock = Clock()
+    p = ReconnectPolicy(clock=clock, rng=random.Random(seed), kick_delay=15.0)
+    for _ in range(kicks):
+        p.record_kick()
+        clock.now += 1
+    assert 15.0 <= p.next_delay("kick") <= 600.0
 
 
 def test_rate_limited_waits_a_refill() -> None:

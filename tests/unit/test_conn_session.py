@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
@@ -169,6 +171,7 @@ def test_fatal_answers_stop_retrying_with_one_reason() -> None:
         ("needPassword", True, {"channel_password": "wrong"}),
         ("needPassword", False, {}),
     ]
+    reasons = []
     for event, data, kw in cases:
         s = session(**kw)
         s.start_socket()
@@ -177,6 +180,9 @@ def test_fatal_answers_stop_retrying_with_one_reason() -> None:
         _, _, signals = s.take()
         assert signals.count("fatal") == 1, (event, data)
         assert s.fatal
+        reasons.append(s.fatal_reason)
+    assert reasons == ["bad_password", "bad_name", "channel_ban", "no_channel",
+                       "channel_password", "channel_password"]
     ok = session()
     ok.start_socket()
     ok.on_frame("kick", {"reason": "Duplicate login"})
@@ -256,3 +262,52 @@ def test_malformed_real_frames_are_dropped_with_one_count() -> None:
     assert metric("rosey_conn_frame_errors_total", event="chatMsg") == before + 1
     out, _, _ = s.take()
     assert [m.text for m in out if isinstance(m, Chat)] == ["fine"]
+
+
+def log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "rosey.conn"]
+
+
+def test_the_join_line_names_the_channel_rank_once_it_arrives(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Recorded order (chat-markdown-setup): rank -1, userlist, rank 1, login, addUser,
+    rank 2, userlist, setUserRank. Joined at the login, when the rank is still the
+    account's global 1: the line must not say "rank 1" for a moderator."""
+    caplog.set_level(logging.INFO, "rosey.conn")
+    s = session()
+    replay_client(s, "roseybot", {"chat-markdown-setup"})
+    assert s.joined and s.rank == 2
+    lines = log_lines(caplog)
+    assert lines == ["joined testchan as roseybot; its channel rank follows",
+                     "rank of roseybot in testchan: 2 (moderator)"]
+    s.on_frame("rank", 2)  # the same rank again: nothing new to say
+    s.on_frame("rank", 1.5)  # demoted live: said again
+    assert log_lines(caplog)[2:] == ["rank of roseybot in testchan: 1.5 (leader)"]
+    s.start_socket()  # a new socket: the rank is said again once known
+    s.on_frame("rank", 1)
+    s.on_frame("login", {"success": True, "name": "roseybot"})
+    s.on_frame("userlist", [])
+    s.on_frame("rank", 1.5)
+    assert log_lines(caplog)[3:] == ["joined testchan as roseybot; its channel rank follows",
+                                     "rank of roseybot in testchan: 1.5 (leader)"]
+
+
+def test_a_guest_joins_with_its_final_rank_and_a_registered_name_is_fatal(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "rosey.conn")
+    recorded = [f for f in frames(scenario="guest-login-errors", client="guest2")
+                if f["dir"] == "in" and f["event"] == "login"]
+    refused = session(name="alice", password="")
+    refused.start_socket()
+    refused.on_frame("login", recorded[0]["data"])
+    assert recorded[0]["data"]["error"] == "That username is registered."
+    assert refused.fatal_reason == "registered_name"
+    assert refused.take()[2] == ["guest_login", "fatal"]
+    guest = session(name="guest_two", password="")
+    guest.start_socket()
+    guest.on_frame("userlist", [])
+    guest.on_frame("rank", 0)
+    guest.on_frame("login", recorded[-1]["data"])
+    assert recorded[-1]["data"] == {"success": True, "name": "guest_two", "guest": True}
+    assert guest.joined and log_lines(caplog) == [
+        "joined testchan as guest_two (guest)", "rank of guest_two in testchan: 0 (guest)"]

@@ -22,7 +22,7 @@ def test_writes_the_examples_and_never_overwrites(tmp_path: Path) -> None:
     cfg = load_config(config, env={})
     assert cfg.llm.system_prompt_file == str(prompt.resolve())
     config.write_text("{}")
-    with pytest.raises(Exists, match="config.json"):
+    with pytest.raises(Exists, match=r"config\.json"):
         write_examples(config)
     assert config.read_text() == "{}"
     plain = tmp_path / "plain.json"

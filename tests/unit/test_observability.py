@@ -51,7 +51,7 @@ def test_promtool_check_rules_counts_every_alert() -> None:
     done = run(tool("promtool"), "check", "rules", str(ALERTS))
     assert done.returncode == 0, done.stdout + done.stderr
     count = len(promfiles.alerts())
-    assert count == 12
+    assert count == 13
     assert f"SUCCESS: {count} rules found" in done.stdout  # the mini-parser saw them all
 
 
@@ -226,6 +226,8 @@ def test_preinit_conn_and_caller() -> None:
     assert conn["rosey_conn_connected"] == 0
     assert conn['rosey_conn_messages_dropped_by_server_total{reason="cooldown"}'] == 0
     assert conn['rosey_conn_reconnects_total{cause="disconnect"}'] == 0
+    fatal = {k for k in conn if k.startswith("rosey_conn_fatal{")}
+    assert len(fatal) == 8 and conn['rosey_conn_fatal{reason="registered_name"}'] == 0
     assert not any(k.startswith("rosey_router_") for k in conn)
     caller = exported("caller-3")
     assert caller['rosey_memory_target_bytes{process="caller-3"}'] == 80 * 1024 * 1024

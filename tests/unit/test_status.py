@@ -7,6 +7,7 @@ import time
 import pytest
 
 from rosey import status
+from rosey.cytube import refusals
 from tests.e2e.harness import free_port
 
 CONN = """\
@@ -43,6 +44,23 @@ rosey_router_reply_latency_seconds_bucket{le="+Inf"} 10.0
 rosey_router_reply_latency_seconds_count 10.0
 rosey_router_reply_latency_seconds_sum 7.0
 """
+
+
+STOPPED = """\
+# TYPE rosey_conn_connected gauge
+rosey_conn_connected 0.0
+# TYPE rosey_conn_fatal gauge
+rosey_conn_fatal{reason="registered_name"} 1.0
+rosey_conn_fatal{reason="bad_password"} 0.0
+"""
+SUPERVISOR = """\
+caller:caller-0                  RUNNING   pid 11, uptime 0:01:00
+caller:caller-1                  STOPPED   Nov 30 01:00 PM
+conn                             RUNNING   pid 12, uptime 0:01:00
+events                           RUNNING   pid 10, uptime 0:01:01
+router                           RUNNING   pid 13, uptime 0:01:00
+"""
+NAMES = refusals.Names(name="RoseyBot", domain="https://cytu.be", channel="testchan")
 
 
 def caller(prompt: int, completion: int, cost: float) -> str:
@@ -84,12 +102,42 @@ def test_summary_when_processes_do_not_answer() -> None:
     assert "connected: unreachable" in text
     assert "router: metrics unreachable" in text
     assert "callers answering metrics 0 · tokens 0 (0 prompt, 0 completion) · llm p95 -" in text
-    disconnected = status.format_summary(
-        "rosey_conn_connected 0.0\nrosey_conn_fatal 1.0\n", None, [])
-    assert "connected: NO (stopped retrying: see the conn log)" in disconnected
+    disconnected = status.format_summary(STOPPED, None, [])
+    assert "connected: NO (stopped retrying: registered_name)" in disconnected
 
 
 def test_fetch_gives_up_fast_on_a_closed_port() -> None:
     started = time.monotonic()
     assert status.fetch("127.0.0.1", free_port()) is None
     assert time.monotonic() - started < 1.0
+
+
+def test_verdict_exit_codes() -> None:
+    assert status.verdict(SUPERVISOR, CONN, NAMES) == (0, [])  # a STOPPED caller is scaling
+    code, why = status.verdict(SUPERVISOR, STOPPED, NAMES)
+    assert code == status.EXIT_STOPPED_RETRYING == 5
+    assert why == ["conn stopped retrying (registered_name): the guest name RoseyBot is a "
+                   "registered account on https://cytu.be — fix: "
+                   f"{refusals.fix('registered_name', NAMES)}; then restart Rosey"]
+    assert "pick a guest name nobody registered" in why[0]
+    reconnecting = CONN.replace("rosey_conn_connected 1.0", "rosey_conn_connected 0.0")
+    assert status.verdict(SUPERVISOR, reconnecting, NAMES) == (0, [])  # heals by itself
+    crashed = SUPERVISOR.replace("caller-1                  STOPPED", "caller-1   FATAL")
+    assert status.verdict(crashed, CONN, NAMES) == (1, ["caller:caller-1 is FATAL"])
+    no_router = "\n".join(line for line in SUPERVISOR.splitlines()
+                          if not line.startswith("router"))
+    assert status.verdict(no_router, None, NAMES) == (1, ["router is missing"])
+    backoff = SUPERVISOR.replace("conn                             RUNNING",
+                                 "conn BACKOFF")
+    assert status.verdict(backoff, STOPPED, NAMES)[0] == 5  # the more specific one wins
+
+
+def test_run_says_not_running_with_exit_4(capsys: pytest.CaptureFixture[str]) -> None:
+    from rosey.config_schema import Config, Paths
+
+    cfg = Config(domain="https://cytu.be", channel="testchan", user=["RoseyBot", ""],
+                 paths=Paths(run_dir="/nonexistent/run"))
+    assert status.run(cfg, lambda: (4, "", "unix:///nonexistent/run/supervisor.sock no "
+                                    "such file\n")) == 4
+    err = capsys.readouterr().err
+    assert "rosey: not running (no supervisord answers in /nonexistent/run)" in err
