@@ -334,3 +334,45 @@ def bad_ipc(seed: int, count: int, accepts: dict[str, tuple[type[p.Message], ...
             continue
         out.append(BadIpc(socket, payload, mutation))  # type: ignore[arg-type]
     return out
+
+
+def odd_ipc(seed: int, count: int) -> list[BadIpc]:
+    """Valid messages with values no real peer sends (unknown ids and names, huge or junk
+    text, odd numbers): the router acts on them, so they are not malformed, and must not
+    crash it.  None changes what the bot does next (no ConnState, UserList or caller Ready,
+    no control command that exists, no chat that mentions the bot)."""
+    rng = random.Random(seed)
+    mut = Mutator(rng)
+
+    def text() -> str:
+        raw = rng.choice([mut.junk(), mut.huge(), ""]).encode("utf-8", "replace").decode()
+        return "" if "rosey" in raw.casefold() else raw
+
+    def number() -> float:
+        return rng.choice([-1.0, 0.0, 1e308, float("inf"), float("nan"), 2.0**62])
+
+    makers: list[tuple[Literal["conn", "work", "control"], Any]] = [
+        ("conn", lambda: p.Delivered(channel="testchan", say_id=text(), ok=rng.random() < 0.5,
+                                     parts=rng.randint(-3, 2**31), reason=text())),
+        ("conn", lambda: p.UserLeft(channel="testchan", name=text())),
+        ("conn", lambda: p.RankChanged(channel="testchan", name=text(), rank=number())),
+        ("conn", lambda: p.UserMeta(channel="testchan", name=text(), afk=True, muted=True)),
+        ("conn", lambda: p.Profile(channel="testchan", name=text(), text=text())),
+        ("conn", lambda: p.LeaderChanged(channel="testchan", name=text())),
+        ("conn", lambda: p.UserCount(channel="testchan", count=rng.randint(-(2**62), 2**62))),
+        ("conn", lambda: p.ChatCleared(channel=text(), by=text())),
+        ("conn", lambda: p.MediaChanged(channel="testchan", title=text(), id=text(),
+                                        type=text(), seconds=number())),
+        ("conn", lambda: p.Chat(channel=text(), username="fuzz" + text()[:20], text=text(),
+                                time=rng.randint(-(2**62), 2**62), received_at=number())),
+        ("work", lambda: p.Result(id=text(), caller=text(), ok=rng.random() < 0.5,
+                                  text=text(), latency=number(), cost_usd=number())),
+        ("work", lambda: p.Partial(id=text(), caller=text(), seq=rng.randint(-5, 2**62),
+                                   text=text())),
+        ("control", lambda: p.CtlRequest(command="zz" + text()[:50], args=[text()])),
+    ]
+    out = []
+    for _ in range(count):
+        socket, make = rng.choice(makers)
+        out.append(BadIpc(socket, [p.encode(make())], "valid_odd"))
+    return out

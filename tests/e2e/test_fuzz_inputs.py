@@ -29,11 +29,12 @@ import zmq
 import zmq.asyncio
 
 from rosey import ipc
+from rosey.protocol import CtlReply, decode
 from rosey.router.service import CONN_UP, CONTROL_UP, WORK_UP
 from tests.e2e.harness import BOT, Rosey, bot_lines, expect_lines, run_rosey
 from tests.fakes.cytube import FakeCytube
 from tests.fakes.llm import FakeLLM
-from tests.fuzzing import BadFrame, bad_frames, bad_ipc
+from tests.fuzzing import BadFrame, bad_frames, bad_ipc, odd_ipc
 
 SEED = int(os.environ.get("ROSEY_FUZZ_SEED", "11"))
 COUNT = int(os.environ.get("ROSEY_FUZZ_COUNT", "1500"))
@@ -104,6 +105,7 @@ async def test_fuzzed_frames_and_ipc_are_counted_once_and_crash_nothing(
           "(replay: ROSEY_FUZZ_SEED=… ROSEY_FUZZ_COUNT=…)")
     frames = bad_frames(SEED, COUNT, BOT)
     messages = bad_ipc(SEED, COUNT, {"conn": CONN_UP, "work": WORK_UP, "control": CONTROL_UP})
+    odd = odd_ipc(SEED, COUNT // 10)
     verdicts = collections.Counter(f.verdict for f in frames)
     malformed = collections.Counter(f'event="{f.label}"' for f in frames
                                     if f.verdict == "malformed")
@@ -138,10 +140,23 @@ async def test_fuzzed_frames_and_ipc_are_counted_once_and_crash_nothing(
                     await socks[msg.socket].send_multipart(msg.frames)
                 got = await until_total(router_port, "rosey_ipc_decode_errors_total",
                                         ipc_before, COUNT, 60)
-            assert got == {'process="router"': COUNT}
+                assert got == {'process="router"': COUNT}
+                # Valid messages with odd values are acted upon, not counted; a bad byte
+                # after them on each socket shows they were handled (one loop per socket).
+                for msg in odd:
+                    await socks[msg.socket].send_multipart(msg.frames)
+                for sock in socks.values():
+                    await sock.send(b"\xc1")  # never valid msgpack
+                await until_total(router_port, "rosey_ipc_decode_errors_total", ipc_before,
+                                  COUNT + len(socks), 30)
+                asked = sum(msg.socket == "control" for msg in odd)
+                assert asked > 0
+                replies = [decode(await asyncio.wait_for(socks["control"].recv(), 5))
+                           for _ in range(asked)]
+                assert all(isinstance(r, CtlReply) and not r.ok for r in replies), replies[:3]
             ipc_secs = time.perf_counter() - started
-            print(f"frames: {dict(verdicts)} in {frame_secs:.1f} s; IPC: {COUNT} counted in "
-                  f"{ipc_secs:.1f} s")
+            print(f"frames: {dict(verdicts)} in {frame_secs:.1f} s; IPC: {COUNT} counted and "
+                  f"{len(odd)} odd but valid handled in {ipc_secs:.1f} s")
 
             # Nothing crashed (same PIDs, no traceback) and the bot still answers.
             await cytube.say_as("bob", "rosey, after the fuzz")
