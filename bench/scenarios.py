@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.util import pct, rss_mib
+from tests.e2e import command_replies as cr
 from tests.e2e.harness import BOT, BOT_PW, Rosey, wait_joined
 from tests.fakes.cytube import FakeCytube
 from tests.fakes.llm import FakeLLM
@@ -124,16 +125,15 @@ async def scenario_long(fake: FakeCytube, log: TimedLog, llm: FakeLLM) -> str:
     return out
 
 
-async def scenario_commands(fake: FakeCytube, log: TimedLog, llm: FakeLLM) -> str:
-    replies = iter(["/kick alice", "/clear", "/dance party"])
-    llm.reply = lambda body: next(replies)
-    before = len(bot_entries(log))
-    for n in range(3):
-        await fake.say_as(USERS[25 + n], "rosey say a command")
-    await wait_until(log, lambda: len(bot_entries(log)) >= before + 3, 10)
-    run = [c for c in fake.commands_run if c[0] == BOT]
+async def scenario_commands(fake: FakeCytube, llm: FakeLLM) -> str:
+    """Answers that are chat commands where an escape can fail: short ones, a long one whose
+    second and third parts start with "/kick alice" and "/clear", and PMs (not addressed)."""
+    llm.reply = lambda body: cr.answer(body, fake.max_length)
+    got = await cr.ask(fake, BOT, USERS[24:30], timeout=15)
     llm.reply = lambda body: "ok"
-    return f'model answers "/kick alice", "/clear", "/dance party": {len(run)} ran as commands'
+    return ('model answers "/kick alice", "/clear", "/dance party", a long answer whose parts 2 '
+            'and 3 start "/kick alice" and "/clear", and PMs "/kick alice", "/clear": '
+            + got.summary)
 
 
 async def scenario_failures(fake: FakeCytube, log: TimedLog, llm: FakeLLM,
@@ -175,7 +175,7 @@ async def main(mentions: int) -> None:
             print(await scenario_latency(fake, log, mentions, 0.15), flush=True)
             print(await scenario_parallel(fake, log, llm), flush=True)
             print(await scenario_long(fake, log, llm), flush=True)
-            print(await scenario_commands(fake, log, llm), flush=True)
+            print(await scenario_commands(fake, llm), flush=True)
             print(await scenario_failures(fake, log, llm, timeout), flush=True)
             status = rosey.cli("status").stdout
             rss = []

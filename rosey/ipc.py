@@ -68,14 +68,21 @@ def dealer_socket(ctx: zmq.asyncio.Context, address: str, identity: str) -> zmq.
     return sock
 
 
-def decode_or_count(data: bytes, process: str, log: logging.Logger) -> AnyMessage | None:
-    """Decode a frame; a bad one is counted, logged and dropped (never raised)."""
+def decode_or_count(data: bytes, process: str, log: logging.Logger,
+                    accept: tuple[type[Message], ...] = (Message,)) -> AnyMessage | None:
+    """Decode a frame; a bad one is counted, logged and dropped (never raised).  A valid
+    message of a kind this socket does not carry (``accept``) is malformed here too."""
     try:
-        return decode(data)
+        msg = decode(data)
     except DecodeError as exc:
         metrics.IPC_DECODE_ERRORS.labels(process).inc()
         log.warning("dropped undecodable IPC frame (%d bytes): %s", len(data), exc)
         return None
+    if not isinstance(msg, accept):
+        metrics.IPC_DECODE_ERRORS.labels(process).inc()
+        log.warning("dropped IPC %s: not carried on this socket", type(msg).__name__)
+        return None
+    return msg
 
 
 async def send_to(sock: zmq.asyncio.Socket, identity: bytes, msg: Message) -> bool:

@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,15 @@ def _obj(data: object) -> dict[str, Any]:
     return data
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(value: str) -> str:
+    """Lone UTF-16 surrogates become U+FFFD: the server cuts text in UTF-16 units, so a
+    message can end in half an emoji, and such a string cannot be encoded for the router."""
+    return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+
+
 def _str(d: dict[str, Any], key: str, default: Any = _REQUIRED) -> str:
     if key not in d:
         if default is _REQUIRED:
@@ -61,7 +71,7 @@ def _str(d: dict[str, Any], key: str, default: Any = _REQUIRED) -> str:
     value = d[key]
     if not isinstance(value, str):
         raise FrameError(f"key {key!r}: expected a string, got {_typename(value)}")
-    return value
+    return _clean(value)
 
 
 def _number(value: object, what: str) -> float:
@@ -82,8 +92,14 @@ def _num(d: dict[str, Any], key: str, default: Any = _REQUIRED) -> float:
     return _number(d[key], f"key {key!r}")
 
 
+MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's: the server never sends a larger integer
+
+
 def _int(value: object, what: str) -> int:
-    return int(_number(value, what))
+    result = _number(value, what)
+    if abs(result) > MAX_SAFE_INTEGER:  # nor could it be encoded for the router
+        raise FrameError(f"{what}: {result:g} is out of range")
+    return int(result)
 
 
 def _bool(d: dict[str, Any], key: str, default: bool = False) -> bool:
@@ -126,15 +142,15 @@ def _chat(data: object) -> fr.ChatFrame:
     msg = _str(d, "msg")
     meta = _meta(d)
     return fr.ChatFrame(username=username, msg_html=msg, text=html_to_text(msg),
-                     time=int(_num(d, "time")), meta=meta, shadow=meta.get("shadow") is True,
-                     is_server_notice=username == SERVER_NAME)
+                     time=_int(_num(d, "time"), "key 'time'"), meta=meta,
+                     shadow=meta.get("shadow") is True, is_server_notice=username == SERVER_NAME)
 
 
 def _pm(data: object) -> fr.PmFrame:
     d = _obj(data)
     msg = _str(d, "msg")
     return fr.PmFrame(username=_str(d, "username"), to=_str(d, "to", ""), text=html_to_text(msg),
-                   time=int(_num(d, "time")), meta=_meta(d), msg_html=msg)
+                   time=_int(_num(d, "time"), "key 'time'"), meta=_meta(d), msg_html=msg)
 
 
 def _user_entry(data: object) -> fr.UserEntry:
@@ -147,7 +163,7 @@ def _user_entry(data: object) -> fr.UserEntry:
         raise FrameError("meta.aliases: expected a list of strings")
     return fr.UserEntry(name=_str(d, "name"), rank=_num(d, "rank"), afk=_bool(meta, "afk"),
                      muted=_bool(meta, "muted"), smuted=_bool(meta, "smuted"),
-                     aliases=tuple(aliases))
+                     aliases=tuple(_clean(a) for a in aliases))
 
 
 def _list(data: object) -> list[Any]:

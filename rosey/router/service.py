@@ -21,21 +21,28 @@ from rosey.config import Config, ConfigError, load_config
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import (
     Chat,
+    ChatCleared,
     ConnState,
     CtlReply,
     CtlRequest,
     Delivered,
     Heartbeat,
+    LeaderChanged,
+    MediaChanged,
     Message,
+    Partial,
     Pm,
+    Profile,
     RankChanged,
     Ready,
     Request,
     Result,
     Say,
+    UserCount,
     UserJoined,
     UserLeft,
     UserList,
+    UserMeta,
 )
 from rosey.router import commands
 from rosey.router.brain import Brain
@@ -47,6 +54,14 @@ from rosey.store import Store
 log = logging.getLogger("rosey.router")
 TICK = 0.05
 MAINTENANCE_EVERY = 3600.0
+# What each socket carries upward (rosey/protocol.py); any other kind is malformed there,
+# counted in rosey_ipc_decode_errors_total like bytes that do not decode.  A new upward
+# message must be added here.
+CONN_UP: tuple[type[Message], ...] = (
+    Chat, Pm, UserJoined, UserLeft, UserList, RankChanged, ConnState, Delivered, MediaChanged,
+    UserMeta, Profile, LeaderChanged, UserCount, ChatCleared)
+WORK_UP: tuple[type[Message], ...] = (Ready, Heartbeat, Partial, Result)
+CONTROL_UP: tuple[type[Message], ...] = (CtlRequest,)
 
 
 class RouterService:
@@ -82,9 +97,10 @@ class RouterService:
                  self.cfg.llm.provider, self.cfg.llm.model, self.cfg.paths.database)
         await self.flow.resume(self.records.load_journal())
         tasks = [
-            asyncio.create_task(self._recv_loop(self.conn_sock, self.on_conn_message)),
-            asyncio.create_task(self._recv_loop(self.work_sock, self.on_work_message)),
-            asyncio.create_task(self._recv_loop(self.ctl_sock, self.on_ctl_message)),
+            asyncio.create_task(self._recv_loop(self.conn_sock, self.on_conn_message, CONN_UP)),
+            asyncio.create_task(self._recv_loop(self.work_sock, self.on_work_message, WORK_UP)),
+            asyncio.create_task(self._recv_loop(self.ctl_sock, self.on_ctl_message,
+                                                CONTROL_UP)),
             asyncio.create_task(self._tick_loop()),
             asyncio.create_task(self._maintenance_loop()),
             asyncio.create_task(metrics.watch_loop_lag("router")),
@@ -103,14 +119,15 @@ class RouterService:
                      len(self.flow.outbox))
 
     async def _recv_loop(self, sock: zmq.asyncio.Socket,
-                         handler: Callable[[bytes, Message], Any]) -> None:
+                         handler: Callable[[bytes, Message], Any],
+                         accept: tuple[type[Message], ...]) -> None:
         while True:
             frames = await sock.recv_multipart()
             if len(frames) != 2:
                 metrics.IPC_DECODE_ERRORS.labels("router").inc()
                 log.warning("dropped IPC message with %d frames", len(frames))
                 continue
-            msg = ipc.decode_or_count(frames[1], "router", log)
+            msg = ipc.decode_or_count(frames[1], "router", log, accept)
             if msg is None:
                 continue
             try:

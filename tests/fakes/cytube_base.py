@@ -182,6 +182,13 @@ class FakeCytubeBase:
                 await eio.close(wait=False, abort=True)
                 await eio.queue.put(None)  # ends the websocket writer, which closes the socket
 
+    async def send_raw(self, name: str, event: str, data: Any) -> None:
+        """Emit any frame, well-formed or not, to a member's socket (fuzzing conn)."""
+        sid = self._member(name).sid
+        if sid is None:
+            raise LookupError(f"{name} has no socket")
+        await self._emit(sid, event, data)
+
     async def mute(self, name: str, muted: bool = True) -> None:
         await self._settle()
         (self.muted.add if muted else self.muted.discard)(name.lower())
