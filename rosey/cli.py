@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=cmd_doctor)
     ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
     ctl.add_argument("words", nargs="+")
-    ctl.add_argument("--timeout", type=float, default=5.0)
+    ctl.add_argument("--timeout", type=float, default=20.0)  # kick, add… wait for the server
     ctl.set_defaults(func=cmd_ctl)
     for sp in (run, check, scale, ctl, backup, replay_cmd, ask_cmd, doctor):
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
