@@ -47,17 +47,20 @@ class Summary:
 def summary(query: Query, channel: str, period: str, now: float, tz: ZoneInfo,
             days: int = 0) -> Summary:
     day, since = first_day(now, days or PERIOD_DAYS[period], tz)
+    last = day_of(now, tz)
     out = Summary(period, day)
     rows = query("SELECT COUNT(*), COUNT(DISTINCT lower(username)) FROM chat_log WHERE "
-                 "channel = ? AND kind = 'chat' AND time >= ?", (channel, since))
+                 "channel = ? AND kind = 'chat' AND time >= ? AND time <= ?",
+                 (channel, since, now))
     out.messages, out.active_users = int(rows[0][0]), int(rows[0][1])
-    peak = query("SELECT users, at FROM channel_peaks WHERE channel = ? AND day >= ? "
-                 "ORDER BY users DESC, at ASC LIMIT 1", (channel, day))
+    peak = query("SELECT users, at FROM channel_peaks WHERE channel = ? AND day >= ? AND "
+                 "day <= ? ORDER BY users DESC, at ASC LIMIT 1", (channel, day, last))
     if peak:
         out.peak_users, out.peak_at = int(peak[0][0]), float(peak[0][1])
     llm = query("SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(failures), 0), "
                 "COALESCE(SUM(prompt_tokens + completion_tokens), 0), COALESCE(SUM(cost_usd), 0) "
-                "FROM llm_stats WHERE channel = ? AND day >= ?", (channel, day))
+                "FROM llm_stats WHERE channel = ? AND day >= ? AND day <= ?",
+                (channel, day, last))
     out.requests, out.failures, out.tokens = (int(v) for v in llm[0][:3])
     out.cost_usd = float(llm[0][3])
     return out
@@ -92,23 +95,25 @@ class Report:
 def report(query: Query, channel: str, days: int, now: float, tz: ZoneInfo,
            top: int = 10) -> Report:
     day, since = first_day(now, days, tz)
+    last = day_of(now, tz)
     out = Report(channel, days, day)
     rows = query("SELECT username, COUNT(*) AS n FROM chat_log WHERE channel = ? AND "
-                 "kind = 'chat' AND time >= ? GROUP BY username ORDER BY n DESC, username "
-                 "LIMIT ?", (channel, since, top))
+                 "kind = 'chat' AND time >= ? AND time <= ? GROUP BY username "
+                 "ORDER BY n DESC, username LIMIT ?", (channel, since, now, top))
     out.top_chatters = [(str(name), int(n)) for name, n in rows]
     rows = query("SELECT day, users, at FROM channel_peaks WHERE channel = ? AND day >= ? "
-                 "ORDER BY day", (channel, day))
+                 "AND day <= ? ORDER BY day", (channel, day, last))
     out.peaks = [(str(d), int(users), datetime.fromtimestamp(at, tz).strftime("%H:%M"))
                  for d, users, at in rows]
     hours: dict[int, int] = {}
     for (when,) in query("SELECT time FROM chat_log WHERE channel = ? AND kind = 'chat' AND "
-                         "time >= ?", (channel, since)):
+                         "time >= ? AND time <= ?", (channel, since, now)):
         hour = datetime.fromtimestamp(when, tz).hour
         hours[hour] = hours.get(hour, 0) + 1
     out.busiest_hours = sorted(hours.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
     rows = query("SELECT started_at, title, queued_by FROM media WHERE channel = ? AND "
-                 "started_at >= ? ORDER BY started_at DESC LIMIT ?", (channel, since, top))
+                 "started_at >= ? AND started_at <= ? ORDER BY started_at DESC LIMIT ?",
+                 (channel, since, now, top))
     out.media = [(datetime.fromtimestamp(at, tz).strftime("%Y-%m-%d %H:%M"), str(title),
                   str(by or "")) for at, title, by in rows]
     out.summary = summary(query, channel, f"last {days} day(s)", now, tz, days)

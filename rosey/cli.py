@@ -225,6 +225,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0 if parts else 1
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Channel statistics (issue 14): the logic is in rosey/tools/stats.py."""
+    cfg, _ = _load(args.config)
+    from rosey.tools.stats import run_stats
+
+    return run_stats(cfg, args.days, args.until, args.json)
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     from rosey.doctor import run_doctor
@@ -271,7 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("words", nargs="+")
     ctl.add_argument("--timeout", type=float, default=20.0)  # kick, add… wait for the server
     ctl.set_defaults(func=cmd_ctl)
-    for sp in (run, check, scale, ctl, backup, replay_cmd, ask_cmd, doctor):
+    stats_cmd = sub.add_parser("stats", help="channel statistics: top chatters, peaks per day, "
+                               "busiest hours, recent media")
+    stats_cmd.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
+    stats_cmd.add_argument("--until", default="", help="last day, YYYY-MM-DD (default today)")
+    stats_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    stats_cmd.set_defaults(func=cmd_stats)
+    for sp in (run, check, scale, ctl, backup, replay_cmd, ask_cmd, doctor, stats_cmd):
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
