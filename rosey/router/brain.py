@@ -326,6 +326,7 @@ class Brain(CommandsMixin):
     def on_other(self, msg: Message) -> None:
         """Channel events that only update state (and the media history)."""
         if self.channel.apply(msg):  # playlist and permissions
+            metrics.CHANNEL_PLAYLIST_ITEMS.set(len(self.channel.playlist.items))
             return
         if isinstance(msg, MediaChanged):
             self.channel.now_playing = msg.title

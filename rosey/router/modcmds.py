@@ -73,8 +73,9 @@ async def _users(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
     users = sorted(m.channel.users.values(), key=lambda u: (-u.rank, u.name.lower()))
     shown = [u.name + f" ({u.rank:g}" + (", AFK" if u.afk else "") +
              (", muted" if u.muted else "") + ")" for u in users]
-    extra = f" of {m.channel.user_count} connections" if m.channel.user_count else ""
-    return f"{len(users)} users{extra}: " + (", ".join(shown) or "nobody")
+    sockets = f" ({m.channel.user_count} connected, guests included)" if m.channel.user_count \
+        else ""
+    return f"{len(users)} users{sockets}: " + (", ".join(shown) or "nobody")
 
 
 def _stamp(m: ModContext, when: float) -> str:
