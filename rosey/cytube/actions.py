@@ -41,6 +41,7 @@ from rosey.protocol import (
 if TYPE_CHECKING:
     from rosey.cytube.session import Session
 
+PENDING_MAX = 64  # actions awaiting the server's answer (each ends within ACTION_TIMEOUT)
 ACTION_TIMEOUT = 10.0  # a cm manifest or a provider lookup takes the server a few seconds
 NAME_RE = re.compile(r"^[\w-]{1,20}$")  # CyTube user names (PROTOCOL §10)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -88,6 +89,9 @@ class ActionTracker:
             return "", None, self._result(action.id, False, "not connected to the channel")
         if action.id in self.pending:  # a re-sent action: the first one is still on its way
             return "", None, None
+        if len(self.pending) >= PENDING_MAX:
+            return "", None, self._result(action.id, False, "too many actions waiting for "
+                                          "the server; try again in a few seconds")
         event, data = _frame(action)
         if not event:
             return "", None, self._result(action.id, False, data)
