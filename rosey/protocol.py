@@ -16,7 +16,7 @@ Frames by socket (binder is always the router process):
           ChatCleared, Playlist, PlaylistQueued, PlaylistDeleted, PlaylistMoved,
           PlaylistTemp, PlaylistCurrent, ChannelPermissions, ActionResult
     down: Say, and the typed moderator actions PlaylistAdd, PlaylistDelete,
-          PlaylistMove, PlaylistJump, PlaylistNext, VoteSkip, Kick (never built
+          PlaylistMove, PlaylistJump, PlaylistNext, VoteSkip, Kick, Mute (never built
           from model output: only the command table makes them)
 
 ``ipc://RUN/work``  caller DEALER (identity ``caller-<n>``) <-> router ROUTER
@@ -41,6 +41,7 @@ from rosey.protocol_moderation import (
     ActionResult,
     ChannelPermissions,
     Kick,
+    Mute,
     Playlist,
     PlaylistAdd,
     PlaylistCurrent,
@@ -338,6 +339,7 @@ AnyMessage = (
     | PlaylistNext
     | VoteSkip
     | Kick
+    | Mute
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -150,10 +150,21 @@ class Kick(Message, tag="kick"):
     reason: str = ""
 
 
-ACTIONS = (PlaylistAdd, PlaylistDelete, PlaylistMove, PlaylistJump, PlaylistNext, VoteSkip, Kick)
-Action = PlaylistAdd | PlaylistDelete | PlaylistMove | PlaylistJump | PlaylistNext | VoteSkip | Kick
+class Mute(Message, tag="mute"):
+    """The chat command ``/mute name`` (``muted``) or ``/unmute name``."""
 
-__all__ = ["ACTIONS", "Action", "ActionResult", "ChannelPermissions", "Kick", "Playlist",
+    id: str
+    channel: str
+    name: str
+    muted: bool = True
+
+
+ACTIONS = (PlaylistAdd, PlaylistDelete, PlaylistMove, PlaylistJump, PlaylistNext, VoteSkip, Kick,
+           Mute)
+Action = (PlaylistAdd | PlaylistDelete | PlaylistMove | PlaylistJump | PlaylistNext | VoteSkip
+          | Kick | Mute)
+
+__all__ = ["ACTIONS", "Action", "ActionResult", "ChannelPermissions", "Kick", "Mute", "Playlist",
            "PlaylistAdd", "PlaylistCurrent", "PlaylistDelete", "PlaylistDeleted",
            "PlaylistEntry", "PlaylistJump", "PlaylistMove", "PlaylistMoved", "PlaylistNext",
            "PlaylistQueued", "PlaylistTemp", "VoteSkip"]

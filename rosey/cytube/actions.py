@@ -23,6 +23,8 @@ from rosey.protocol import (
     Action,
     ActionResult,
     ChannelPermissions,
+    Kick,
+    Mute,
     Playlist,
     PlaylistAdd,
     PlaylistCurrent,
@@ -144,7 +146,9 @@ def _frame(action: Action) -> tuple[str, Any]:
         return "voteskip", None
     if not NAME_RE.match(action.name):
         return "", f"{action.name[:40]!r} is not a CyTube user name"
-    return "chatMsg", kick_text(action.name, action.reason)
+    if isinstance(action, Kick):
+        return "chatMsg", kick_text(action.name, action.reason)
+    return "chatMsg", f"/{'mute' if action.muted else 'unmute'} {action.name}"
 
 
 def _verdict(action: Action, f: object, bot: str) -> tuple[bool, str] | None:
@@ -173,10 +177,30 @@ def _verdict(action: Action, f: object, bot: str) -> tuple[bool, str] | None:
             return True, f"{f.count} of {f.need} votes"
         if isinstance(f, fr.SetCurrentFrame):
             return True, "the vote passed"
-    elif isinstance(f, fr.UserLeaveFrame) and f.name.lower() == action.name.lower():
+    elif isinstance(action, Kick):
+        if isinstance(f, fr.UserLeaveFrame) and f.name.lower() == action.name.lower():
+            return True, ""
+        if isinstance(f, fr.ErrorMsgFrame) and (
+                f.msg.lower() == (KICK_DENIED + action.name).lower() or
+                f.msg.startswith(NO_TARGET)):
+            return False, f.msg
+    else:
+        return _mute_verdict(action, f, bot)
+    return None
+
+
+def _mute_verdict(action: Mute, f: object, bot: str) -> tuple[bool, str] | None:
+    """src/channel/chat.js handleCmdMute / handleCmdUnmute."""
+    name = action.name.lower()
+    if isinstance(f, fr.SetUserMetaFrame) and f.name.lower() == name and \
+            f.muted == action.muted:
         return True, ""
-    elif isinstance(f, fr.ErrorMsgFrame) and (
-            f.msg.lower() == (KICK_DENIED + action.name).lower() or f.msg.startswith(NO_TARGET)):
+    verb = "muted" if action.muted else "unmuted"
+    if isinstance(f, fr.ChatFrame) and f.is_server_notice and \
+            f.text.lower() == f"{bot} {verb} {name}":  # an absent name is unmuted too
+        return True, ""
+    if isinstance(f, fr.ErrorMsgFrame) and name in f.msg.lower() and (
+            f.msg.startswith(("/mute ", "/unmute ")) or f.msg.endswith(" is not muted.")):
         return False, f.msg
     return None
 

@@ -168,7 +168,7 @@ class Session:
         event, data, failure = self.actions.start(action, now, self.joined)
         if failure is not None:
             self.out.append(failure)
-        elif event == "chatMsg":  # /kick: a chat command, paced with chat by the governor
+        elif event == "chatMsg":  # /kick, /mute: chat commands, paced with chat by the governor
             self.governor.add_command(data, now + self.actions.timeout, PRIORITY_OTHER)
             self.wake = True
         elif event:

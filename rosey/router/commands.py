@@ -91,8 +91,14 @@ def _number(args: list[str], usage: str) -> float:
 
 
 def _help(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
-    mine = [COMMANDS[n].usage or n for n in COMMANDS if may_use(ctx, actor, n)]
-    return "you may use: " + ", ".join(mine)
+    """The names the sender may use (one PM); ``help <command>`` gives its usage."""
+    if args:
+        name = args[0].lower().lstrip("!")
+        if name not in COMMANDS:
+            raise CommandError(f"unknown command {name!r}")
+        return f"{COMMANDS[name].usage or name} (rank {required_rank(ctx, actor, name):g})"
+    mine = [name for name in COMMANDS if may_use(ctx, actor, name)]
+    return "you may use: " + ", ".join(mine) + " (help <command> for its usage)"
 
 
 # The one command table: `rosey ctl <cmd>` and PM `!<cmd>`. A rank of None means
@@ -108,7 +114,7 @@ COMMANDS: dict[str, Command] = {
     "forget": Command(_forget, EVERYONE, "forget me"),
     "optout": Command(_optout, EVERYONE, "optout"),
     "optin": Command(_optin, EVERYONE, "optin"),
-    "help": Command(_help, EVERYONE, "help"),
+    "help": Command(_help, EVERYONE, "help [command]"),
 }
 
 

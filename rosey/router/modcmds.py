@@ -15,6 +15,7 @@ from rosey.media_links import MediaLinkError, parse_media_link
 from rosey.protocol import (
     ActionResult,
     Kick,
+    Mute,
     PlaylistAdd,
     PlaylistDelete,
     PlaylistEntry,
@@ -227,6 +228,35 @@ async def _kick(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
     return await m.act(action, lambda r: f"kicked {name}")
 
 
+async def _set_mute(ctx: CommandContext, actor: Actor, args: list[str], muted: bool) -> str:
+    m = mod_context(ctx)
+    verb = "mute" if muted else "unmute"
+    if len(args) != 1:
+        raise CommandError(f"usage: {verb} <user>")
+    name, rank = args[0].lstrip("@"), 0.0
+    if muted:  # the server checks presence and rank for a mute, not for an unmute
+        name, rank = _present(m, name)
+        if name.lower() == m.bot_name.lower():
+            raise CommandError("I won't mute myself")
+        if not actor.is_cli and rank >= actor.rank:
+            raise CommandError(f"you can't mute {name}: their rank ({rank:g}) is not below "
+                               f"yours ({actor.rank:g})")
+    m.require(["mute"], verb)
+    if muted and rank >= m.channel.bot_rank:
+        raise CommandError(f"I can't mute {name}: CyTube only lets me mute ranks below mine "
+                           f"({m.channel.bot_rank:g})")
+    action = Mute(id=m.new_id(), channel=m.channel_name, name=name, muted=muted)
+    return await m.act(action, lambda r: f"{verb}d {name}")
+
+
+async def _mute(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
+    return await _set_mute(ctx, actor, args, True)
+
+
+async def _unmute(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
+    return await _set_mute(ctx, actor, args, False)
+
+
 # name -> (handler, default minimum rank (None: router.command_rank), usage)
 MOD_COMMANDS: dict[str, Command] = {
     "say": Command(_say, None, "say <text>"),
@@ -242,4 +272,6 @@ MOD_COMMANDS: dict[str, Command] = {
     "next": Command(_next, None, "next"),
     "voteskip": Command(_voteskip, None, "voteskip"),
     "kick": Command(_kick, None, "kick <user> [reason]"),
+    "mute": Command(_mute, None, "mute <user>"),
+    "unmute": Command(_unmute, None, "unmute <user>"),
 }

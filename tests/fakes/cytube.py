@@ -316,8 +316,7 @@ class FakeCytube(FakeCytubePlaylist):
             return
         if cmd is not None:
             self.commands_run.append((user.name, msg))
-            if cmd == "kick":
-                await self._cmd_kick(user, msg, s)
+            await self._mod_command(cmd, user, msg, s)  # /kick, /mute, /unmute
             if cmd == "clear" and user.rank >= 2:
                 self.buffer.clear()
                 await self._broadcast("clearchat", {"clearedBy": user.name})

@@ -298,6 +298,41 @@ class FakeCytubePlaylist(FakeCytubeBase):
         await self.kick(target.name, " ".join(args[1:]))
         await self._notice(f"{user.name} kicked {target.name}")
 
+    async def _mod_command(self, cmd: str, user: _User, msg: str, s: _Sock | None) -> None:
+        if cmd == "kick":
+            await self._cmd_kick(user, msg, s)
+        elif cmd in ("mute", "unmute"):
+            await self._cmd_mute(user, msg, s, cmd == "mute")
+
+    async def _cmd_mute(self, user: _User, msg: str, s: _Sock | None, muted: bool) -> None:
+        """src/channel/chat.js handleCmdMute / handleCmdUnmute."""
+        if not self.may(user.rank, "mute"):
+            return
+        args = msg.split(" ")[1:]
+        verb = "mute" if muted else "unmute"
+        name = args[0].lower() if args else ""
+        target = self._members.get(name)
+        error = f"/{verb} requires a target name" if not args else None
+        if error is None and muted and target is None:
+            error = f"/mute target {name} not present in channel."
+        elif error is None and muted and target is not None and target.rank >= user.rank:
+            error = f"/mute failed - {target.name} has equal or higher rank than you."
+        elif error is None and not muted and name == user.name.lower():
+            error = "You are not allowed to unmute yourself"
+        elif error is None and not muted and name not in self.muted:
+            error = f"{name} is not muted."
+        if error is not None:
+            if s is not None:
+                await self._emit(s.sid, "errorMsg", {"msg": error})
+            return
+        (self.muted.add if muted else self.muted.discard)(name)
+        if muted:
+            await self._send_meta(name)
+        await self._notice(f"{user.name} {verb}d {target.name if target else name}",
+                           min_rank=self.permissions["mute"])
+        if not muted:
+            await self._send_meta(name)
+
     def playlist_handlers(self) -> dict[str, Any]:
         return {"queue": self._queue, "delete": self._delete_event, "moveMedia": self._move_media,
                 "jumpTo": self._jump_to, "playNext": self._play_next, "setTemp": self._set_temp,

@@ -124,6 +124,20 @@ async def test_kick_say_pm_and_people(fake: FakeCytube) -> None:
         assert await s.ask("Mod", "!kick bob") == \
             "the server refused: You do not have permission to kick bob"
         assert "bob" in fake.usernames
+        # mute / unmute: /mute and /unmute chat commands, settled by setUserMeta or the notice
+        assert await s.ask("bob", "!mute Mod") == "mute needs rank 2 (yours is 1)"
+        assert await s.ask("Mod", "!mute Owner") == \
+            "you can't mute Owner: their rank (4) is not below yours (2)"
+        assert await s.ask("Mod", "!mute bob") == \
+            "the server refused: /mute failed - bob has equal or higher rank than you."
+        fake._members["bob"].rank = 1
+        assert await s.ask("Mod", "!mute bob") == "muted bob"
+        assert "bob" in fake.muted and s.router.brain.channel.users["bob"].muted
+        assert await s.ask("Mod", "!unmute bob") == "unmuted bob"
+        assert await s.ask("Mod", "!unmute bob") == "the server refused: bob is not muted."
+        assert "bob" not in fake.muted
+        assert [d["msg"] for _, d in s.sent("chatMsg")][1:] == [
+            "/kick bob", "/mute bob", "/mute bob", "/unmute bob", "/unmute bob"]
         # say / pm: through the ordinary governed path; a leading / never runs as a command
         assert await s.ask("Mod", "!say /clear everything") == "said in the channel"
         await fake.wait_for(lambda: any(m["username"] == BOT for m in fake.chat_log))
@@ -131,7 +145,7 @@ async def test_kick_say_pm_and_people(fake: FakeCytube) -> None:
             [" /clear everything"]
         assert (BOT, "/clear everything") not in fake.commands_run
         assert await s.ask("Mod", "!pm bob hello there") == "PM sent to bob"
-        assert [p["msg"] for p in fake.pm_log if p["to"] == "bob"] == ["hello there"]
+        assert [p["msg"] for p in fake.pm_log if p["to"] == "bob"][-1] == "hello there"
         assert await s.ask("Mod", "!pm ghost hi") == "ghost is not in the channel"
         users = await s.ask("Mod", "!users")
         assert users.startswith("4 users") and "Owner (4)" in users and "bob (2)" not in users
@@ -143,5 +157,7 @@ async def test_kick_say_pm_and_people(fake: FakeCytube) -> None:
         stats = await s.ask("Mod", "!stats")
         assert stats.startswith("today (since ") and "peak 5 users at" in stats, stats
         helped = await s.ask("bob", "!help")
-        assert helped == "you may use: np, forget me, optout, optin, help"
-        assert "kick <user> [reason]" in await s.ask("Mod", "!help")
+        assert helped == "you may use: np, forget, optout, optin, help (help <command> for its " \
+            "usage)"
+        assert "kick, mute, unmute" in await s.ask("Mod", "!help")
+        assert await s.ask("bob", "!help kick") == "kick <user> [reason] (rank 2)"

@@ -15,6 +15,7 @@ from rosey.cytube.session import Session
 from rosey.protocol import (
     ActionResult,
     Kick,
+    Mute,
     Playlist,
     PlaylistAdd,
     PlaylistDelete,
@@ -113,6 +114,9 @@ def test_actions_map_to_the_recorded_client_frames() -> None:
     assert _start(t, VoteSkip(id="5", channel="c")) == ("voteskip", None)
     assert _start(t, Kick(id="6", channel="c", name="alice", reason="spam\n/clear\x07 now")) \
         == ("chatMsg", "/kick alice spam /clear  now")  # control runs: one space each
+    assert _start(t, Mute(id="m1", channel="c", name="bob")) == ("chatMsg", "/mute bob")
+    assert _start(t, Mute(id="m2", channel="c", name="bob", muted=False)) == \
+        ("chatMsg", "/unmute bob")
     event, _, failure = t.start(Kick(id="7", channel="c", name="bad name!", reason=""), 0.0,
                                 True)
     assert event == "" and failure is not None and not failure.ok
