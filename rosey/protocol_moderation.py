@@ -86,6 +86,7 @@ class ActionResult(Message, tag="action_result"):
     action_id: str
     ok: bool
     detail: str = ""
+    answered: bool = True  # False: timed out or disconnected (``detail`` says which)
 
 
 # ---- router -> conn: typed moderator actions -------------------------------

@@ -80,15 +80,18 @@ class ActionTracker:
         self.permissions: dict[str, float] = {}
         self.locked = True
 
-    def _result(self, action_id: str, ok: bool, detail: str) -> ActionResult:
+    def _result(self, action_id: str, ok: bool, detail: str,
+                answered: bool = True) -> ActionResult:
         self.pending.pop(action_id, None)
-        return ActionResult(channel=self.channel, action_id=action_id, ok=ok, detail=detail)
+        return ActionResult(channel=self.channel, action_id=action_id, ok=ok, detail=detail,
+                            answered=answered)
 
     def start(self, action: Action, now: float,
               joined: bool) -> tuple[str, Any, ActionResult | None]:
         """(event, data, failure): the frame to send, or why nothing is sent."""
         if not joined:
-            return "", None, self._result(action.id, False, "not connected to the channel")
+            return "", None, self._result(action.id, False, "not connected to the channel",
+                                          answered=False)
         if action.id in self.pending:  # a re-sent action: the first one is still on its way
             return "", None, None
         if len(self.pending) >= PENDING_MAX:
@@ -118,11 +121,11 @@ class ActionTracker:
         return out
 
     def expire(self, now: float) -> list[ActionResult]:
-        return [self._result(i, False, SILENT.format(self.timeout))
+        return [self._result(i, False, SILENT.format(self.timeout), answered=False)
                 for i, p in list(self.pending.items()) if p.deadline <= now]
 
     def fail_all(self, detail: str) -> list[ActionResult]:
-        return [self._result(i, False, detail) for i in list(self.pending)]
+        return [self._result(i, False, detail, answered=False) for i in list(self.pending)]
 
     def permissions_message(self) -> ChannelPermissions:
         return ChannelPermissions(channel=self.channel, permissions=dict(self.permissions),

@@ -39,7 +39,7 @@ class ActionDesk:
             self.waiting.pop(action.id, None)
             metrics.MOD_ACTIONS.labels(kind_of(action), "unsent").inc()
             return ActionResult(channel=action.channel, action_id=action.id, ok=False,
-                                detail="conn is not reachable")
+                                detail="conn is not reachable", answered=False)
         try:
             return await asyncio.wait_for(asyncio.shield(future), wait)
         except TimeoutError:
@@ -47,8 +47,7 @@ class ActionDesk:
 
     def on_result(self, result: ActionResult) -> None:
         kind, future = self.waiting.pop(result.action_id, ("unknown", None))
-        outcome = "ok" if result.ok else ("no_answer" if "did not answer" in result.detail
-                                          else "refused")
+        outcome = "ok" if result.ok else ("refused" if result.answered else "no_answer")
         metrics.MOD_ACTIONS.labels(kind, outcome).inc()
         log.info("action %s (%s): %s %s", result.action_id[:8], kind, outcome, result.detail)
         if future is not None and not future.done():

@@ -42,6 +42,6 @@ class ModContext:
             return (f"sent; the server has not answered within {self.wait:g} s "
                     "(the result goes to the audit log)")
         if not result.ok:
-            raise CommandError(f"the server refused: {result.detail}"
-                               if "did not answer" not in result.detail else result.detail)
+            raise CommandError(f"the server refused: {result.detail}" if result.answered
+                               else result.detail)
         return done(result)

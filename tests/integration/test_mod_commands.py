@@ -81,6 +81,13 @@ async def test_playlist_commands_end_to_end(fake: FakeCytube) -> None:
         voted = await s.ask("Mod", "!voteskip")
         assert voted.startswith("voted to skip"), voted
         assert s.sent("voteskip") == [("voteskip", None)]
+        # a request the server ignores in silence ends with conn's timeout, said plainly
+        s.conn.session.actions.timeout = 0.5
+        fake.permissions["playlistjump"] = 3  # changed without a setPermissions reaching us
+        assert await s.ask("Mod", "!jump 2") == (
+            "the server did not answer within 0.5 s (CyTube ignores requests it does not "
+            "permit, or the target is gone)")
+        assert s.sent("jumpTo")[-1] == ("jumpTo", 0)  # it was sent; nothing came back
         # the router's view matches the channel after all of it
         view = [i.title for i in s.router.brain.channel.playlist.items]
         assert view == fake.playlist_titles

@@ -122,7 +122,7 @@ def test_actions_map_to_the_recorded_client_frames() -> None:
     assert event == "" and failure is not None and not failure.ok
     _, _, offline = ActionTracker("c").start(VoteSkip(id="8", channel="c"), 0.0, False)
     assert offline == ActionResult(channel="c", action_id="8", ok=False,
-                                   detail="not connected to the channel")
+                                   detail="not connected to the channel", answered=False)
 
 
 def test_session_reports_the_servers_verdicts() -> None:
@@ -149,5 +149,7 @@ def test_session_reports_the_servers_verdicts() -> None:
     assert not results["a2"].ok and results["a2"].detail == "Unknown media type 'zz'"
     assert not results["k1"].ok and "permission to kick testowner" in results["k1"].detail
     assert "d1" not in results  # nothing from the server about uid 9 yet
-    assert [m.action_id for m in s.actions.expire(111.0)] == ["d1"]
+    expired = s.actions.expire(111.0)
+    assert [(m.action_id, m.answered) for m in expired] == [("d1", False)]
+    assert results["a2"].answered and results["k1"].answered
     assert s.actions.pending == {}
