@@ -264,6 +264,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return exit_codes.OK if asked.parts else exit_codes.FAILED
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Channel statistics; the logic is in rosey/tools/stats.py."""
+    cfg, _ = _load(args.config)
+    from rosey.tools.stats import run_stats
+
+    return run_stats(cfg, args.days, args.until, args.json)
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     from rosey.doctor import run_doctor
@@ -335,10 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
     ctl.add_argument("words", nargs="+", metavar="WORDS",
                      help="the command and its arguments, e.g. llm off")
-    ctl.add_argument("--timeout", type=float, default=5.0,
-                     help="seconds to wait for the router's answer (default 5)")
+    # kick, add… wait for the server's answer
+    ctl.add_argument("--timeout", type=float, default=20.0,
+                     help="seconds to wait for the router's answer (default 20)")
     ctl.set_defaults(func=cmd_ctl)
-    for sp in (run, check, init, status, scale, ctl, backup, replay_cmd, ask_cmd, doctor):
+    stats_cmd = sub.add_parser("stats", help="channel statistics: top chatters, peaks per day, "
+                               "busiest hours, recent media")
+    stats_cmd.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
+    stats_cmd.add_argument("--until", default="", metavar="DAY",
+                           help="last day, YYYY-MM-DD (default today)")
+    stats_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    stats_cmd.set_defaults(func=cmd_stats)
+    for sp in (run, check, init, status, scale, ctl, backup, replay_cmd, ask_cmd, doctor,
+               stats_cmd):
         # Also accepted after the command (`rosey run --config x`); shown once, above.
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sp.add_argument("--umask", type=file_modes.parse_umask, default=argparse.SUPPRESS,

@@ -353,6 +353,14 @@ def _check_semantics(cfg: Config, source: str, errors: list[str] | None = None) 
     except (ZoneInfoNotFoundError, ValueError):
         fail("$.router.limits.timezone", "unknown time zone; use an IANA name such as "
              "Europe/Berlin or UTC")
+    from rosey.router.commands import COMMANDS  # only the table: no router state
+
+    for name in router.command_ranks:
+        if name not in COMMANDS:
+            fail(f"$.router.command_ranks.{name}",
+                 "not a command; use one of " + ", ".join(sorted(COMMANDS)))
+    if router.stats_interval < 0:
+        fail("$.router.stats_interval", "expected 0 (no samples) or a number of seconds > 0")
     if router.retention_days <= 0:
         fail("$.router.retention_days", "expected a number > 0")
     if cfg.conn.message_length and not 40 <= cfg.conn.message_length <= 1000:

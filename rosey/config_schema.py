@@ -61,6 +61,8 @@ class Router(_Section):
     bot_name_trigger: bool = True
     command_prefix: str = "!"
     command_rank: float = 2.0
+    command_ranks: dict[str, float] = {}  # per-command minimum rank, overriding the table
+    stats_interval: float = 60.0  # seconds between user-count samples (0: none)
     ignore_users: list[str] = []
     queue_max: int = 64
     history_chars: int = 6000

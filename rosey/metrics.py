@@ -163,7 +163,7 @@ MEMORY_TARGETS = {"conn": 50 * MiB, "router": 60 * MiB, "caller": 80 * MiB, "eve
 # Which role exports a metric, by name prefix; names not listed are exported by every process.
 OWNERS = (("rosey_conn_", "conn"), ("rosey_router_", "router"), ("rosey_llm_", "caller"),
           ("rosey_caller_", "caller"), ("rosey_supervisor_", "events"),
-          ("rosey_config_", "events"))
+          ("rosey_config_", "events"), ("rosey_channel_", "router"))
 # Label values known in advance, so rate() and ratios see a 0 before the first event.
 PREINIT: dict[str, list[tuple[MetricWrapperBase, tuple[str, ...]]]] = {
     "conn": [(RECONNECTS, ("disconnect",)), (RECONNECTS, ("kick",)),
@@ -237,3 +237,21 @@ async def watch_loop_lag(process: str, interval: float = 0.5) -> None:
         start = time.perf_counter()
         await asyncio.sleep(interval)
         hist.observe(max(0.0, time.perf_counter() - start - interval))
+
+
+# --- added for issue 14 (channel statistics and moderator commands): router ------------
+CHANNEL_USERS = Gauge("rosey_channel_users", "Logged-in users in the channel's userlist (bot "
+                      "included)")
+CHANNEL_CONNECTIONS = Gauge("rosey_channel_connections",
+                            "Sockets in the channel, anonymous ones included (usercount)")
+CHANNEL_PEAK = Gauge("rosey_channel_peak_users", "Today's high-water mark of rosey_channel_users")
+CHANNEL_MEDIA_CHANGES = Counter("rosey_channel_media_changes_total", "changeMedia events")
+CHANNEL_PLAYLIST_ITEMS = Gauge("rosey_channel_playlist_items", "Items in the channel playlist")
+CHANNEL_MEDIA_STARTED = Gauge("rosey_channel_media_started_timestamp_seconds",
+                              "When the media now playing started (for dashboard annotations)")
+MOD_COMMANDS = Counter("rosey_router_mod_commands_total",
+                       "Commands by name (from the fixed table) and outcome",
+                       ["command", "outcome"])
+MOD_ACTIONS = Counter("rosey_router_mod_actions_total",
+                      "Typed moderator actions sent to conn, by kind and what the server said",
+                      ["action", "outcome"])

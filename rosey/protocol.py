@@ -13,8 +13,11 @@ Frames by socket (binder is always the router process):
 ``ipc://RUN/conn``  conn DEALER (identity ``conn:<channel>``) <-> router ROUTER
     up:   Chat, Pm, UserJoined, UserLeft, UserList, RankChanged, ConnState,
           Delivered, MediaChanged, UserMeta, Profile, LeaderChanged, UserCount,
-          ChatCleared
-    down: Say
+          ChatCleared, Playlist, PlaylistQueued, PlaylistDeleted, PlaylistMoved,
+          PlaylistTemp, PlaylistCurrent, ChannelPermissions, ActionResult
+    down: Say, and the typed moderator actions PlaylistAdd, PlaylistDelete,
+          PlaylistMove, PlaylistJump, PlaylistNext, VoteSkip, Kick, Mute (never built
+          from model output: only the command table makes them)
 
 ``ipc://RUN/work``  caller DEALER (identity ``caller-<n>``) <-> router ROUTER
     up:   Ready, Heartbeat, Partial, Result
@@ -30,15 +33,31 @@ from typing import Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+# The base and the issue-14 messages live in sibling modules that import nothing else of Rosey.
+from rosey.protocol_base import PROTOCOL_VERSION, DecodeError, Message
+from rosey.protocol_moderation import (
+    ACTIONS,
+    Action,
+    ActionResult,
+    ChannelPermissions,
+    Kick,
+    Mute,
+    Playlist,
+    PlaylistAdd,
+    PlaylistCurrent,
+    PlaylistDelete,
+    PlaylistDeleted,
+    PlaylistEntry,
+    PlaylistJump,
+    PlaylistMove,
+    PlaylistMoved,
+    PlaylistNext,
+    PlaylistQueued,
+    PlaylistTemp,
+    VoteSkip,
+)
 
-
-class DecodeError(Exception):
-    """Bytes that are not a valid message of this protocol version."""
-
-
-class Message(msgspec.Struct, tag_field="k", kw_only=True, omit_defaults=True):
-    v: int = PROTOCOL_VERSION
+__all__ = ["ACTIONS", "PROTOCOL_VERSION", "Action", "DecodeError", "Message", "PlaylistEntry"]
 
 
 # ---- conn -> router -------------------------------------------------------
@@ -222,7 +241,7 @@ class Partial(Message, tag="partial"):
 
 class CtlRequest(Message, tag="ctl"):
     command: str
-    args: list[str] = []
+    args: list[str] = []  # noqa: RUF012 - a msgspec Struct field (the base is imported)
     actor: str = "cli"
 
 
@@ -305,6 +324,22 @@ AnyMessage = (
     | LeaderChanged
     | UserCount
     | ChatCleared
+    | Playlist
+    | PlaylistQueued
+    | PlaylistDeleted
+    | PlaylistMoved
+    | PlaylistTemp
+    | PlaylistCurrent
+    | ChannelPermissions
+    | ActionResult
+    | PlaylistAdd
+    | PlaylistDelete
+    | PlaylistMove
+    | PlaylistJump
+    | PlaylistNext
+    | VoteSkip
+    | Kick
+    | Mute
 )
 
 _encoder = msgspec.msgpack.Encoder()

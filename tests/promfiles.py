@@ -93,6 +93,9 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
         for panel in panels(board):
             for target in panel.get("targets", []):
                 out.append((board["uid"], panel["title"], target["expr"]))
+        for note in board.get("annotations", {}).get("list", []):
+            if "expr" in note:  # Prometheus annotation queries count as panels
+                out.append((board["uid"], f"annotation {note['name']}", note["expr"]))
     return out
 
 

@@ -29,7 +29,7 @@ from rosey.cytube.backoff import Cause, ReconnectPolicy, classify_connect_error
 from rosey.cytube.governor import Governor
 from rosey.cytube.session import Emit, Session
 from rosey.lifecycle import run_until_signalled, survive
-from rosey.protocol import Delivered, Message, Say, encode
+from rosey.protocol import ACTIONS, Delivered, Message, Say, encode
 
 log = logging.getLogger("rosey.conn")
 
@@ -138,6 +138,9 @@ class ConnService:
             msg = ipc.decode_or_count(await self.sock.recv(), "conn", log)
             if isinstance(msg, Say):
                 await self.accept_say(msg)
+            elif isinstance(msg, ACTIONS):  # typed moderator actions (cytube/actions.py)
+                self.session.act(msg)
+                await self._flush()
 
         await survive("conn router link", log, step)
 
@@ -214,6 +217,7 @@ class ConnService:
         now = self.clock()
         for outcome in self.governor.expire(now):
             self.session.finish(outcome)
+        self.session.out.extend(self.session.actions.expire(now))
         delay = 1.0
         if self.joined and self.sio is not None and not self.session.fatal:
             part = self.governor.next_part(now)

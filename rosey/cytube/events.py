@@ -268,8 +268,9 @@ def _validation(passed: bool) -> Callable[[object], fr.ValidationFrame]:
 def _queue_fail(warn: bool) -> Callable[[object], fr.QueueFailFrame]:
     def parse(data: object) -> fr.QueueFailFrame:
         d = _obj(data)
-        link = d.get("link")
-        return fr.QueueFailFrame(_str(d, "msg"), link if isinstance(link, str) else "", warn)
+        link, media_id = d.get("link"), d.get("id")
+        return fr.QueueFailFrame(_str(d, "msg"), link if isinstance(link, str) else "", warn,
+                                 media_id if isinstance(media_id, str) else "")
 
     return parse
 

@@ -267,6 +267,7 @@ class QueueFailFrame:
     msg: str
     link: str = ""
     warn: bool = False  # queueWarn: added, with a warning
+    id: str = ""  # the media id the client sent (queueFail only)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rosey import metrics
+from rosey.cytube import actions as act
 from rosey.cytube import events as ev
 from rosey.cytube import frames as fr
 from rosey.cytube import ranks, refusals
 from rosey.cytube.backoff import Verdict, classify_kick, classify_login_error
 from rosey.cytube.governor import SERVER_DEFAULT, Governor, Outcome
 from rosey.protocol import (
+    PRIORITY_OTHER,
+    Action,
     Chat,
     ChatCleared,
     ConnState,
@@ -86,6 +89,7 @@ class Session:
         self.kick_reason = ""
         self.kick_verdict: Verdict | None = None
         self.wake = False  # the governor's state changed: the send loop should look again
+        self.actions = act.ActionTracker(channel)  # moderator actions awaiting the server
 
     @property
     def joined(self) -> bool:
@@ -117,6 +121,7 @@ class Session:
     def socket_closed(self) -> None:
         """The socket is gone: nothing may be sent until a new one has joined again."""
         self.logged_in = self.userlist_seen = False
+        self.out.extend(self.actions.fail_all("disconnected from the channel"))
 
     def state(self, state: ConnStateName, detail: str = "") -> None:
         self.out.append(ConnState(channel=self.channel, state=state, bot_name=self.name,
@@ -157,6 +162,20 @@ class Session:
         elif isinstance(frame, fr.UnknownFrame):
             metrics.UNKNOWN_EVENTS.inc()
             log.debug("unknown event %r", frame.event[:64])
+        if self.actions.pending:  # after the state news, so the router reads them first
+            self.out.extend(self.actions.observe(frame, self.name))
+
+    def act(self, action: Action) -> None:
+        """A typed moderator action from the router: its one frame, or why it was not sent."""
+        now = self.clock()
+        event, data, failure = self.actions.start(action, now, self.joined)
+        if failure is not None:
+            self.out.append(failure)
+        elif event == "chatMsg":  # /kick, /mute: chat commands, paced with chat by the governor
+            self.governor.add_command(data, now + self.actions.timeout, PRIORITY_OTHER)
+            self.wake = True
+        elif event:
+            self.emits.append(Emit(event, data))
 
     def _is_me(self, name: str) -> bool:
         return name.lower() == self.name.lower()
@@ -373,3 +392,4 @@ _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
     fr.ChannelOptsFrame: Session._opts,
     fr.ChannelRankFailFrame: lambda s, f: log.warning("channel rank change failed: %s", f.msg),
 }
+_HANDLERS.update(act.FORWARDERS)

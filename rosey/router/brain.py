@@ -6,6 +6,7 @@ It owns the triggers, limits, history, personas and toggles, persists them throu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -29,9 +30,11 @@ from rosey.protocol import (
     UserMeta,
 )
 from rosey.router import commands
+from rosey.router.brain_commands import CommandsMixin
 from rosey.router.channel import ChannelState
 from rosey.router.history import History
 from rosey.router.limits import GLOBAL, LimitConfig, Limiter
+from rosey.router.modctx import ModContext
 from rosey.router.prompts import (
     address,
     build_turns,
@@ -40,6 +43,7 @@ from rosey.router.prompts import (
 )
 from rosey.router.records import Records
 from rosey.router.replies import ReplyPolicy
+from rosey.router.statskeeper import StatsKeeper
 from rosey.router.triggers import TriggerMatcher
 
 if TYPE_CHECKING:
@@ -58,7 +62,7 @@ def limit_config(cfg: Config, cooldown: float | None = None) -> LimitConfig:
         exempt_rank=lim.exempt_rank, timezone=lim.timezone)
 
 
-class Brain:
+class Brain(CommandsMixin):
     def __init__(self, cfg: Config, records: Records | None,
                  clock: Callable[[], float] = time.time):
         self.records = records
@@ -73,12 +77,15 @@ class Brain:
         self.history = History(cfg.llm.max_history_messages, cfg.router.history_chars)
         self._history_loaded: set[str] = set()
         self._refused_notice: dict[str, float] = {}
-        self.channel = ChannelState(cfg.router.channel_context)
+        self.channel = ChannelState(cfg.router.channel_context, bot_name=cfg.bot_name)
+        self.mod: ModContext | None = None  # set by the service: the live channel's actions
+        self._commands: set[asyncio.Task[None]] = set()  # PM commands waiting for the server
         self.stats_day = ""
         self.stats: dict[str, float] = {}
         self.budget = BudgetTracker(cfg.budget.daily_usd, cfg.budget.monthly_usd,
                                     tz=ZoneInfo(cfg.router.limits.timezone))
         self.reload(cfg)
+        self.statskeeper = StatsKeeper(records, self.limiter.day)
 
     def reload(self, cfg: Config) -> None:
         """Everything `!reload` may change at run time."""
@@ -125,6 +132,7 @@ class Brain:
         now = self.clock()
         day = self.limiter.day(now)
         self._load_stats(day)
+        self.statskeeper.restore(now)
         self.budget.restore(Snapshot(day, self.records.spend_since(day), day[:7],
                                      self.records.spend_since(day[:7] + "-01")), now)
         self._export_budget(now)
@@ -304,9 +312,9 @@ class Brain:
         if user.lower() == self.bot_name.lower():
             return
         if text.startswith(prefix) and self.flow is not None:
+            # The rank comes from the live userlist, never from the text.
             actor = commands.Actor(user, self.channel.rank_of(user), self.cfg.router.command_rank)
-            _ok, reply = self.run_command(actor, text[len(prefix):])
-            await self.flow.say(reply, pm_to=user, priority=PRIORITY_OTHER)
+            await self.pm_command(actor, text[len(prefix):])
             return
         await self.on_chat(user, text, True, received_at)
 
@@ -317,16 +325,19 @@ class Brain:
 
     def on_other(self, msg: Message) -> None:
         """Channel events that only update state (and the media history)."""
+        if self.channel.apply(msg):  # playlist and permissions
+            metrics.CHANNEL_PLAYLIST_ITEMS.set(len(self.channel.playlist.items))
+            return
         if isinstance(msg, MediaChanged):
             self.channel.now_playing = msg.title
-            if self.records is not None:
-                self.records.media(msg.title, msg.id, msg.type, msg.seconds, self.clock())
+            self.statskeeper.media(self.channel, msg, self.clock())
         elif isinstance(msg, UserMeta):
             self.channel.meta(msg.name, afk=msg.afk, muted=msg.muted)
         elif isinstance(msg, Profile):
             self.channel.profiles[msg.name.lower()] = msg.text
         elif isinstance(msg, UserCount):
             self.channel.user_count = msg.count
+            metrics.CHANNEL_CONNECTIONS.set(msg.count)
 
     # ---- commands ----------------------------------------------------------------
 
@@ -335,22 +346,6 @@ class Brain:
         self._history_loaded.add(user.lower())
         if self.records is not None:
             self.records.forget(user)
-
-    def run_command(self, actor: commands.Actor, line: str) -> tuple[bool, str]:
-        now = self.clock()
-        ctx = commands.CommandContext(
-            toggles=self.toggles, now=now, status=self.status_line, forget=self.forget,
-            set_cooldown=self._set_cooldown, personas=lambda: sorted(self.personas),
-            reload=lambda: self.reload_hook())
-        ok, text = commands.execute(ctx, actor, line)
-        self._save_toggles()
-        if self.records is not None:
-            self.records.audit(actor.name, line.split()[0] if line.split() else "", line, ok, now)
-        log.info("command by %s: %r -> %s", actor.name, line, "ok" if ok else "refused")
-        return ok, text
-
-    def _set_cooldown(self, seconds: float) -> None:
-        self.limiter.config.user_cooldown = seconds
 
     def status_line(self) -> str:
         flow = self.flow

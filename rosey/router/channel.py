@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from rosey.protocol import User
+from rosey.protocol import (
+    ChannelPermissions,
+    Message,
+    Playlist,
+    PlaylistCurrent,
+    PlaylistDeleted,
+    PlaylistMoved,
+    PlaylistQueued,
+    PlaylistTemp,
+    User,
+)
+from rosey.router.playlist import PlaylistView
 
 
 @dataclass
@@ -17,6 +28,11 @@ class ChannelState:
     user_count: int = 0
     profiles: dict[str, str] = field(default_factory=dict)  # kept, never sent to a model
     recent: deque[tuple[str, str]] = field(default_factory=deque)
+    bot_name: str = ""
+    conn_rank: float = -1.0  # the bot's rank as conn last reported it
+    playlist: PlaylistView = field(default_factory=PlaylistView)
+    permissions: dict[str, float] = field(default_factory=dict)  # {} until setPermissions
+    locked: bool = True
 
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=max(self.context_size, 1))
@@ -69,6 +85,33 @@ class ChannelState:
         """People type ``@ALICE``; she is ``Alice``: address users as the server names them."""
         user = self.users.get(name.lstrip("@").lower())
         return user.name if user is not None else name
+
+    @property
+    def bot_rank(self) -> float:
+        """From the live userlist (setUserRank keeps it current), else conn's last word."""
+        me = self.users.get(self.bot_name.lower())
+        return me.rank if me is not None else self.conn_rank
+
+    def apply(self, msg: Message) -> bool:
+        """Playlist and permission news; False for anything else."""
+        pl = self.playlist
+        if isinstance(msg, Playlist):
+            pl.replace(msg.items)
+        elif isinstance(msg, PlaylistQueued):
+            pl.queued(msg.item, msg.after)
+        elif isinstance(msg, PlaylistDeleted):
+            pl.deleted(msg.uid)
+        elif isinstance(msg, PlaylistMoved):
+            pl.moved(msg.uid, msg.after)
+        elif isinstance(msg, PlaylistTemp):
+            pl.temp(msg.uid, msg.temp)
+        elif isinstance(msg, PlaylistCurrent):
+            pl.set_current(msg.uid)
+        elif isinstance(msg, ChannelPermissions):
+            self.permissions, self.locked = dict(msg.permissions), msg.locked
+        else:
+            return False
+        return True
 
     def is_guest(self, name: str) -> bool:
         user = self.users.get(name.lower())

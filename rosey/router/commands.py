@@ -2,46 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import inspect
+from collections.abc import Awaitable
 
-MOD_RANK = 2.0  # the default of router.command_rank
+from rosey.router.cmdbase import (
+    EVERYONE,
+    MOD_RANK,
+    Actor,
+    Command,
+    CommandContext,
+    CommandError,
+    Toggles,
+)
+from rosey.router.modcmds import MOD_COMMANDS
 
+__all__ = ["COMMANDS", "MOD_RANK", "Actor", "CommandContext", "CommandError", "Toggles",
+           "execute", "required_rank", "run"]
 
-@dataclass
-class Toggles:
-    """Operator switches (persisted by the router's store once that exists)."""
-
-    llm_enabled: bool = True
-    quiet_until: float = 0.0
-    cooldown: float = 10.0
-    persona: str = ""
-    optouts: set[str] = field(default_factory=set)
-
-
-@dataclass(frozen=True)
-class Actor:
-    name: str  # "cli" for the control socket
-    rank: float  # the CLI counts as the channel owner
-    mod_rank: float = MOD_RANK
-
-    @property
-    def is_mod(self) -> bool:
-        return self.rank >= self.mod_rank
-
-
-@dataclass
-class CommandContext:
-    toggles: Toggles
-    now: float
-    status: Callable[[], str]
-    forget: Callable[[str], None]
-    set_cooldown: Callable[[float], None]
-    personas: Callable[[], list[str]] = lambda: []
-    reload: Callable[[], str] = lambda: "nothing to reload"
-
-
-Handler = Callable[[CommandContext, Actor, list[str]], str]
 
 
 def _status(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
@@ -103,10 +80,6 @@ def _optin(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
     return "OK: welcome back"
 
 
-class CommandError(Exception):
-    pass
-
-
 def _number(args: list[str], usage: str) -> float:
     try:
         value = float(args[0]) if len(args) == 1 else -1.0
@@ -117,33 +90,96 @@ def _number(args: list[str], usage: str) -> float:
     return value
 
 
-# name -> (handler, needs a moderator)
-COMMANDS: dict[str, tuple[Handler, bool]] = {
-    "status": (_status, True),
-    "llm": (_llm, True),
-    "quiet": (_quiet, True),
-    "cooldown": (_cooldown, True),
-    "persona": (_persona, True),
-    "reload": (_reload, True),
-    "forget": (_forget, False),
-    "optout": (_optout, False),
-    "optin": (_optin, False),
+def _help(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
+    """The names the sender may use (one PM); ``help <command>`` gives its usage."""
+    if args:
+        name = args[0].lower().lstrip("!")
+        if name not in COMMANDS:
+            raise CommandError(f"unknown command {name!r}")
+        return f"{COMMANDS[name].usage or name} (rank {required_rank(ctx, actor, name):g})"
+    mine = [name for name in COMMANDS if may_use(ctx, actor, name)]
+    return "you may use: " + ", ".join(mine) + " (help <command> for its usage)"
+
+
+# The one command table: `rosey ctl <cmd>` and PM `!<cmd>`. A rank of None means
+# router.command_rank (moderators); router.command_ranks overrides any row by name.
+COMMANDS: dict[str, Command] = {
+    "status": Command(_status, None, "status"),
+    "llm": Command(_llm, None, "llm on|off"),
+    "quiet": Command(_quiet, None, "quiet <minutes>"),
+    "cooldown": Command(_cooldown, None, "cooldown <seconds>"),
+    "persona": Command(_persona, None, "persona <name>"),
+    "reload": Command(_reload, None, "reload"),
+    **MOD_COMMANDS,
+    "forget": Command(_forget, EVERYONE, "forget me"),
+    "optout": Command(_optout, EVERYONE, "optout"),
+    "optin": Command(_optin, EVERYONE, "optin"),
+    "help": Command(_help, EVERYONE, "help [command]"),
 }
 
 
-def execute(ctx: CommandContext, actor: Actor, line: str) -> tuple[bool, str]:
-    """Run one command line; returns (ok, reply text)."""
+def required_rank(ctx: CommandContext, actor: Actor, name: str) -> float:
+    if name in ctx.ranks:
+        return ctx.ranks[name]
+    rank = COMMANDS[name].rank
+    return actor.mod_rank if rank is None else rank
+
+
+def may_use(ctx: CommandContext, actor: Actor, name: str) -> bool:
+    return actor.rank >= required_rank(ctx, actor, name)
+
+
+def _lookup(ctx: CommandContext, actor: Actor, line: str) -> tuple[str, list[str], str]:
+    """(name, args, refusal): refusal is "" when the actor may run it."""
     words = line.split()
     if not words:
-        return False, "commands: " + ", ".join(COMMANDS)
+        return "", [], "commands: " + ", ".join(COMMANDS)
     name, args = words[0].lower(), words[1:]
-    entry = COMMANDS.get(name)
-    if entry is None:
-        return False, f"unknown command {name!r}; commands: " + ", ".join(COMMANDS)
-    handler, mod_only = entry
-    if mod_only and not actor.is_mod:
-        return False, f"{name} is for moderators"
+    if name not in COMMANDS:
+        return name, args, f"unknown command {name!r}; !help lists yours"
+    if not may_use(ctx, actor, name):
+        need = required_rank(ctx, actor, name)
+        return name, args, f"{name} needs rank {need:g} (yours is {actor.rank:g})"
+    return name, args, ""
+
+
+def waits(line: str) -> bool:
+    """Whether this line's command may wait (for the server or the database)."""
+    words = line.split()
+    command = COMMANDS.get(words[0].lower()) if words else None
+    return command is not None and inspect.iscoroutinefunction(command.handler)
+
+
+def execute(ctx: CommandContext, actor: Actor, line: str) -> tuple[bool, str]:
+    """Run one command line whose handler is synchronous; returns (ok, reply text)."""
+    name, args, refusal = _lookup(ctx, actor, line)
+    if refusal:
+        return False, refusal
     try:
-        return True, handler(ctx, actor, args)
+        result = COMMANDS[name].handler(ctx, actor, args)
     except CommandError as exc:
         return False, str(exc)
+    if inspect.isawaitable(result):
+        _close(result)
+        return False, f"{name} needs the live router"
+    return True, result
+
+
+async def run(ctx: CommandContext, actor: Actor, line: str) -> tuple[bool, str]:
+    """Run one command line, waiting for it if it talks to the server."""
+    name, args, refusal = _lookup(ctx, actor, line)
+    if refusal:
+        return False, refusal
+    try:
+        result = COMMANDS[name].handler(ctx, actor, args)
+        if inspect.isawaitable(result):
+            result = await result
+    except CommandError as exc:
+        return False, str(exc)
+    return True, result
+
+
+def _close(result: Awaitable[str]) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()

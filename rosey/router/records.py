@@ -50,10 +50,29 @@ class Records:
             "rank = excluded.rank",
             (self.channel, name, when, when, int(message), rank))
 
-    def media(self, title: str, media_id: str, kind: str, seconds: float, when: float) -> Future:
+    def media(self, title: str, media_id: str, kind: str, seconds: float, when: float,
+              queued_by: str = "") -> Future:
         return self.store.write(
-            "INSERT INTO media (channel, title, media_id, type, seconds, started_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (self.channel, title, media_id, kind, seconds, when))
+            "INSERT INTO media (channel, title, media_id, type, seconds, started_at, queued_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self.channel, title, media_id, kind, seconds, when, queued_by))
+
+    def user_count(self, when: float, users: int, connections: int) -> Future:
+        return self.store.write(
+            "INSERT INTO user_counts (channel, time, users, connections) VALUES (?, ?, ?, ?)",
+            (self.channel, when, users, connections))
+
+    def peak(self, day: str, users: int, when: float) -> Future:
+        """A new high-water mark for ``day`` (the first time it was reached is kept)."""
+        return self.store.write(
+            "INSERT INTO channel_peaks (channel, day, users, at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (channel, day) DO UPDATE SET users = excluded.users, at = excluded.at "
+            "WHERE excluded.users > channel_peaks.users", (self.channel, day, users, when))
+
+    def load_peak(self, day: str) -> tuple[int, float]:
+        rows = self.store.query_sync("SELECT users, at FROM channel_peaks WHERE channel = ? AND "
+                                     "day = ?", (self.channel, day))
+        return (int(rows[0][0]), float(rows[0][1])) if rows else (0, 0.0)
 
     # ---- conversations -------------------------------------------------------
 

@@ -20,6 +20,8 @@ from rosey import ipc, metrics
 from rosey.config import Config, ConfigError, load_config
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import (
+    Action,
+    ActionResult,
     Chat,
     ChatCleared,
     ConnState,
@@ -45,9 +47,11 @@ from rosey.protocol import (
     UserMeta,
 )
 from rosey.router import commands
+from rosey.router.actions import ActionDesk
 from rosey.router.brain import Brain
 from rosey.router.dispatch import Pool
 from rosey.router.flow import Flow
+from rosey.router.modwiring import mod_context
 from rosey.router.records import Records
 from rosey.store import Store
 
@@ -80,10 +84,13 @@ class RouterService:
                          post_ttl=cfg.conn.post_ttl, send_request=self._send_request,
                          send_say=self._send_say, on_answer=self.brain.on_answer, clock=clock)
         self.brain.flow = self.flow
+        self.actions = ActionDesk(self._send_action)
+        self.brain.mod = mod_context(cfg, self.brain, self.store, self.actions, clock)
 
     # ---- sockets -------------------------------------------------------------
 
     async def run(self) -> None:
+        self._ctl_tasks: set[asyncio.Task[None]] = set()
         run_dir = self.cfg.paths.run_dir
         ipc.prepare_run_dir(run_dir)
         self._lock = ipc.lock_run_dir(run_dir, "router")
@@ -103,6 +110,7 @@ class RouterService:
                                                 CONTROL_UP)),
             asyncio.create_task(self._tick_loop()),
             asyncio.create_task(self._maintenance_loop()),
+            asyncio.create_task(self._stats_loop()),
             asyncio.create_task(metrics.watch_loop_lag("router")),
         ]
         try:
@@ -150,6 +158,19 @@ class RouterService:
 
         await survive("router maintenance", log, step)
 
+    async def _stats_loop(self) -> None:
+        interval = self.cfg.router.stats_interval
+
+        async def step() -> None:
+            await asyncio.sleep(interval)
+            self.brain.statskeeper.sample(self.brain.channel, self.clock())
+
+        if interval > 0:
+            await survive("router stats", log, step)
+
+    async def _send_action(self, action: Action) -> bool:
+        return await ipc.send_to(self.conn_sock, self.conn_identity, action)
+
     async def _send_request(self, identity: bytes, request: Request) -> bool:
         return await ipc.send_to(self.work_sock, identity, request)
 
@@ -168,8 +189,11 @@ class RouterService:
             await brain.on_pm(msg.username, msg.text, msg.received_at)
         elif isinstance(msg, Delivered):
             self.flow.on_delivered(msg.say_id, msg.ok, msg.reason)
+        elif isinstance(msg, ActionResult):
+            self.actions.on_result(msg)
         elif isinstance(msg, ConnState):
             self.conn_identity = identity
+            brain.channel.conn_rank = msg.bot_rank
             log.info("conn %s: %s %s", msg.channel, msg.state, msg.detail)
             if msg.state in ("connecting", "joined"):
                 await self.flow.flush_outbox()
@@ -177,11 +201,14 @@ class RouterService:
             brain.channel.set_users(msg.users)
             for user in msg.users:
                 self.records.user_seen(user.name, user.rank, self.clock(), False)
+            brain.statskeeper.users_changed(brain.channel, self.clock())
         elif isinstance(msg, UserJoined):
             brain.channel.joined(msg.user)
             self.records.user_seen(msg.user.name, msg.user.rank, self.clock(), False)
+            brain.statskeeper.users_changed(brain.channel, self.clock())
         elif isinstance(msg, UserLeft):
             brain.on_leave(msg.name)
+            brain.statskeeper.users_changed(brain.channel, self.clock())
         elif isinstance(msg, RankChanged):
             brain.channel.rank_changed(msg.name, msg.rank)
         else:
@@ -206,8 +233,14 @@ class RouterService:
         if not isinstance(msg, CtlRequest):
             return
         line = " ".join([msg.command, *msg.args])
-        ok, text = self.brain.run_command(commands.Actor("cli", 255), line)
-        await ipc.send_to(self.ctl_sock, identity, CtlReply(ok=ok, text=text))
+
+        async def answer() -> None:  # playlist and kick commands wait for the server
+            ok, text = await self.brain.command(commands.Actor("cli", 255), line)
+            await ipc.send_to(self.ctl_sock, identity, CtlReply(ok=ok, text=text))
+
+        task = asyncio.create_task(answer())
+        self._ctl_tasks.add(task)
+        task.add_done_callback(self._ctl_tasks.discard)
 
     def reload(self) -> str:
         try:

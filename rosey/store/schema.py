@@ -53,6 +53,18 @@ MIGRATIONS: list[str] = [
         time REAL NOT NULL);
     CREATE INDEX audit_time ON audit(time);
     """,
+    # 2: channel statistics (issue 14): user-count samples, daily peaks, who queued the media
+    """
+    CREATE TABLE user_counts (
+        id INTEGER PRIMARY KEY, channel TEXT NOT NULL, time REAL NOT NULL,
+        users INTEGER NOT NULL, connections INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX user_counts_time ON user_counts(channel, time);
+    CREATE TABLE channel_peaks (
+        channel TEXT NOT NULL, day TEXT NOT NULL, users INTEGER NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (channel, day));
+    ALTER TABLE media ADD COLUMN queued_by TEXT NOT NULL DEFAULT '';
+    CREATE INDEX chat_log_channel_time ON chat_log(channel, time);
+    """,
 ]
 
 # Tables and the column that dates their rows, for retention.
@@ -62,6 +74,9 @@ RETENTION_COLUMNS = {
     "llm_conversations": "timestamp",
     "audit": "time",
     "journal": "updated",
+    "user_counts": "time",
+    "channel_peaks": "at",
+    "users": "last_seen",
 }
 
 

@@ -132,6 +132,7 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
                      'expected="false"}')
             await prom.wait_for(exits, 1)
             await prom.wait_for('rosey_supervisor_process_state{process="caller-1"}', 20)
+            await cytube.set_media("Test clip")  # one media change for the Channel dashboard
             await cytube.say_as("alice", "rosey, hello")
             await expect_lines(cytube, rosey, 1)
             await cytube.say_as("bob", "rosey how are you?")
@@ -160,6 +161,8 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
                 "rosey_conn_connected": 1,
                 'rosey_memory_target_bytes{process="conn"}': 50 * MiB,
                 'count(rosey_build_info)': 5,
+                "rosey_channel_media_changes_total": 1,
+                "rosey_channel_peak_users": 3,  # alice, bob and the bot
             }
             got = {expr: prom.value(expr) for expr in checks}
             assert got == checks

@@ -14,7 +14,9 @@ channel bans (kick); the channel password (``needPassword``/``channelPassword``)
 for rank >= 2 (antiflood, password, afk_timeout); mutes (``noflood``); ``/afk`` and AFK meta;
 ``changeMedia`` for what plays now; the channel page's chat ``maxlength``.
 
-Not modelled: the playlist beyond ``changeMedia``, polls, shadow mutes, the auto-AFK timer.
+The playlist, voteskip and ``/kick`` are in tests/fakes/cytube_playlist.py.
+
+Not modelled: polls, shadow mutes, the auto-AFK timer, playback ending by itself.
 
 Standalone: ``python -m tests.fakes.cytube --port 0 --channel testchan --account roseybot:pw:2``
 prints ``READY http://127.0.0.1:PORT``.
@@ -34,14 +36,15 @@ from typing import Any
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from tests.fakes import cytube_filters as cf
-from tests.fakes.cytube_base import FakeCytubeBase, _Sock, _User
+from tests.fakes.cytube_base import _Sock, _User
+from tests.fakes.cytube_playlist import FakeCytubePlaylist
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FakeCytube"]
 
 
-class FakeCytube(FakeCytubeBase):
+class FakeCytube(FakeCytubePlaylist):
     def __init__(self, channel: str = "testchan", *, max_length: int = 320,
                  antiflood: bool = False, limits: bool = False) -> None:
         super().__init__(channel, max_length=max_length, antiflood=antiflood, limits=limits)
@@ -55,6 +58,7 @@ class FakeCytube(FakeCytubeBase):
             "pm": self._pm_msg,
             "channelPassword": self._channel_password,
             "setOptions": self._set_options,
+            **self.playlist_handlers(),
         }
 
     # ---------------------------------------------------------------- test control API
@@ -164,11 +168,11 @@ class FakeCytube(FakeCytubeBase):
         await self._emit(s.sid, "setMotd", "")
         await self._emit(s.sid, "channelOpts", self._opts())
         for _ in range(2 if s.name is not None and not s.guest else 1):
-            await self._emit(s.sid, "setPlaylistMeta", cf.PLAYLIST_META)
-            await self._emit(s.sid, "playlist", [])
+            await self._send_playlist(s.sid)
         if self.media is not None:  # [setCurrent, setCurrent, changeMedia] when playing
-            await self._emit(s.sid, "setCurrent", 0)
-            await self._emit(s.sid, "setCurrent", 0)
+            uid = self.pl.current.uid if self.pl.current else 0
+            await self._emit(s.sid, "setCurrent", uid)
+            await self._emit(s.sid, "setCurrent", uid)
             await self._emit(s.sid, "changeMedia", self.media)
         await self._emit(
             s.sid, "userlist", [self._entry(u, s.rank) for u in self._members.values()]
@@ -242,10 +246,9 @@ class FakeCytube(FakeCytubeBase):
             await self._emit(
                 s.sid, "userlist", [self._entry(u, s.rank) for u in self._members.values()]
             )
-        await self._emit(s.sid, "setPlaylistMeta", cf.PLAYLIST_META)
-        await self._emit(s.sid, "playlist", [])
+        await self._send_playlist(s.sid)
         if self.media is not None:
-            await self._emit(s.sid, "setCurrent", 0)
+            await self._emit(s.sid, "setCurrent", self.pl.current.uid if self.pl.current else 0)
         await self._emit(s.sid, "setUserRank", {"name": name, "rank": cf.js_number(s.rank)})
 
     async def _evict(self, name: str, new_sid: str) -> bool:
@@ -313,6 +316,7 @@ class FakeCytube(FakeCytubeBase):
             return
         if cmd is not None:
             self.commands_run.append((user.name, msg))
+            await self._mod_command(cmd, user, msg, s)  # /kick, /mute, /unmute
             if cmd == "clear" and user.rank >= 2:
                 self.buffer.clear()
                 await self._broadcast("clearchat", {"clearedBy": user.name})

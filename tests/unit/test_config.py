@@ -188,6 +188,10 @@ def test_router_semantics(tmp_path: Path) -> None:
         tmp_path, {**MINIMAL, "router": {"limits": {"timezone": "Mars/Olympus"}}})
     assert "$.router.personas.witty" in error_for(
         tmp_path, {**MINIMAL, "router": {"personas": {"witty": "missing.md"}}})
+    assert "$.router.command_ranks.kik: not a command; use one of" in error_for(
+        tmp_path, {**MINIMAL, "router": {"command_ranks": {"kik": 3}}})
+    assert load_config(write(tmp_path, {**MINIMAL, "router": {"command_ranks": {"kick": 3}}}),
+                       env={}).router.command_ranks == {"kick": 3}
 
 
 def test_openai_fallback_needs_a_key(tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ GOLDEN: dict[str, Any] = {
     "validationPassed": lambda d: ev.ValidationFrame(d["target"], True),
     "playlist": lambda d: ev.PlaylistFrame(tuple(_item(i) for i in d)),
     "queue": lambda d: ev.QueueFrame(_item(d["item"]), d["after"]),
-    "queueFail": lambda d: ev.QueueFailFrame(d["msg"], d["link"]),
+    "queueFail": lambda d: ev.QueueFailFrame(d["msg"], d["link"], id=d["id"]),
     "delete": lambda d: ev.DeleteFrame(d["uid"]),
     "moveVideo": lambda d: ev.MoveVideoFrame(d["from"], d["after"]),
     "setTemp": lambda d: ev.SetTempFrame(d["uid"], d["temp"]),

@@ -163,7 +163,7 @@ def test_dashboards_follow_the_classic_model() -> None:
                 assert target["datasource"]["uid"] == "${datasource}"
                 for window in re.findall(r"\[([^\]]+)\]", target["expr"]):
                     assert window in ("$__rate_interval", "1h", "1d"), (panel["title"], window)
-    assert uids == {"rosey-overview", "rosey-process"}
+    assert uids == {"rosey-overview", "rosey-process", "rosey-channel"}
 
 
 def test_overview_shows_the_red_of_the_mention_pipeline() -> None:
@@ -180,6 +180,18 @@ def test_overview_shows_the_red_of_the_mention_pipeline() -> None:
                  "rosey_conn_connected", "rosey_event_loop_lag_seconds_bucket",
                  "process_resident_memory_bytes"):
         assert name in exprs, name
+
+
+def test_channel_dashboard_shows_people_peaks_chat_and_media() -> None:
+    board = json.loads((ROOT / "grafana/dashboards/rosey-channel.json").read_text())
+    exprs = " ".join(t["expr"] for p in promfiles.panels(board) for t in p.get("targets", []))
+    for name in ("rosey_channel_users", "rosey_channel_peak_users", "rosey_channel_connections",
+                 "max_over_time(rosey_channel_users[1d])", 'kind="chat"',
+                 "rosey_channel_media_changes_total", "rosey_channel_playlist_items"):
+        assert name in exprs, name
+    notes = [n for n in board["annotations"]["list"] if "expr" in n]
+    assert [n["expr"] for n in notes] == [
+        "changes(rosey_channel_media_started_timestamp_seconds[$__rate_interval]) > 0"]
 
 
 def test_process_dashboard_filters_by_process() -> None:
