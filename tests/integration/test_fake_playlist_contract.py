@@ -93,8 +93,9 @@ async def test_kick_matches_the_recording(fake: FakeCytube, clients: list[Client
     for f in frames(scenario="kick", client="roseybot#2", direction="out"):
         await bot.sio.emit(f["event"], f["data"])
     await alice.wait(lambda: alice.count("disconnect") == 1)
-    await bot.wait(lambda: any(d["username"] == "[server]" and "kicked" in d["msg"]
-                               for d in bot.data("chatMsg")))
+    for client in (bot, owner):  # each socket gets the notice in its own time
+        await client.wait(lambda c=client: any(d["username"] == "[server]" and "kicked" in d["msg"]
+                                               for d in c.data("chatMsg")))
     recorded = {(f["client"], f["event"]): f["data"] for f in frames(scenario="kick")
                 if f["dir"] == "in"}
     assert bot.data("errorMsg") == [recorded[("roseybot#2", "errorMsg")]]
