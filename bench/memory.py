@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from typing import Literal
 
 from bench.util import pss_mib, rss_mib
 from rosey.config_schema import Callers, Log
@@ -66,7 +67,10 @@ def table(root: int) -> list[tuple[str, int, float, float]]:
     return [(role(pid), pid, rss_mib(pid), pss_mib(pid)) for pid in children(root)]
 
 
-async def measure(provider: str, mentions: int) -> list[tuple[str, int, float, float]]:
+Row = tuple[str, int, float, float]
+
+
+async def measure(provider: Literal["ollama", "openai"], mentions: int) -> list[Row]:
     fake = FakeCytube("benchchan")
     await fake.start()
     fake.add_account(BOT, BOT_PW, rank=2)
@@ -116,7 +120,8 @@ def main() -> None:
     parser.add_argument("--mentions", type=int, default=20)
     parser.add_argument("--provider", choices=("ollama", "openai"), default="ollama")
     args = parser.parse_args()
-    rows = asyncio.run(measure(args.provider, args.mentions))
+    provider: Literal["ollama", "openai"] = args.provider
+    rows = asyncio.run(measure(provider, args.mentions))
     print(f"memory of the default deployment ({args.provider}, {len(rows)} processes, "
           f"after {args.mentions} mentions; make run adds make, ~2 MiB):", flush=True)
     print(report(rows))
