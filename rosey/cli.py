@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import string
 import subprocess
@@ -33,7 +34,23 @@ def render_supervisord_conf(cfg: Config, config_path: Path, log_to_files: bool) 
         run_dir=run_dir, python=sys.executable, config=str(config_path),
         workdir=str(config_path.parent), caller_max=cfg.callers.max,
         caller_stopwait=int(cfg.llm.response_timeout) + 5, logging=logging,
-        events_port=cfg.metrics.events_port)
+        events_port=cfg.metrics.events_port, events_args=_events_args(cfg))
+
+
+def _events_args(cfg: Config) -> str:
+    """The event listener's settings as arguments: it does not load the config (it stays
+    small; see rosey.supervisor_events)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("rosey")
+    except PackageNotFoundError:
+        ours = "0+unknown"
+    m = cfg.metrics
+    return (f"--run-dir {shlex.quote(cfg.paths.run_dir)} --host {shlex.quote(m.host)} "
+            f"--caller-base-port {m.caller_base_port} --metrics {'on' if m.enabled else 'off'} "
+            f"--response-timeout {cfg.llm.response_timeout:g} --log-level {cfg.log.level} "
+            f"--version {shlex.quote(ours)}")
 
 
 def _load(path: str | None) -> tuple[Config, Path]:
