@@ -51,7 +51,7 @@ def role(pid: int) -> str:
     except OSError:
         return "gone"
     joined = " ".join(argv)
-    if "supervisor.supervisord" in joined or "supervisord" in Path(argv[0]).name:
+    if "supervisord" in joined:
         return "supervisord"
     for proc in ("conn", "router", "events"):
         if f"procs.{proc}" in joined:

@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # `rosey run > run.log`: every program reopens /dev/stdout (see there).
     stdout_relay.append_when_file(sys.stdout, sys.stderr)
-    argv = [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)]
+    argv = [sys.executable, "-m", "rosey.supervisord_main", "-n", "-c", str(conf)]
     if stdout_relay.stdout_is_socket():  # under systemd (see stdout_relay)
         return _run_relayed(cfg, argv, env)
     # Nothing is left for this process to do once supervisord runs: it becomes supervisord
