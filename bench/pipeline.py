@@ -66,12 +66,12 @@ async def run(mentions: int, spacing: float, profile: Path | None) -> None:
                 await mention(fake, users[n], f"rosey warm {n}")
             procs = rosey_processes(rosey.proc.pid)
             procs["fake server + client"] = os.getpid()
+            start = {name: cpu_ns(pid) for name, pid in procs.items()}
+            await asyncio.sleep(IDLE_WINDOW)  # the background work (ticks, heartbeats, ...)
+            idle = {name: (cpu_ns(pid) - start[name]) / IDLE_WINDOW * spacing / 1000
+                    for name, pid in procs.items()}
             if profile is not None:
                 signal_all(procs, signal.SIGUSR1)
-            idle = {name: cpu_ns(pid) for name, pid in procs.items()}
-            await asyncio.sleep(IDLE_WINDOW)  # the background work (ticks, heartbeats, ...)
-            idle = {name: (cpu_ns(pid) - idle[name]) / IDLE_WINDOW * spacing / 1000
-                    for name, pid in procs.items()}
             before = {name: cpu_ns(pid) for name, pid in procs.items()}
             latencies = []
             for n in range(mentions):
