@@ -42,6 +42,18 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
+def thread_cpu_ns(pid: int) -> dict[str, int]:
+    """CPU so far of each thread of ``pid`` by thread name (same names summed)."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                name = "main" if task.name == str(pid) else (task / "comm").read_text().strip()
+                name = "other threads" if name.startswith("python") else name
+                out[name] = out.get(name, 0) + int((task / "schedstat").read_text().split()[0])
+    return out
+
+
 def rosey_processes(root: int) -> dict[str, int]:
     return {role(pid): pid for pid in children(root)}
 
@@ -73,12 +85,16 @@ async def run(mentions: int, spacing: float, profile: Path | None) -> None:
             if profile is not None:
                 signal_all(procs, signal.SIGUSR1)
             before = {name: cpu_ns(pid) for name, pid in procs.items()}
+            threads = {name: thread_cpu_ns(pid) for name, pid in procs.items()}
             latencies = []
             for n in range(mentions):
                 await asyncio.sleep(spacing)
                 latencies.append(await mention(fake, users[n % 5], f"rosey ping {n}") * 1000)
             used = {name: (cpu_ns(pid) - before[name]) / mentions / 1000
                     for name, pid in procs.items()}
+            by_thread = {name: {thread: (ns - threads[name].get(thread, 0)) / mentions / 1000
+                                for thread, ns in thread_cpu_ns(pid).items()}
+                         for name, pid in procs.items()}
             if profile is not None:
                 signal_all(procs, signal.SIGUSR2)
                 await asyncio.sleep(1.0)
@@ -92,8 +108,10 @@ async def run(mentions: int, spacing: float, profile: Path | None) -> None:
     print(f"CPU per mention, µs (all threads; in brackets: the same time of idling, "
           f"{spacing * 1000:.0f} ms, costs):")
     for name, us in used.items():
+        split = ", ".join(f"{thread} {t:.0f}" for thread, t in sorted(
+            by_thread[name].items(), key=lambda kv: -kv[1]) if t >= 1)
         print(f"  {name:<22} {us:7.0f}  ({idle[name]:.0f} idle, {us - idle[name]:.0f} for the "
-              "mention)")
+              f"mention; by thread: {split})")
     ours = [name for name in used if name != "fake server + client"]
     print(f"  {'Rosey together':<22} {sum(used[n] for n in ours):7.0f}  "
           f"({sum(idle[n] for n in ours):.0f} idle, "
