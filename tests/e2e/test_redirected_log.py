@@ -42,6 +42,13 @@ async def test_every_line_arrives_whole_through_a_shell_redirect(cytube: FakeCyt
                 await cytube.say_as("alice", f"rosey line {n}")
                 await expect_lines(cytube, rosey, n + 1)
             assert len(bot_lines(cytube)) == MENTIONS
+            # `rosey run` became supervisord (no parent left idling beside it), and the
+            # short-lived copy that started the callers is gone.
+            assert "rosey.supervisord_main" in _cmdline(rosey.proc.pid)
+            kids = sorted(_cmdline(pid).split(" -m ")[1].split()[0] for pid in
+                          _children(rosey.proc.pid))
+            assert kids == ["procs.caller", "procs.caller", "procs.conn", "procs.events",
+                            "procs.router"], kids
         finally:
             code = await rosey.stop()
         try:
@@ -67,3 +74,13 @@ async def test_every_line_arrives_whole_through_a_shell_redirect(cytube: FakeCyt
     assert len(answered) == MENTIONS, text[-3000:]
     said = [line for line in lines if re.search(r"conn DEBUG rosey.conn: say \S+ received", line)]
     assert len(said) == MENTIONS, text[-3000:]
+
+
+def _cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        return handle.read().decode(errors="replace").replace("\0", " ")
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(p) for p in handle.read().split()]
