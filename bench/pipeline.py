@@ -166,7 +166,8 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, default=0.15)
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--uvloop", action="store_true",
-                        help="run Rosey's processes on uvloop (an A/B of the event loop)")
+                        help="run Rosey's processes on uvloop (an A/B of the event loop; "
+                        "pip install uvloop first: it is not a dependency)")
     args = parser.parse_args()
     if args.profile is not None or args.uvloop:
         enable_profiling(args.profile or Path(tempfile.mkdtemp(prefix="bench-")),
