@@ -67,6 +67,8 @@ bench: setup
 	$(PY) -m bench.router
 	$(PY) -m bench.pool
 	$(PY) -m bench.conn_intake
+	$(PY) -m bench.pipeline
+	$(PY) -m bench.memory
 
 scale: setup
 	$(VENV)/bin/rosey --config $(CONFIG) scale $(N)

@@ -19,3 +19,16 @@ def rss_mib(pid: int) -> float:
     except FileNotFoundError:
         pass
     return 0.0
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size, MiB: shared pages divided among the processes mapping them
+    (the sum over processes is what they really hold together; 0 when gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except (FileNotFoundError, PermissionError):
+        pass
+    return 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from rosey import logs
@@ -21,4 +22,9 @@ def load(process: str, extra: list[tuple[str, type]] | None = None) -> tuple[Con
         print(f"rosey-{process}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     logs.setup(cfg.log.level, process if "index" not in args else f"caller-{args['index']}")
+    # Everything imported so far lives for the whole process: out of the collector's sight,
+    # a full collection no longer walks the libraries' ~100k objects in the middle of a
+    # mention (bench/pipeline.py on a busy machine: 8 % less CPU per mention, p99 47-61 ->
+    # 39-40 ms; on a quiet one the difference is within the noise).
+    gc.freeze()
     return cfg, args

@@ -78,9 +78,14 @@ class Router(_Section):
 
 
 class Callers(_Section):
-    count: int = 2
+    # One caller with 8 slots by default: a caller is an async process waiting on HTTP, so
+    # one holds as many concurrent calls as two of 4 slots did, at ~50 MiB less (the whole
+    # default deployment then fits the 180 MiB target; bench/memory.py).  A crash loses
+    # nothing (the router requeues), and `rosey scale N` adds members when the CPU work
+    # of a busy provider SDK needs a second core.
+    count: int = 1
     max: int = 8
-    slots: int = 4
+    slots: int = 8
     heartbeat_interval: float = 1.0
     liveness: float = 3.0
     max_attempts: int = 3

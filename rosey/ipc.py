@@ -86,9 +86,21 @@ def decode_or_count(data: bytes, process: str, log: logging.Logger,
 
 
 async def send_to(sock: zmq.asyncio.Socket, identity: bytes, msg: Message) -> bool:
-    """Send through a ROUTER; False when the peer is gone or full (never blocks)."""
+    """Send through a ROUTER; False when the peer is gone or full (never blocks).
+
+    The plain (synchronous, non-blocking) send of the base class: the asyncio wrapper
+    would add a future, a lookup of the socket's events and a scheduled callback per frame
+    for a send that cannot wait anyway.  A send can consume the edge-triggered wakeup of
+    the socket's FD that the pending recv of the same socket waits for, so it is re-armed
+    as pyzmq's own send does (the same as conn's ``to_router``)."""
+    data = encode(msg)
     try:
-        await sock.send_multipart([identity, encode(msg)], flags=zmq.NOBLOCK)
+        zmq.Socket.send(sock, identity, zmq.SNDMORE | zmq.NOBLOCK)
+        zmq.Socket.send(sock, data, zmq.NOBLOCK)
     except (zmq.Again, zmq.ZMQError):
         return False
+    finally:
+        rearm = getattr(sock, "_schedule_remaining_events", None)
+        if rearm is not None:
+            rearm()
     return True

@@ -13,6 +13,12 @@ pool:events poolserial:10 eventname:PROCESS_STATE_RUNNING len:58``); read exactl
 bytes of payload; answer ``RESULT 2\\nOK``; repeat.  stdout is the protocol channel, so
 logs go to stderr only.  Every event is answered OK, even one that could not be handled:
 ``FAIL`` would make supervisord send it again, forever.
+
+Lean on purpose (~12 MiB RSS instead of 31): standard library only.  No config loading
+(``rosey run`` validated the config and passes what is needed as arguments), no
+prometheus_client (``rosey.events_metrics``), no ``xmlrpc.client`` (``http.client``
+imports ssl): the one RPC it makes is a hand-written XML-RPC POST over supervisord's
+Unix socket.
 """
 
 from __future__ import annotations
@@ -22,16 +28,17 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from xml.etree import ElementTree
 
-from supervisor import childutils
 from supervisor.states import ProcessStates
 
-from rosey import metrics
-from rosey.config import Config
+from rosey.events_metrics import EventMetrics, serve
+
+TYPE_CHECKING = False  # typing and dataclasses (inspect, ast) cost ~1 MiB; not at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import IO, Any
 
 log = logging.getLogger("rosey.events")
 STATES: dict[str, int] = {name: code for name, code in vars(ProcessStates).items()
@@ -40,13 +47,17 @@ STATES: dict[str, int] = {name: code for name, code in vars(ProcessStates).items
 NOT_RUNNING = ("STOPPED",)
 CALLER_GROUP = "caller"
 RPC_TIMEOUT = 5.0
+# rosey.metrics.MEMORY_TARGETS["events"] (a test holds them equal)
+MEMORY_TARGET = 20 * 1024 * 1024
 
 
-@dataclass(slots=True)
 class Event:
-    name: str
-    headers: dict[str, str]
-    body: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("body", "headers", "name")
+
+    def __init__(self, name: str, headers: dict[str, str], body: dict[str, str] | None = None):
+        self.name = name
+        self.headers = headers
+        self.body = body if body is not None else {}
 
 
 def tokens(line: str) -> dict[str, str]:
@@ -74,7 +85,9 @@ def read_event(stdin: IO[bytes]) -> Event | None:
 class Listener:
     def __init__(self, *, callers_file: Path | None = None, host: str = "127.0.0.1",
                  caller_base_port: int = 9470,
-                 fetch: Callable[[], list[dict[str, Any]]] | None = None):
+                 fetch: Callable[[], list[dict[str, Any]]] | None = None,
+                 metrics: EventMetrics | None = None):
+        self.metrics = metrics or EventMetrics()
         self.callers_file = callers_file
         self.host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
         self.caller_base_port = caller_base_port
@@ -85,16 +98,22 @@ class Listener:
     # ---- state ---------------------------------------------------------
 
     def set_state(self, program: str, process: str, state: str) -> None:
+        m = self.metrics
         if (program, process) not in self.states:
             for expected in ("true", "false"):
-                metrics.SUPERVISOR_EXITS.labels(program, process, expected)
-            metrics.SUPERVISOR_STARTS.labels(program, process)
+                m.exits.touch(program, process, expected)
+            m.starts.touch(program, process)
         self.states[(program, process)] = state
-        metrics.SUPERVISOR_STATE.labels(program, process).set(
-            STATES.get(state, ProcessStates.UNKNOWN))
+        m.state.set(program, process, value=STATES.get(state, ProcessStates.UNKNOWN))
 
     def handle(self, event: Event) -> None:
-        metrics.SUPERVISOR_EVENTS.labels(event.name).inc()
+        with self.metrics.lock:
+            self._handle(event)
+        self.write_callers()
+
+    def _handle(self, event: Event) -> None:
+        m = self.metrics
+        m.events.inc(event.name)
         if event.name.startswith("PROCESS_STATE_"):
             state = event.name.removeprefix("PROCESS_STATE_")
             process = event.body.get("processname", "")
@@ -103,21 +122,24 @@ class Listener:
                 return
             self.set_state(program, process, state)
             if state == "STARTING":
-                metrics.SUPERVISOR_STARTS.labels(program, process).inc()
+                m.starts.inc(program, process)
             elif state == "EXITED":
                 expected = "true" if event.body.get("expected") == "1" else "false"
-                metrics.SUPERVISOR_EXITS.labels(program, process, expected).inc()
+                m.exits.inc(program, process, expected)
                 log.warning("%s exited (expected=%s)", process, expected)
             elif state == "BACKOFF":  # died before startsecs: never an expected exit
-                metrics.SUPERVISOR_EXITS.labels(program, process, "false").inc()
+                m.exits.inc(program, process, "false")
                 log.warning("%s died while starting", process)
             elif state == "FATAL":
                 log.error("%s is FATAL: supervisord gave up restarting it", process)
         elif event.name.startswith("TICK_"):
-            self.sync()
-        self.write_callers()
+            self._sync()
 
     def sync(self) -> None:
+        with self.metrics.lock:
+            self._sync()
+
+    def _sync(self) -> None:
         """Read every process's state over supervisord's XML-RPC (at start, and on TICK_60
         so a dropped event heals within a minute).  A failure is logged, never raised."""
         if self.fetch is None:
@@ -167,7 +189,8 @@ class Listener:
         self.write_callers()
         handled = 0
         while True:
-            childutils.listener.ready(stdout)
+            stdout.write("READY\n")
+            stdout.flush()
             event = read_event(stdin)
             if event is None:
                 return handled
@@ -175,26 +198,62 @@ class Listener:
                 self.handle(event)
             except Exception:  # one odd event must not kill the listener
                 log.exception("could not handle %s", event.name)
-            childutils.listener.ok(stdout)
+            stdout.write("RESULT 2\nOK")
+            stdout.flush()
             handled += 1
 
 
-def main_loop(cfg: Config, port: int) -> None:
-    metrics.CONFIG_RESPONSE_TIMEOUT.set(cfg.llm.response_timeout)
-    try:
-        metrics.serve("events", cfg.metrics.host, port, cfg.metrics.enabled)
-    except OSError as exc:  # keep answering supervisord: a restart loop helps nobody
-        log.error("cannot serve metrics on %s:%d: %s", cfg.metrics.host, port, exc)
+def all_process_info(socket_path: str, timeout: float = RPC_TIMEOUT) -> list[dict[str, str]]:
+    """``supervisor.getAllProcessInfo`` over supervisord's Unix socket: each process's
+    struct as strings (``name``, ``group``, ``statename``, ...)."""
+    body = (b"<?xml version='1.0'?><methodCall><methodName>supervisor.getAllProcessInfo"
+            b"</methodName><params></params></methodCall>")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(socket_path)
+        sock.sendall(b"POST /RPC2 HTTP/1.0\r\nContent-Type: text/xml\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        chunks = []
+        while chunk := sock.recv(65536):  # HTTP/1.0: supervisord closes after the answer
+            chunks.append(chunk)
+    head, _, payload = b"".join(chunks).partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0]
+    if b" 200 " not in status + b" ":
+        raise OSError(f"supervisord answered {status.decode(errors='replace')!r}")
+    root = ElementTree.fromstring(payload)
+    if root.find("fault") is not None:
+        raise OSError("supervisord fault: " + " ".join(root.find("fault").itertext()))  # type: ignore[union-attr]
+    out = []
+    for struct in root.iter("struct"):
+        info = {}
+        for member in struct.findall("member"):
+            value = member.find("value")
+            info[member.findtext("name") or ""] = "".join(value.itertext()) if value is not \
+                None else ""
+        out.append(info)
+    return out
+
+
+def main_loop(*, run_dir: str, host: str, port: int, caller_base_port: int, enabled: bool,
+              response_timeout: float, version: str) -> None:
+    metrics = EventMetrics()
+    metrics.response_timeout.set(value=response_timeout)
+    metrics.build_info.set(version, "events", value=1)
+    metrics.memory_target.set("events", value=MEMORY_TARGET)
+    if enabled:
+        try:
+            serve(metrics, host, port)
+        except OSError as exc:  # keep answering supervisord: a restart loop helps nobody
+            log.error("cannot serve metrics on %s:%d: %s", host, port, exc)
     fetch = None
-    if "SUPERVISOR_SERVER_URL" in os.environ:
-        rpc = childutils.getRPCInterface(os.environ)
-        socket.setdefaulttimeout(RPC_TIMEOUT)  # after the metrics server socket exists
+    url = os.environ.get("SUPERVISOR_SERVER_URL", "")
+    if url.startswith("unix://"):
+        path = url.removeprefix("unix://")
 
         def fetch() -> list[dict[str, Any]]:
-            return list(rpc.supervisor.getAllProcessInfo())
+            return list(all_process_info(path))
 
-    listener = Listener(callers_file=Path(cfg.paths.run_dir) / "callers.json",
-                        host=cfg.metrics.host, caller_base_port=cfg.metrics.caller_base_port,
-                        fetch=fetch)
+    listener = Listener(callers_file=Path(run_dir) / "callers.json", host=host,
+                        caller_base_port=caller_base_port, fetch=fetch, metrics=metrics)
     count = listener.run(sys.stdin.buffer, sys.stdout)
     log.info("supervisord closed the event stream after %d events", count)

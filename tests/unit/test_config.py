@@ -43,7 +43,7 @@ def test_minimal_config_gets_original_product_defaults(tmp_path: Path) -> None:
     assert cfg.llm.response_timeout == 30
     assert cfg.llm.ollama_host == "http://localhost:11434"
     assert cfg.llm.llm_triggers == []
-    assert cfg.callers.count == 2
+    assert (cfg.callers.count, cfg.callers.slots) == (1, 8)
     assert cfg.conn.message_length == 0  # auto: the channel page's maxlength, else 320
     assert cfg.paths.run_dir == str(tmp_path / "run")
 
