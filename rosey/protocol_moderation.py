@@ -169,3 +169,9 @@ __all__ = ["ACTIONS", "Action", "ActionResult", "ChannelPermissions", "Kick", "M
            "PlaylistAdd", "PlaylistCurrent", "PlaylistDelete", "PlaylistDeleted",
            "PlaylistEntry", "PlaylistJump", "PlaylistMove", "PlaylistMoved", "PlaylistNext",
            "PlaylistQueued", "PlaylistTemp", "VoteSkip"]
+
+
+#: What conn sends up about the playlist, permissions and action verdicts (the router's
+#: ``ipc://RUN/conn`` socket accepts these besides the chat events).
+MODERATION_UP = (Playlist, PlaylistQueued, PlaylistDeleted, PlaylistMoved, PlaylistTemp,
+                 PlaylistCurrent, ChannelPermissions, ActionResult)

@@ -129,6 +129,8 @@ def _meta(d: dict[str, Any]) -> dict[str, Any]:
 def _after(value: object) -> int | str:
     """``after`` of queue/moveVideo: a uid, or "prepend"/"append"."""
     if isinstance(value, str):
+        if value not in ("prepend", "append"):
+            raise FrameError(f"key 'after': expected a uid, 'prepend' or 'append', got {value!r}")
         return value
     return _int(value, "key 'after'")
 
@@ -249,7 +251,7 @@ def _channel_opts(data: object) -> fr.ChannelOptsFrame:
 
 def _permissions(data: object) -> fr.SetPermissionsFrame:
     d = _obj(data)
-    return fr.SetPermissionsFrame({str(k): _number(v, f"key {k!r}") for k, v in d.items()})
+    return fr.SetPermissionsFrame({_clean(str(k)): _number(v, f"key {k!r}") for k, v in d.items()})
 
 
 def _channel_ranks(data: object) -> fr.ChannelRanksFrame:
@@ -269,8 +271,8 @@ def _queue_fail(warn: bool) -> Callable[[object], fr.QueueFailFrame]:
     def parse(data: object) -> fr.QueueFailFrame:
         d = _obj(data)
         link, media_id = d.get("link"), d.get("id")
-        return fr.QueueFailFrame(_str(d, "msg"), link if isinstance(link, str) else "", warn,
-                                 media_id if isinstance(media_id, str) else "")
+        return fr.QueueFailFrame(_str(d, "msg"), _clean(link) if isinstance(link, str) else "",
+                                 warn, _clean(media_id) if isinstance(media_id, str) else "")
 
     return parse
 

@@ -46,6 +46,7 @@ from rosey.protocol import (
     UserList,
     UserMeta,
 )
+from rosey.protocol_moderation import MODERATION_UP
 from rosey.router import commands
 from rosey.router.actions import ActionDesk
 from rosey.router.brain import Brain
@@ -63,7 +64,7 @@ MAINTENANCE_EVERY = 3600.0
 # message must be added here.
 CONN_UP: tuple[type[Message], ...] = (
     Chat, Pm, UserJoined, UserLeft, UserList, RankChanged, ConnState, Delivered, MediaChanged,
-    UserMeta, Profile, LeaderChanged, UserCount, ChatCleared)
+    UserMeta, Profile, LeaderChanged, UserCount, ChatCleared, *MODERATION_UP)
 WORK_UP: tuple[type[Message], ...] = (Ready, Heartbeat, Partial, Result)
 CONTROL_UP: tuple[type[Message], ...] = (CtlRequest,)
 
