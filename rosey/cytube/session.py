@@ -123,10 +123,11 @@ class Session:
                                   bot_rank=self.rank, detail=detail))
 
     def announce(self) -> None:
-        """Tell a (re)connected router where we are: it may be a new one that knows nothing."""
-        self.state("joined" if self.joined else "connecting")
+        """Tell a (re)connected router we are in the channel, and who is: it may be a new
+        one that knows nothing.  (Not joined: it hears "joined" when we are.)"""
         if self.joined:
             self.out.append(UserList(channel=self.channel, users=list(self.roster.values())))
+            self.state("joined")
 
     def take(self) -> tuple[list[Message], list[Emit], list[Signal]]:
         self.wake = self.wake or bool(self.signals)
