@@ -77,4 +77,5 @@ clean:
 chaos: setup
 	ROSEY_CHAOS_ROUNDS=$${ROSEY_CHAOS_ROUNDS:-30} \
 	ROSEY_CHAOS_MAX_EXCESS=$${ROSEY_CHAOS_MAX_EXCESS:-2.5} \
+	ROSEY_CHAOS_MAX_EXCESS_POOL=$${ROSEY_CHAOS_MAX_EXCESS_POOL:-6} \
 	$(PY) -m pytest -q -s -p no:cacheprovider tests/e2e/test_chaos.py

@@ -85,6 +85,16 @@ class Tally:
     excess: dict[tuple[int, str], float] = field(default_factory=dict)
     plan: list[tuple[str, str, float]] = field(default_factory=list)  # (target, mode, at)
 
+    def waits_after(self, target: str) -> list[float]:
+        """Every mention's wait beyond the model in the rounds that killed ``target``."""
+        rounds = {rnd for rnd, (kind, _, _) in enumerate(self.plan) if kind == target}
+        return [v for (r, _), v in self.excess.items() if r in rounds]
+
+    def by_kind(self) -> str:
+        worst = {kind: max(self.waits_after(kind), default=0.0)
+                 for kind in sorted(self.kills)}
+        return " ".join(f"{kind}={w:.2f}s" for kind, w in worst.items())
+
     def rounds_report(self) -> str:
         """One line per round: what was killed when, and the slowest wait beyond the model."""
         lines = []
@@ -117,4 +127,4 @@ class Tally:
                 f"duplicates={len(doubled)} {doubled[:5]} "
                 f"recovery p50={statistics.median(rec) if rec else 0:.2f}s "
                 f"max={max(rec, default=0):.2f}s (n={len(rec)}) "
-                f"worst wait beyond the model={worst:.2f}s")
+                f"worst wait beyond the model={worst:.2f}s ({self.by_kind()})")

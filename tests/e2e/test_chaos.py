@@ -34,9 +34,11 @@ from tests.fakes.llm import FakeLLM
 
 SEED = int(os.environ.get("ROSEY_CHAOS_SEED") or random.SystemRandom().randrange(2**31))
 ROUNDS = int(os.environ.get("ROSEY_CHAOS_ROUNDS") or 4)
-# The target is 2.5 s (make chaos); the suite allows more because a loaded 2-core runner
-# takes seconds to start a Python process, and the whole pool's death waits for one.
+# The target is 2.5 s (make chaos); the suite allows more on a loaded 2-core runner.  When
+# the whole caller pool dies, a mention waits for a caller process to start (imports,
+# health check, Ready): that kind has its own bound, ROSEY_CHAOS_MAX_EXCESS_POOL.
 MAX_EXCESS = float(os.environ.get("ROSEY_CHAOS_MAX_EXCESS") or 6.0)
+MAX_EXCESS_POOL = float(os.environ.get("ROSEY_CHAOS_MAX_EXCESS_POOL") or 8.0)
 MODEL_DELAY = 0.5
 USERS = ("u0", "u1", "u2")
 TARGETS = ("router", "conn", "caller", "callers")
@@ -169,4 +171,7 @@ async def test_sigkill_of_any_process_loses_no_accepted_mention_and_doubles_none
     assert sorted(accepted - replies.keys()) == [], f"lost: {report}"
     assert sorted(replies.keys() - accepted) == [], f"answered, never accepted: {report}"
     assert [k for k, t in replies.items() if len(t) > 1] == [], f"duplicates: {report}"
-    assert max(chaos.tally.excess.values()) <= MAX_EXCESS, f"too slow: {report}"
+    for kind, bound in (("router", MAX_EXCESS), ("conn", MAX_EXCESS), ("caller", MAX_EXCESS),
+                        ("callers", MAX_EXCESS_POOL)):
+        waits = chaos.tally.waits_after(kind)  # empty if none was accepted that round
+        assert max(waits, default=0.0) <= bound, f"too slow after {kind} kills: {report}"
