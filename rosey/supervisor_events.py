@@ -23,11 +23,13 @@ Unix socket.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import sys
+import threading
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -203,6 +205,22 @@ class Listener:
             handled += 1
 
 
+WAKE_EVERY = 0.2  # s
+
+
+def wake_supervisord(sock_path: Path, stop: threading.Event) -> None:
+    """supervisord restarts a dead process only on the loop pass *after* it reaped it, and
+    its loop sleeps up to 1 s in poll() when no fd is busy: a killed router or conn would
+    stay down a second for nothing.  A bare connect to its socket wakes the loop, so a
+    crashed process is back within WAKE_EVERY s (recovery budget: docs/ARCHITECTURE.md
+    "Delivery")."""
+    while not stop.wait(WAKE_EVERY):
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(WAKE_EVERY)
+            sock.connect(str(sock_path))
+
+
+
 def all_process_info(socket_path: str, timeout: float = RPC_TIMEOUT) -> list[dict[str, str]]:
     """``supervisor.getAllProcessInfo`` over supervisord's Unix socket: each process's
     struct as strings (``name``, ``group``, ``statename``, ...)."""
@@ -255,5 +273,9 @@ def main_loop(*, run_dir: str, host: str, port: int, caller_base_port: int, enab
 
     listener = Listener(callers_file=Path(run_dir) / "callers.json", host=host,
                         caller_base_port=caller_base_port, fetch=fetch, metrics=metrics)
+    stop = threading.Event()
+    threading.Thread(target=wake_supervisord, daemon=True, name="wake-supervisord",
+                     args=(Path(run_dir) / "supervisor.sock", stop)).start()
     count = listener.run(sys.stdin.buffer, sys.stdout)
+    stop.set()
     log.info("supervisord closed the event stream after %d events", count)

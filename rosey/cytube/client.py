@@ -12,7 +12,6 @@ import contextlib
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,14 @@ import aiohttp
 import socketio
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from rosey import ipc, metrics
 from rosey.config import Config
 from rosey.cytube import refusals
 from rosey.cytube.backoff import Cause, ReconnectPolicy, classify_connect_error
 from rosey.cytube.governor import Governor
+from rosey.cytube.ledger import Ledger
 from rosey.cytube.session import Emit, Session
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import ACTIONS, Delivered, Message, Say, encode
@@ -85,7 +86,8 @@ class ConnService:
         self.sio: socketio.AsyncClient | None = None
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
-        self._delivered: OrderedDict[str, bool] = OrderedDict()
+        # What this channel's conns posted, across restarts (see ledger.py).
+        self.ledger = Ledger(Path(cfg.paths.run_dir) / f"conn-{cfg.channel}.posted")
         self._later: set[asyncio.Task[None]] = set()
         self._refusal = ""
 
@@ -99,9 +101,11 @@ class ConnService:
         ctx = zmq.asyncio.Context()
         self.sock = ipc.dealer_socket(ctx, ipc.endpoint(self.cfg.paths.run_dir, "conn"),
                                       f"conn:{self.channel}")
+        self.ledger.load()
         self.session.state("connecting")
         await self._flush()
         tasks = [asyncio.create_task(self._router_loop()),
+                 asyncio.create_task(self._link_loop()),
                  asyncio.create_task(self._send_loop()),
                  asyncio.create_task(self._connection_loop()),
                  asyncio.create_task(metrics.watch_loop_lag("conn"))]
@@ -115,6 +119,7 @@ class ConnService:
                     await self.sio.disconnect()
             self.sock.close(linger=200)
             ctx.term()
+            self.ledger.close()
 
     async def to_router(self, msg: Message) -> None:
         data = encode(msg)
@@ -133,6 +138,23 @@ class ConnService:
             return
         rearm()
 
+    async def _link_loop(self) -> None:
+        """Each time the DEALER (re)connects, the router may be a new process that knows
+        nothing of the channel: announce our state and the user list (it also re-offers
+        its unacknowledged replies at once on a ConnState)."""
+        monitor = self.sock.get_monitor_socket(zmq.EVENT_CONNECTED)
+
+        async def step() -> None:
+            frames = await monitor.recv_multipart()
+            if parse_monitor_message(frames)["event"] == zmq.EVENT_CONNECTED:
+                self.session.announce()
+                await self._flush()
+
+        try:
+            await survive("conn router monitor", log, step)
+        finally:
+            monitor.close(linger=0)
+
     async def _router_loop(self) -> None:
         async def step() -> None:
             msg = ipc.decode_or_count(await self.sock.recv(), "conn", log)
@@ -145,12 +167,15 @@ class ConnService:
         await survive("conn router link", log, step)
 
     async def accept_say(self, say: Say) -> None:
-        log.debug("say %s received", say.id)
-        if say.id in self._delivered:  # the router re-sent one we already posted
-            await self.to_router(Delivered(channel=self.channel, say_id=say.id,
-                                           ok=self._delivered[say.id]))
+        """An offer of one reply segment; the router re-offers until we acknowledge it."""
+        log.debug("say %s/%d received", say.id, say.seq)
+        key = (say.id, say.seq)
+        done = self.ledger.outcome(key)
+        if done is not None:  # finished here or by an earlier conn: acknowledge again
+            await self.to_router(Delivered(channel=self.channel, say_id=say.id, ok=done,
+                                           seq=say.seq, reason="" if done else "given up"))
             return
-        parts = self.governor.add(say, self.clock())
+        parts = self.governor.add(say, self.clock(), self.ledger.prior(key))
         metrics.SPLITS.inc(parts)
         metrics.GOVERNOR_DEPTH.set(self.governor.depth())
         self._wake.set()
@@ -158,11 +183,12 @@ class ConnService:
     async def _flush(self) -> None:
         """Carry out what the session asked for: router messages, emits, lifecycle news."""
         out, emits, signals = self.session.take()
+        for part in self.governor.confirmed:
+            self.ledger.confirmed(part)
+        self.governor.confirmed.clear()
         for msg in out:
             if isinstance(msg, Delivered):
-                self._delivered[msg.say_id] = msg.ok
-                while len(self._delivered) > 1024:
-                    self._delivered.popitem(last=False)
+                self.ledger.finished((msg.say_id, msg.seq), msg.ok)
             await self.to_router(msg)
         for emit in emits:
             if emit.delay > 0:
@@ -222,6 +248,8 @@ class ConnService:
         if self.joined and self.sio is not None and not self.session.fatal:
             part = self.governor.next_part(now)
             while part is not None:
+                if part.echo:  # write-ahead: a crash after the emit must find it here
+                    self.ledger.emitting(part, self.governor.parts_of(part.key), now)
                 if not await self._emit_part(part.text, part.pm_to):
                     # The socket went away under us: back to the queue, in order.
                     self.governor.on_disconnect()

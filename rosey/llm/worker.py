@@ -17,6 +17,7 @@ import logging
 import random
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,7 @@ HEALTH_RETRY = 30.0
 DRAIN_SETTLE = 0.1
 CALLER_HEADER = "X-Rosey-Caller"
 RESULT_LINGER_MS = 1000  # closing the socket waits this long for queued results to leave
+RESULTS_KEPT = 256  # recent results, re-sent when a restarted router dispatches them again
 
 
 def chain_from_config(cfg: Config) -> list[Target]:
@@ -86,6 +88,10 @@ class CallerService:
         self._factory = backend_factory or self._make_backend
         self._backends: dict[str, Backend] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # A restarted router re-dispatches what its journal holds, possibly to us while we
+        # still run it or after we answered its predecessor: idempotent by request id.
+        self._running: set[str] = set()
+        self._answered: OrderedDict[str, bytes] = OrderedDict()
         self.handled = 0
         self.draining = False
         self.providers_up = False
@@ -175,9 +181,18 @@ class CallerService:
             data = await self.sock.recv()
             msg = ipc.decode_or_count(data, "caller", log)
             if isinstance(msg, Request):
-                task = asyncio.create_task(self.handle(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                await self.take(msg)
+
+    async def take(self, request: Request) -> None:
+        """Start a request, unless it is a re-dispatch of one we run or just answered."""
+        if request.id in self._running:  # its Result goes out when the call ends
+            return
+        if request.id in self._answered:  # the Result may have died with a router
+            await self.sock.send(self._answered[request.id])
+            return
+        task = asyncio.create_task(self.handle(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _heartbeat_loop(self) -> None:
         async def step() -> None:
@@ -207,6 +222,7 @@ class CallerService:
             await self._check_health()
 
     async def handle(self, request: Request) -> None:
+        self._running.add(request.id)
         self.busy += 1
         metrics.SLOTS_BUSY.set(self.busy)
         started = time.perf_counter()
@@ -228,7 +244,12 @@ class CallerService:
         log.info("request %s %s via %s/%s in %.3f s, %d calls (%d+%d tokens, $%.6f)",
                  request.id, outcome, provider, model, result.latency, result.attempts,
                  result.prompt_tokens, result.completion_tokens, result.cost_usd)
-        await self.sock.send(encode(result))
+        data = encode(result)
+        self._answered[request.id] = data
+        while len(self._answered) > RESULTS_KEPT:
+            self._answered.popitem(last=False)
+        self._running.discard(request.id)
+        await self.sock.send(data)
 
     async def call(self, request: Request) -> Result:
         return self.result_of(request, await self.caller.call(request))

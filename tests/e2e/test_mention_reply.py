@@ -86,6 +86,9 @@ async def test_openai_reply_and_fallback_on_timeout(cytube: FakeCytube) -> None:
                       providers={"openai": {"base_url": llm.url}})
         try:
             await run_rosey(rosey, cytube)
+            # The 1.5 s deadline must not race the callers' start (the OpenAI SDK import).
+            await cytube.wait_for(lambda: rosey.metric(
+                "router", "rosey_router_callers_alive") == 2, timeout=15)
             await cytube.say_as("alice", "rosey: hello there")
             await expect_lines(cytube, rosey, 1)
             assert bot_lines(cytube) == ["alice: reply to: alice: rosey: hello there"]
