@@ -224,7 +224,7 @@ class FakeLLM:
 
     # ---- OpenAI -------------------------------------------------------------------
 
-    async def _openai_chat(self, request: web.Request) -> web.Response:
+    async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         got = await self._receive(request)
         if isinstance(got, web.Response):
             return got
