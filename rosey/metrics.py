@@ -85,6 +85,10 @@ REPLY_LATENCY = Histogram("rosey_router_reply_latency_seconds",
                           "Mention received by conn to reply confirmed by its echo",
                           buckets=LATENCY_BUCKETS)
 REPLIES = Counter("rosey_router_replies_total", "Replies posted, by kind", ["kind"])
+SAY_OFFERS = Counter("rosey_router_say_offers_total",
+                     "Reply segments offered to conn: taken by the socket, refused (conn "
+                     "away or full: retried), or acknowledged again (a re-offer conn had done)",
+                     ["result"])
 DB_WRITE_LATENCY = Histogram("rosey_router_db_write_seconds",
                              "Time from a write being queued to its commit", buckets=FAST_BUCKETS)
 DB_BACKLOG = Gauge("rosey_router_db_backlog", "Writes queued for the SQLite writer thread")

@@ -104,13 +104,16 @@ class ConnState(Message, tag="conn_state"):
 
 
 class Delivered(Message, tag="delivered"):
-    """The outcome of one Say: confirmed by its echo(es), or given up."""
+    """The outcome of one Say segment ``(say_id, seq)``: confirmed by its echo(es), or given
+    up.  conn answers every offer of a segment it has finished with the same Delivered, so
+    the router can re-offer until it hears one (docs/ARCHITECTURE.md "Delivery")."""
 
     channel: str
     say_id: str
     ok: bool
     parts: int = 0
     reason: str = ""
+    seq: int = 0
 
 
 # ---- router -> conn -------------------------------------------------------
@@ -121,6 +124,12 @@ class Say(Message, tag="say"):
 
     conn splits it to the server's length limit; ``expires_at`` (epoch s) is
     the delivery deadline after which it is dropped and reported undelivered.
+
+    The unit of delivery is a *segment*: one reply (``id``) is one or more Says numbered
+    ``seq`` 0, 1, … in posting order, the last with ``final``.  A plain reply is the single
+    segment (seq 0, final).  The router re-offers a segment until conn acknowledges that
+    ``(id, seq)`` with a Delivered; conn posts each segment at most once (docs/ARCHITECTURE.md
+    "Delivery").
     """
 
     id: str
@@ -131,6 +140,8 @@ class Say(Message, tag="say"):
     # Delivery order inside conn's governor: lower goes first. Replies to people are 0
     # (the default); operator notices and other chatter should use PRIORITY_OTHER.
     priority: int = 0
+    seq: int = 0  # segment number within the reply ``id``
+    final: bool = True  # the reply's last segment
 
 
 PRIORITY_REPLY = 0

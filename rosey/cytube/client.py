@@ -12,7 +12,6 @@ import contextlib
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from rosey import ipc, metrics
 from rosey.config import Config
 from rosey.cytube.backoff import Cause, ReconnectPolicy, classify_connect_error
 from rosey.cytube.governor import Governor
+from rosey.cytube.ledger import Ledger
 from rosey.cytube.session import Emit, Session
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import Delivered, Message, Say, encode
@@ -77,7 +77,8 @@ class ConnService:
         self.sio: socketio.AsyncClient | None = None
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
-        self._delivered: OrderedDict[str, bool] = OrderedDict()
+        # What this channel's conns posted, across restarts (see ledger.py).
+        self.ledger = Ledger(Path(cfg.paths.run_dir) / f"conn-{cfg.channel}.posted")
         self._later: set[asyncio.Task[None]] = set()
         self._refusal = ""
 
@@ -91,6 +92,7 @@ class ConnService:
         ctx = zmq.asyncio.Context()
         self.sock = ipc.dealer_socket(ctx, ipc.endpoint(self.cfg.paths.run_dir, "conn"),
                                       f"conn:{self.channel}")
+        self.ledger.load()
         self.session.state("connecting")
         await self._flush()
         tasks = [asyncio.create_task(self._router_loop()),
@@ -107,6 +109,7 @@ class ConnService:
                     await self.sio.disconnect()
             self.sock.close(linger=200)
             ctx.term()
+            self.ledger.close()
 
     async def to_router(self, msg: Message) -> None:
         data = encode(msg)
@@ -134,12 +137,15 @@ class ConnService:
         await survive("conn router link", log, step)
 
     async def accept_say(self, say: Say) -> None:
-        log.debug("say %s received", say.id)
-        if say.id in self._delivered:  # the router re-sent one we already posted
-            await self.to_router(Delivered(channel=self.channel, say_id=say.id,
-                                           ok=self._delivered[say.id]))
+        """An offer of one reply segment; the router re-offers until we acknowledge it."""
+        log.debug("say %s/%d received", say.id, say.seq)
+        key = (say.id, say.seq)
+        done = self.ledger.outcome(key)
+        if done is not None:  # finished here or by an earlier conn: acknowledge again
+            await self.to_router(Delivered(channel=self.channel, say_id=say.id, ok=done,
+                                           seq=say.seq, reason="" if done else "given up"))
             return
-        parts = self.governor.add(say, self.clock())
+        parts = self.governor.add(say, self.clock(), self.ledger.prior(key))
         metrics.SPLITS.inc(parts)
         metrics.GOVERNOR_DEPTH.set(self.governor.depth())
         self._wake.set()
@@ -147,11 +153,12 @@ class ConnService:
     async def _flush(self) -> None:
         """Carry out what the session asked for: router messages, emits, lifecycle news."""
         out, emits, signals = self.session.take()
+        for part in self.governor.confirmed:
+            self.ledger.confirmed(part)
+        self.governor.confirmed.clear()
         for msg in out:
             if isinstance(msg, Delivered):
-                self._delivered[msg.say_id] = msg.ok
-                while len(self._delivered) > 1024:
-                    self._delivered.popitem(last=False)
+                self.ledger.finished((msg.say_id, msg.seq), msg.ok)
             await self.to_router(msg)
         for emit in emits:
             if emit.delay > 0:
@@ -210,6 +217,8 @@ class ConnService:
         if self.joined and self.sio is not None and not self.session.fatal:
             part = self.governor.next_part(now)
             while part is not None:
+                if part.echo:  # write-ahead: a crash after the emit must find it here
+                    self.ledger.emitting(part, self.governor.parts_of(part.key), now)
                 if not await self._emit_part(part.text, part.pm_to):
                     # The socket went away under us: back to the queue, in order.
                     self.governor.on_disconnect()

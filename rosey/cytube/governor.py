@@ -8,6 +8,11 @@ error (failed) or a timeout. A Say is delivered when all its parts are.
 Parts wait in one queue per priority (lower first): replies to people go before operator
 notices, which go before conn's own keep-alive. Parts of one Say share a priority, so they
 stay in order.
+
+A Say is one *segment* ``(id, seq)`` of a reply; everything here is keyed by that pair.  A
+segment conn may already have posted before it died comes back with a ``Prior`` (from
+conn's post ledger): its confirmed parts are not queued again, and its parts emitted without
+an echo are held until the join replay shows whether the server got them.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ BURST_MARGIN = 1  # messages of the burst kept in hand
 GAP_MARGIN = 1.05  # stretch of the sustained interval
 QUIET_MARGIN = 0.3  # extra seconds of quiet before we assume the server's count reset
 PRIORITY_KEEPALIVE = 9
+# A replayed line of ours matches a part emitted before a crash only if the server stamped it
+# no earlier than this many seconds before we emitted it (clock skew between the hosts): an
+# older identical line ("alice: Sorry!") is an earlier reply, not this one.
+REPLAY_SKEW = 30.0
+REPLAYED_KEPT = 32  # the server replays 15 lines per join
+
+SegKey = tuple[str, int]  # (Say id, seq)
 
 
 @dataclass(slots=True, eq=False)  # identity: two parts may hold the same text
@@ -45,6 +57,11 @@ class Part:
     resends: int = 0
     echo: bool = True  # False for a command such as /afk: the server never echoes it
     maybe_sent: bool = False  # emitted on a socket that died before its echo came
+    seq: int = 0
+
+    @property
+    def key(self) -> SegKey:
+        return (self.say_id, self.seq)
 
 
 @dataclass(slots=True)
@@ -55,6 +72,17 @@ class Outcome:
     reason: str = ""
     unsent: int = 0  # parts dropped before being confirmed (for the expiry metric)
     received_at: float | None = None  # when the Say arrived (for the governor wait metric)
+    seq: int = 0
+
+
+@dataclass(slots=True)
+class Prior:
+    """What a previous conn did with a segment: its split, and which parts it emitted (with
+    the time) and saw echoed."""
+
+    parts: list[str]
+    emitted: dict[int, float] = field(default_factory=dict)
+    confirmed: set[int] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -62,6 +90,7 @@ class _Tracked:
     total: int
     confirmed: int = 0
     received_at: float = 0.0
+    parts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -76,7 +105,12 @@ class Governor:
     muted: bool = False  # noflood: chat is refused until the channel unmutes us
     queues: dict[int, deque[Part]] = field(default_factory=dict)
     outstanding: deque[Part] = field(default_factory=deque)
-    _says: dict[str, _Tracked] = field(default_factory=dict)
+    _says: dict[SegKey, _Tracked] = field(default_factory=dict)
+    # Own lines of the latest join replay, (text, server time s): a Say re-offered after a
+    # conn restart may arrive after the replay that proves its part was posted.
+    replayed: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=REPLAYED_KEPT))
+    confirmed: list[Part] = field(default_factory=list)  # echoed parts, for conn's ledger
+    finished: list[Outcome] = field(default_factory=list)  # resolved at intake (a Prior)
     _count: int = 0
     _last_sent: float = float("-inf")
     _hold_until: float = float("-inf")
@@ -93,18 +127,42 @@ class Governor:
 
     # ---- intake ---------------------------------------------------------------------------
 
-    def add(self, say: Say, now: float) -> int:
-        """Queue a Say's parts; returns how many (0 for an empty or duplicate Say)."""
-        if say.id in self._says:
+    def add(self, say: Say, now: float, prior: Prior | None = None) -> int:
+        """Queue a Say's parts; returns how many (0 for an empty or duplicate Say).
+
+        With a ``prior`` its split is reused, confirmed parts are skipped and emitted ones
+        are held as ``maybe_sent`` (or confirmed at once by a replayed line)."""
+        key = (say.id, say.seq)
+        if key in self._says:
             return 0
-        parts = split_message(say.text, self.limit, self.max_parts)
+        parts = prior.parts if prior else split_message(say.text, self.limit, self.max_parts)
         if not parts:
             return 0
-        self._says[say.id] = _Tracked(len(parts), received_at=now)
+        tracked = self._says[key] = _Tracked(len(parts), received_at=now, parts=parts)
         queue = self.queues.setdefault(say.priority, deque())
+        queued = 0
         for index, text in enumerate(parts):
-            queue.append(Part(say.id, text, say.pm_to, index, say.expires_at, say.priority))
-        return len(parts)
+            part = Part(say.id, text, say.pm_to, index, say.expires_at, say.priority,
+                        seq=say.seq)
+            if prior and index in prior.confirmed:
+                tracked.confirmed += 1
+                continue
+            if prior and index in prior.emitted:
+                part.maybe_sent, part.sent_at = True, prior.emitted[index]
+                if self._take_replayed(part):
+                    tracked.confirmed += 1
+                    continue
+            queue.append(part)
+            queued += 1
+        if tracked.confirmed == tracked.total:
+            del self._says[key]
+            self.finished.append(Outcome(say.id, True, tracked.total, received_at=now,
+                                         seq=say.seq))
+        return queued
+
+    def parts_of(self, key: SegKey) -> list[str]:
+        tracked = self._says.get(key)
+        return tracked.parts if tracked else []
 
     def add_command(self, text: str, expires_at: float, priority: int = PRIORITY_KEEPALIVE) -> None:
         """A chat command (``/afk``) that counts against the limiter but is never echoed."""
@@ -120,8 +178,8 @@ class Governor:
             queue.extend(keep)
         return removed
 
-    def received_at(self, say_id: str) -> float | None:
-        tracked = self._says.get(say_id)
+    def received_at(self, key: SegKey) -> float | None:
+        tracked = self._says.get(key)
         return tracked.received_at if tracked else None
 
     # ---- pacing ---------------------------------------------------------------------------
@@ -171,13 +229,15 @@ class Governor:
         return None
 
     def _confirm(self, part: Part) -> Outcome | None:
-        tracked = self._says.get(part.say_id)
+        tracked = self._says.get(part.key)
         if tracked is None:
             return None
         tracked.confirmed += 1
+        self.confirmed.append(part)
         if tracked.confirmed == tracked.total:
-            del self._says[part.say_id]
-            return Outcome(part.say_id, True, tracked.total, received_at=tracked.received_at)
+            del self._says[part.key]
+            return Outcome(part.say_id, True, tracked.total, received_at=tracked.received_at,
+                           seq=part.seq)
         return None
 
     def on_echo(self, private: bool) -> Outcome | None:
@@ -188,15 +248,30 @@ class Governor:
         self.outstanding.remove(part)
         return self._confirm(part)
 
-    def on_replayed_echo(self, text: str) -> Outcome | None:
-        """A line of ours in a join replay: a part re-queued after a disconnect whose text it
-        is had reached the server after all, so it must not be posted twice."""
+    def on_replayed_echo(self, text: str, time_s: float) -> Outcome | None:
+        """A line of ours in a join replay: a part re-queued after a disconnect (or a crash
+        of conn) whose text it is had reached the server after all, so it must not be
+        posted twice.  Kept for Says that arrive after the replay."""
         for queue in self.queues.values():
             for part in queue:
-                if part.maybe_sent and not part.pm_to and part.text.strip() == text.strip():
+                if part.maybe_sent and not part.pm_to and _same_line(part, text, time_s):
                     queue.remove(part)
                     return self._confirm(part)
+        self.replayed.append((text, time_s))
         return None
+
+    def new_join(self) -> None:
+        """A join is starting: the previous replay says nothing about what happens next."""
+        self.replayed.clear()
+
+    def _take_replayed(self, part: Part) -> bool:
+        if part.pm_to:  # PMs are never replayed
+            return False
+        for line in self.replayed:
+            if _same_line(part, *line):
+                self.replayed.remove(line)
+                return True
+        return False
 
     def on_cooldown(self, now: float, ms: float) -> Part | None:
         """The server dropped our oldest outstanding message: send it again first, once the
@@ -209,7 +284,7 @@ class Governor:
             return None
         part.resends += 1
         if part.resends > self.max_resends:
-            self._fail(part.say_id, "cooldown")
+            self._fail(part.key, "cooldown")
             return None
         self.queues.setdefault(part.priority, deque()).appendleft(part)
         return part
@@ -220,18 +295,19 @@ class Governor:
         if part is None:
             return None
         self.outstanding.remove(part)
-        return self._fail(part.say_id, reason)
+        return self._fail(part.key, reason)
 
-    def _fail(self, say_id: str, reason: str) -> Outcome | None:
-        tracked = self._says.pop(say_id, None)
-        unsent = sum(1 for q in self.queues.values() for p in q if p.say_id == say_id)
-        unsent += sum(1 for p in self.outstanding if p.say_id == say_id)
+    def _fail(self, key: SegKey, reason: str) -> Outcome | None:
+        tracked = self._says.pop(key, None)
+        unsent = sum(1 for q in self.queues.values() for p in q if p.key == key)
+        unsent += sum(1 for p in self.outstanding if p.key == key)
         for priority, queue in self.queues.items():
-            self.queues[priority] = deque(p for p in queue if p.say_id != say_id)
-        self.outstanding = deque(p for p in self.outstanding if p.say_id != say_id)
+            self.queues[priority] = deque(p for p in queue if p.key != key)
+        self.outstanding = deque(p for p in self.outstanding if p.key != key)
         if tracked is None:
             return None
-        return Outcome(say_id, False, tracked.total, reason, unsent, tracked.received_at)
+        return Outcome(key[0], False, tracked.total, reason, unsent, tracked.received_at,
+                       seq=key[1])
 
     def on_disconnect(self) -> None:
         """Unconfirmed sends died with the socket: send them again first, on a fresh limiter
@@ -245,19 +321,19 @@ class Governor:
 
     def expire(self, now: float) -> list[Outcome]:
         """Drop Says past their post TTL, and those whose echo never came."""
-        outcomes: list[Outcome] = []
+        outcomes, self.finished = self.finished, []
         for queue in list(self.queues.values()):
             for part in list(queue):
                 if not part.echo and part.expires_at and part.expires_at <= now:
                     queue.remove(part)  # a stale keep-alive: nothing to report
         waiting = [(p, False) for q in self.queues.values() for p in q]
         for part, in_flight in waiting + [(p, True) for p in self.outstanding]:
-            if part.say_id not in self._says:
+            if part.key not in self._says:
                 continue
             if part.expires_at and part.expires_at <= now:
-                outcome = self._fail(part.say_id, "expired")
+                outcome = self._fail(part.key, "expired")
             elif in_flight and now - part.sent_at > self.echo_timeout:
-                outcome = self._fail(part.say_id, "no echo")
+                outcome = self._fail(part.key, "no echo")
             else:
                 continue
             if outcome is not None:
@@ -266,3 +342,7 @@ class Governor:
 
     def depth(self) -> int:
         return sum(len(q) for q in self.queues.values())
+
+
+def _same_line(part: Part, text: str, time_s: float) -> bool:
+    return part.text.strip() == text.strip() and time_s >= part.sent_at - REPLAY_SKEW

@@ -100,6 +100,7 @@ class Session:
         self.kick_reason, self.kick_verdict = "", None
         self.rank = -1.0
         self.replay.on_join_sent()
+        self.governor.new_join()
         join: dict[str, Any] = {"name": self.channel}
         if self.channel_password:
             join["pw"] = self.channel_password
@@ -168,13 +169,13 @@ class Session:
         if outcome.ok and outcome.received_at is not None:
             metrics.GOVERNOR_WAIT.observe(max(0.0, self.clock() - outcome.received_at))
         self.out.append(Delivered(channel=self.channel, say_id=outcome.say_id, ok=outcome.ok,
-                                  parts=outcome.parts, reason=outcome.reason))
+                                  parts=outcome.parts, reason=outcome.reason, seq=outcome.seq))
 
     def _chat(self, f: fr.ChatFrame) -> None:
         if self.replay.is_replay(f.time):
             metrics.REPLAYS_DROPPED.inc()
             if self._is_me(f.username):  # sent just before a disconnect after all?
-                self.finish(self.governor.on_replayed_echo(f.text))
+                self.finish(self.governor.on_replayed_echo(f.text, f.time / 1000.0))
         elif self._is_me(f.username):
             self._self_active()
             self.finish(self.governor.on_echo(private=False))

@@ -17,6 +17,7 @@ import logging
 import random
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,6 +43,7 @@ HEALTH_RETRY = 30.0
 DRAIN_SETTLE = 0.1
 CALLER_HEADER = "X-Rosey-Caller"
 RESULT_LINGER_MS = 1000  # closing the socket waits this long for queued results to leave
+RESULTS_KEPT = 256  # recent results, re-sent when a restarted router dispatches them again
 
 
 def chain_from_config(cfg: Config) -> list[Target]:
@@ -120,6 +122,10 @@ class CallerService:
         self._factory = backend_factory or self._make_backend
         self._backends: dict[str, Backend] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # A restarted router re-dispatches what its journal holds, possibly to us while we
+        # still run it or after we answered its predecessor: idempotent by request id.
+        self._running: set[str] = set()
+        self._answered: OrderedDict[str, bytes] = OrderedDict()
         self.handled = 0
         self.draining = False
         self.providers_up = False
@@ -210,6 +216,11 @@ class CallerService:
             data = await self.sock.recv()
             msg = ipc.decode_or_count(data, "caller", log)
             if isinstance(msg, Request):
+                if msg.id in self._running:  # its Result goes out when the call ends
+                    continue
+                if msg.id in self._answered:  # the Result may have died with a router
+                    await self.sock.send(self._answered[msg.id])
+                    continue
                 task = asyncio.create_task(self.handle(msg))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -242,6 +253,7 @@ class CallerService:
             await self._check_health()
 
     async def handle(self, request: Request) -> None:
+        self._running.add(request.id)
         self.busy += 1
         metrics.SLOTS_BUSY.set(self.busy)
         started = time.perf_counter()
@@ -263,7 +275,12 @@ class CallerService:
         log.info("request %s %s via %s/%s in %.3f s, %d calls (%d+%d tokens, $%.6f)",
                  request.id, outcome, provider, model, result.latency, result.attempts,
                  result.prompt_tokens, result.completion_tokens, result.cost_usd)
-        await self.sock.send(encode(result))
+        data = encode(result)
+        self._answered[request.id] = data
+        while len(self._answered) > RESULTS_KEPT:
+            self._answered.popitem(last=False)
+        self._running.discard(request.id)
+        await self.sock.send(data)
 
     async def call(self, request: Request) -> Result:
         sink = PartialSink(request, self.name, self._send_partial)

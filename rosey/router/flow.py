@@ -3,6 +3,12 @@
 Sockets are injected (``send_request``, ``send_say``), so the whole flow runs in tests
 without ZeroMQ.  Exactly one reply per accepted trigger: late or duplicate results are
 dropped by id, and the journal lets a restarted router resume what it had accepted.
+
+Replies leave through the outbox, one entry per reply segment ``(id, seq)``: an entry is
+offered to conn at once and re-offered (``REOFFER`` s, backing off to ``REOFFER_MAX`` s, and
+at once on any sign of conn) until conn acknowledges it with a Delivered or its post TTL
+passes.  A refused send (conn not connected: ROUTER_MANDATORY, or its queue full) is never
+dropped, only retried.  conn posts each segment at most once, so re-offers are free.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ from rosey.router.replies import ReplyPolicy, finish
 
 log = logging.getLogger("rosey.router")
 OUTBOX_MAX = 256
+REOFFER = 0.5  # s: first re-offer, and the interval while conn refuses
+REOFFER_MAX = 2.0  # s: re-offer interval once conn has been taking the offers
+
+SegKey = tuple[str, int]
 
 
 @dataclass(slots=True)
@@ -40,6 +50,17 @@ class Pending:
     channel: str
     private: bool
     received_at: float
+
+
+@dataclass(slots=True)
+class Offer:
+    """One reply segment waiting for conn's acknowledgement."""
+
+    say: Say
+    received_at: float
+    next_at: float = 0.0  # when to offer it again
+    taken: int = 0  # offers the socket accepted (conn may still have lost them)
+    refused: bool = False  # the last offer could not be sent
 
 
 class Flow:
@@ -60,7 +81,9 @@ class Flow:
         self.on_answer = on_answer
         self.clock = clock
         self.pending: dict[str, Pending] = {}
-        self.outbox: OrderedDict[str, tuple[Say, float]] = OrderedDict()
+        self.outbox: OrderedDict[SegKey, Offer] = OrderedDict()
+        self.finals: set[str] = set()  # reply ids whose final segment is in the outbox
+        self._refused = False  # some offer could not be sent: re-offer on conn's next word
         self.latencies: deque[float] = deque(maxlen=500)
         # Says with a journal row (replies to triggers), so only those get closed.
         self.journaled: set[str] = set()
@@ -162,47 +185,89 @@ class Flow:
                        say_id=request_id, received_at=pending.received_at)
 
     async def say(self, text: str, *, pm_to: str = "", say_id: str = "",
-                  received_at: float | None = None, priority: int = PRIORITY_REPLY) -> None:
+                  received_at: float | None = None, priority: int = PRIORITY_REPLY,
+                  seq: int = 0, final: bool = True) -> None:
+        """Queue one segment of a reply for conn (a whole reply is segment 0, final)."""
         now = self.clock()
         say = Say(id=say_id or uuid.uuid4().hex, channel=self.channel, text=text, pm_to=pm_to,
-                  expires_at=(received_at or now) + self.post_ttl, priority=priority)
-        self.outbox[say.id] = (say, received_at if received_at is not None else now)
+                  expires_at=(received_at or now) + self.post_ttl, priority=priority,
+                  seq=seq, final=final)
+        key = (say.id, say.seq)
+        if key in self.outbox:  # the same segment again: one offer is enough
+            return
+        offer = self.outbox[key] = Offer(say, received_at if received_at is not None else now)
+        if final:
+            self.finals.add(say.id)
         while len(self.outbox) > OUTBOX_MAX:
-            dropped, _ = self.outbox.popitem(last=False)[1]
+            (dropped_id, _), _ = self.outbox.popitem(last=False)
             metrics.REPLIES.labels("dropped").inc()
-            log.warning("outbox full: dropped reply %s", dropped.id)
-            self._close(dropped.id, now)
-        await self.send_say(say)
+            log.warning("outbox full: dropped reply %s", dropped_id)
+            self._close(dropped_id, now)
+        if key in self.outbox:
+            await self._offer(offer, now)
+
+    async def _offer(self, offer: Offer, now: float) -> None:
+        if await self.send_say(offer.say):
+            offer.taken += 1
+            metrics.SAY_OFFERS.labels("taken").inc()
+            offer.refused = False
+            offer.next_at = now + min(REOFFER * 2 ** (offer.taken - 1), REOFFER_MAX)
+        else:  # conn is not connected (yet) or its queue is full: keep it, try again soon
+            metrics.SAY_OFFERS.labels("refused").inc()
+            offer.refused = self._refused = True
+            offer.next_at = now + REOFFER
 
     def _close(self, say_id: str, now: float) -> None:
+        """The reply is finished with (delivered, given up or expired): close its journal
+        entry; any segment of it still in the outbox goes too."""
+        self.finals.discard(say_id)
+        for key in [k for k in self.outbox if k[0] == say_id]:
+            del self.outbox[key]
         if self.records is not None and say_id in self.journaled:
             self.journaled.discard(say_id)
             self.records.journal_close(say_id, now)
 
     def _expire_outbox(self, now: float) -> None:
-        for say_id, (say, _) in list(self.outbox.items()):
-            if say.expires_at <= now:
-                del self.outbox[say_id]
+        for key, offer in list(self.outbox.items()):
+            if key in self.outbox and offer.say.expires_at <= now:
                 metrics.REPLIES.labels("expired").inc()
-                self._close(say_id, now)
+                self._close(key[0], now)
 
-    def on_delivered(self, say_id: str, ok: bool, reason: str) -> None:
-        entry = self.outbox.pop(say_id, None)
-        metrics.REPLIES.labels("delivered" if ok else "undelivered").inc()
-        self._close(say_id, self.clock())
+    def on_delivered(self, say_id: str, ok: bool, reason: str, seq: int = 0) -> None:
+        """conn's acknowledgement of one segment (repeats of it are harmless)."""
+        entry = self.outbox.pop((say_id, seq), None)
         if entry is None:
+            metrics.SAY_OFFERS.labels("acked_again").inc()
             return
-        if ok:
-            latency = max(0.0, self.clock() - entry[1])
+        metrics.REPLIES.labels("delivered" if ok else "undelivered").inc()
+        now = self.clock()
+        if not ok:
+            log.warning("reply %s segment %d not delivered: %s", say_id, seq, reason)
+            self._close(say_id, now)
+            return
+        if say_id in self.finals and not any(k[0] == say_id for k in self.outbox):
+            latency = max(0.0, now - entry.received_at)
             metrics.REPLY_LATENCY.observe(latency)
             self.latencies.append(latency)
-        else:
-            log.warning("reply %s not delivered: %s", say_id, reason)
+            self._close(say_id, now)
 
     async def flush_outbox(self) -> None:
-        self._expire_outbox(self.clock())
-        for say, _ in list(self.outbox.values()):
-            await self.send_say(say)
+        """Offer every unacknowledged segment now (conn (re)appeared)."""
+        now = self.clock()
+        self._expire_outbox(now)
+        self._refused = False
+        for offer in list(self.outbox.values()):
+            await self._offer(offer, now)
+
+    async def on_peer(self) -> None:
+        """conn said something: if an offer was refused, conn is back, so offer again now."""
+        if self._refused:
+            await self.flush_outbox()
+
+    async def reoffer_due(self, now: float) -> None:
+        for offer in list(self.outbox.values()):
+            if offer.next_at <= now:
+                await self._offer(offer, now)
 
     # ---- time ----------------------------------------------------------------
 
@@ -221,6 +286,7 @@ class Flow:
                 log.warning("request %s missed its deadline: fallback", job.request.id)
                 await self.reply(job.request.id, pending, self.fallback, "fallback")
         self._expire_outbox(now)
+        await self.reoffer_due(now)
         metrics.QUEUE_OLDEST.set(self.pool.oldest_age(now))
         await self.dispatch()
 

@@ -143,6 +143,8 @@ class RouterService:
 
     async def on_conn_message(self, identity: bytes, msg: Message) -> None:
         brain = self.brain
+        if not isinstance(msg, ConnState):
+            await self.flow.on_peer()  # conn is there: what it refused before goes now
         if isinstance(msg, Chat):
             metrics.CHAT_EVENTS.labels("chat").inc()
             await brain.on_chat(msg.username, msg.text, False, msg.received_at)
@@ -150,7 +152,7 @@ class RouterService:
             metrics.CHAT_EVENTS.labels("pm").inc()
             await brain.on_pm(msg.username, msg.text, msg.received_at)
         elif isinstance(msg, Delivered):
-            self.flow.on_delivered(msg.say_id, msg.ok, msg.reason)
+            self.flow.on_delivered(msg.say_id, msg.ok, msg.reason, msg.seq)
         elif isinstance(msg, ConnState):
             self.conn_identity = identity
             log.info("conn %s: %s %s", msg.channel, msg.state, msg.detail)

@@ -245,9 +245,9 @@ def test_disconnect_requeues_unconfirmed_on_a_fresh_limiter_and_a_replay_confirm
     assert len(drain(gov, 0.0)) == 19
     gov.on_disconnect()
     # "a" did reach the server before the socket died: the rejoin replay shows it
-    confirmed = gov.on_replayed_echo("a")
+    confirmed = gov.on_replayed_echo("a", 0.0)
     assert confirmed is not None and confirmed.ok and confirmed.say_id == "s1"
-    assert gov.on_replayed_echo("never sent") is None
+    assert gov.on_replayed_echo("never sent", 0.0) is None
     sent = drain(gov, 0.5)
     assert sent[0] == "b" and len(sent) == 19  # a fresh burst on the new socket
 
