@@ -27,6 +27,9 @@ costs 3-8 s.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
 from rosey.cytube.split import (
     _CONTROL,
     _SPACES,
@@ -40,6 +43,7 @@ from rosey.cytube.split import (
 from rosey.sentences import sentence_ends
 
 MIN_FIRST = 48
+KEEP = 256  # streamed replies remembered (in progress, or finished: re-offers are ignored)
 
 
 def _flat(text: str) -> str:
@@ -134,3 +138,56 @@ class Packer:
         self.closed = True
         self.dropped = True
         return neutralise_command(part + ELLIPSIS)
+
+
+@dataclass(slots=True)
+class _Stream:
+    packer: Packer
+    next_seq: int
+    held: list[int] = field(default_factory=list)  # segments fed, not yet wholly in a part
+    done: bool = False
+
+
+class Streams:
+    """conn's streamed replies by id: each segment fed once, in order, to its reply's packer.
+
+    A segment whose text the packer holds (a first sentence under ``MIN_FIRST``, a part
+    not yet full) is not finished: it *rides* on the segment whose parts carry its text,
+    and is acknowledged with it.  A re-offer of a segment already fed is ignored, as is one
+    after a gap (the router offers in order and re-offers until acknowledged).  A conn that
+    restarts starts a new packer at the first segment it is offered; the text an old packer
+    held is lost with it, never posted twice.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: OrderedDict[str, _Stream] = OrderedDict()
+
+    def take(self, say_id: str, seq: int, text: str, final: bool, limit: int,
+             max_parts: int) -> tuple[list[str], list[int], bool] | None:
+        """Feed one segment.  None: ignore it.  Else ``(parts, riders, held)``: the parts
+        to post for this segment, and the earlier segments finished when they are; with
+        no parts, ``riders`` are the segments finished now (at the end of the reply).
+        ``held``: part of this segment's text is still waiting, so its own parts being
+        confirmed does not finish it (it rides on a later segment)."""
+        stream = self._by_id.get(say_id)
+        if stream is None:
+            stream = self._by_id[say_id] = _Stream(Packer(limit, max_parts), seq)
+            while len(self._by_id) > KEEP:
+                self._by_id.popitem(last=False)
+        if stream.done or seq != stream.next_seq:
+            return None
+        stream.next_seq += 1
+        parts = stream.packer.feed(text)
+        if final:
+            parts += stream.packer.finish()
+            stream.done = True
+        riders, stream.held = stream.held, []
+        if parts:
+            held = bool(stream.packer.waiting) and not final
+            if held:
+                stream.held.append(seq)
+            return parts, riders, held
+        if final:
+            return [], [*riders, seq], False
+        stream.held = [*riders, seq]
+        return [], [], True

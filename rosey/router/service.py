@@ -27,6 +27,7 @@ from rosey.protocol import (
     Delivered,
     Heartbeat,
     Message,
+    Partial,
     Pm,
     RankChanged,
     Ready,
@@ -152,7 +153,7 @@ class RouterService:
             metrics.CHAT_EVENTS.labels("pm").inc()
             await brain.on_pm(msg.username, msg.text, msg.received_at)
         elif isinstance(msg, Delivered):
-            self.flow.on_delivered(msg.say_id, msg.ok, msg.reason, msg.seq)
+            self.flow.on_delivered(msg.say_id, msg.ok, msg.reason, msg.seq, msg.parts)
         elif isinstance(msg, ConnState):
             self.conn_identity = identity
             log.info("conn %s: %s %s", msg.channel, msg.state, msg.detail)
@@ -181,7 +182,10 @@ class RouterService:
                 metrics.REQUESTS.labels("requeued").inc(len(requeued))
                 log.warning("caller %s restarted: requeued %d requests", msg.caller,
                             len(requeued))
+                await self.flow.requeued(requeued)
             await self.flow.dispatch()
+        elif isinstance(msg, Partial):
+            await self.flow.on_partial(msg)
         elif isinstance(msg, Result):
             await self.flow.on_result(msg)
 
