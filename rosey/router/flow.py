@@ -228,8 +228,7 @@ class Flow:
         """A dead caller's jobs: one that had started posting ends there (streaming.py)."""
         for job in jobs:
             stream = self.streams.get(job.request.id)
-            if stream is not None and stream.segments:
-                self.pool.cancel(job.request.id)
+            if stream is not None and stream.segments:  # on_result takes it off the queue
                 await self.on_result(Result(id=job.request.id, caller="", ok=False,
                                             error_kind="connection", error="caller died"))
             self.streams.pop(job.request.id, None)
