@@ -294,6 +294,14 @@ class FakeLLM:
         if self.first_token_delay > 0 and await self._stopped_within(self.first_token_delay):
             raise web.HTTPServiceUnavailable()
         response = web.StreamResponse(headers={"Content-Type": content_type})
+        try:
+            return await self._send_stream(request, response, head, tokens, tail, error)
+        except ConnectionError:  # the client went away mid-stream (killed, or timed out)
+            return response
+
+    async def _send_stream(self, request: web.Request, response: web.StreamResponse,
+                           head: bytes, tokens: list[tuple[str, bytes]], tail: list[bytes],
+                           error: bytes) -> web.StreamResponse:
         await response.prepare(request)
         if head:
             await response.write(head)
