@@ -36,6 +36,7 @@ bench: setup
 	$(PY) -m bench.router
 	$(PY) -m bench.pool
 	$(PY) -m bench.conn_intake
+	$(PY) -m bench.streaming
 
 scale: setup
 	$(VENV)/bin/rosey --config $(CONFIG) scale $(N)

@@ -23,7 +23,7 @@ token, a ``finish_reason`` chunk, then with ``stream_options.include_usage`` a
 ``choices: []`` chunk carrying the usage, then ``data: [DONE]``); Ollama as NDJSON lines,
 the last with ``done: true`` and the eval counts.  Headers and the first chunk go out
 together after ``first_token_delay`` s, then a token every 1/``token_rate`` s (0: all at
-once).  Tokens are words with their leading space and each punctuation mark alone, as a
+once); unstreamed, the whole answer comes when its last token would have.  Tokens are words with their leading space and each punctuation mark alone, as a
 BPE tokenizer cuts them.  ``break_after`` = N tokens, then ``break_mode``: "drop" (the
 connection is cut mid-body), "error" (an in-band error object, as both servers send one)
 or "hang" (nothing more until stop()).  ``token_log`` holds ``(time.time(), token)`` of the
@@ -233,6 +233,7 @@ class FakeLLM:
         completion_tokens = len(text.split())
         if got.get("stream"):
             return await self._openai_stream(request, got, text, prompt_tokens)
+        await self._generate(text)
         body = {
             "id": f"chatcmpl-fake{self.calls}",
             "object": "chat.completion",
@@ -320,6 +321,14 @@ class FakeLLM:
         await response.write_eof()
         return response
 
+    async def _generate(self, text: str) -> None:
+        """Unstreamed, the answer comes when the last token would have been streamed."""
+        seconds = self.first_token_delay
+        if self.token_rate > 0:
+            seconds += (len(tokens_of(text)) - 1) / self.token_rate
+        if seconds > 0 and await self._stopped_within(seconds):
+            raise web.HTTPServiceUnavailable()
+
     async def _break(self, request: web.Request, response: web.StreamResponse,
                      error: bytes) -> web.StreamResponse:
         if self.break_mode == "error":
@@ -385,6 +394,7 @@ class FakeLLM:
                 [(tok, line(tok)) for tok in tokens_of(text)],
                 [json.dumps(final).encode() + b"\n"],
                 b'{"error":"an error was encountered while running the model"}\n')
+        await self._generate(text)
         return self._malformed(final) or web.json_response(final)
 
     async def _ollama_tags(self, request: web.Request) -> web.Response:
