@@ -23,8 +23,9 @@ token, a ``finish_reason`` chunk, then with ``stream_options.include_usage`` a
 ``choices: []`` chunk carrying the usage, then ``data: [DONE]``); Ollama as NDJSON lines,
 the last with ``done: true`` and the eval counts.  Headers and the first chunk go out
 together after ``first_token_delay`` s, then a token every 1/``token_rate`` s (0: all at
-once); unstreamed, the whole answer comes when its last token would have.  Tokens are words with their leading space and each punctuation mark alone, as a
-BPE tokenizer cuts them.  ``break_after`` = N tokens, then ``break_mode``: "drop" (the
+once); unstreamed, the whole answer comes when its last token would have.  Tokens are
+words with their leading space and each punctuation mark alone, as a BPE tokenizer cuts
+them.  ``break_after`` = N tokens, then ``break_mode``: "drop" (the
 connection is cut mid-body), "error" (an in-band error object, as both servers send one)
 or "hang" (nothing more until stop()).  ``token_log`` holds ``(time.time(), token)`` of the
 last streamed answer, for benches that need when a sentence was complete at the provider.
