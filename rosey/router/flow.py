@@ -199,8 +199,12 @@ class Flow:
             await self._segment(partial.id, pending, stream, text, final=False)
 
     async def _segment(self, request_id: str, pending: Pending, stream: Stream, text: str,
-                       final: bool) -> None:
+                       final: bool, kind: str = "streaming") -> None:
         pm_to, first = pending.user if pending.private else "", stream.segments == 0
+        if self.records is not None:  # what was shown so far: a restart re-offers just that
+            shown = stream.text if pm_to else address(pending.user, stream.text)
+            self.records.journal_replied(request_id, shown, kind, self.clock())
+            self.journaled.add(request_id)
         await self.say(address(pending.user, text) if first and not pm_to else text,
                        pm_to=pm_to, say_id=request_id, received_at=pending.received_at,
                        seq=stream.segments, final=final, stream=True)
@@ -218,11 +222,7 @@ class Flow:
                                 f"error_{result.error_kind or 'empty'}").inc()
         metrics.REPLIES.labels(kind).inc()
         self.on_answer(pending.user, stream.text, result)
-        if self.records is not None:
-            body = stream.text if pending.private else address(pending.user, stream.text)
-            self.records.journal_replied(result.id, body, kind, self.clock())
-            self.journaled.add(result.id)
-        await self._segment(result.id, pending, stream, rest, final=True)
+        await self._segment(result.id, pending, stream, rest, final=True, kind=kind)
 
     async def requeued(self, jobs: list[Job]) -> None:
         """A dead caller's jobs: one that had started posting ends there (streaming.py)."""

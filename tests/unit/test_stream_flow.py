@@ -160,3 +160,26 @@ async def test_max_reply_chars_bounds_the_streamed_total(rig: Rig) -> None:
     await rig.answer(request, S1 + S2 + S3)
     shown = "".join(s.text for s in rig.says).removeprefix("alice: ")
     assert len(shown) <= 100 and shown.endswith("…")
+
+
+async def test_a_router_restarted_mid_stream_offers_only_what_was_shown(rig: Rig) -> None:
+    request = await ask(rig)
+    await partials(rig, request, S1)
+    await rig.store.flush()
+    shown = rig.says[0].text
+    # A new router on the same database: the answer is not asked for again (another
+    # answer would not join up); what was shown is re-offered as the whole reply, which
+    # conn acknowledges without posting (its ledger has segment 0) or posts once.
+    fresh = Rig.__new__(Rig)
+    fresh.__dict__.update(rig.__dict__)
+    fresh.requests, fresh.says = [], []
+    fresh.pool = type(rig.pool)(liveness=1e9)
+    fresh.flow = type(rig.flow)(channel="chan", pool=fresh.pool, records=rig.records,
+                                policy=rig.brain.reply_policy, fallback="Sorry.",
+                                post_ttl=120, send_request=fresh._send_request,
+                                send_say=fresh._send_say, on_answer=rig.brain.on_answer,
+                                clock=lambda: rig.now)
+    requeued, resent = await fresh.flow.resume(rig.records.load_journal())
+    assert (requeued, resent) == (0, 1)
+    assert [(s.seq, s.final, s.text) for s in fresh.says] == [(0, True, shown)]
+    assert fresh.requests == []
