@@ -282,8 +282,9 @@ class CallerService:
         self._running.discard(request.id)
         await self.sock.send(data)
 
-    async def call(self, request: Request) -> Result:
-        sink = PartialSink(request, self.name, self._send_partial)
+    async def call(self, request: Request,
+                   send_partial: Callable[[Partial], Awaitable[None]] | None = None) -> Result:
+        sink = PartialSink(request, self.name, send_partial or self._send_partial)
         return self.result_of(request, await self.caller.call(request, sink))
 
     async def _send_partial(self, partial: Partial) -> None:
