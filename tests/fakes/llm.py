@@ -25,10 +25,11 @@ the last with ``done: true`` and the eval counts.  Headers and the first chunk g
 together after ``first_token_delay`` s, then a token every 1/``token_rate`` s (0: all at
 once); unstreamed, the whole answer comes when its last token would have.  Tokens are
 words with their leading space and each punctuation mark alone, as a BPE tokenizer cuts
-them.  ``break_after`` = N tokens, then ``break_mode``: "drop" (the
-connection is cut mid-body), "error" (an in-band error object, as both servers send one)
-or "hang" (nothing more until stop()).  ``token_log`` holds ``(time.time(), token)`` of the
-last streamed answer, for benches that need when a sentence was complete at the provider.
+them.  ``break_after`` = N tokens, then ``break_mode``: "drop" (the connection is cut
+mid-body), "error" (an in-band error object, as both servers send one) or "hang" (nothing
+more until stop()); ``break_times`` = break only the next N streams (None: every one).
+``token_log`` holds ``(time.time(), token)`` of the last streamed answer, for benches
+that need when a sentence was complete at the provider.
 
 Records, one entry per chat call in parallel lists: ``requests`` (JSON bodies),
 ``request_headers`` (lowercase names; a caller names itself in ``x-rosey-caller``) and
@@ -91,6 +92,7 @@ class FakeLLM:
         self.first_token_delay: float = 0.0
         self.break_after: int | None = None
         self.break_mode: Literal["drop", "error", "hang"] = "drop"
+        self.break_times: int | None = None  # break only the next N streams; None: all
         self.token_log: list[tuple[float, str]] = []
         self.streams = 0  # chat calls answered as a stream
         self.requests: list[dict[str, Any]] = []
@@ -309,7 +311,10 @@ class FakeLLM:
             await response.write(head)
         started = time.monotonic()
         for index, (token, data) in enumerate(tokens):
-            if self.break_after is not None and index >= self.break_after:
+            if self.break_after is not None and index >= self.break_after and \
+                    (self.break_times is None or self.break_times > 0):
+                if self.break_times is not None:
+                    self.break_times -= 1
                 return await self._break(request, response, error)
             if self.token_rate > 0 and index > 0:
                 due = started + index / self.token_rate - time.monotonic()

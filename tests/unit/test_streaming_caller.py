@@ -3,7 +3,6 @@ caller's rule that retries and failover happen only before a piece has been sent
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -108,19 +107,16 @@ async def test_failure_before_any_piece_is_retried_and_after_one_is_not() -> Non
         try:
             # Breaks after 3 tokens, before the first sentence ends: nothing was sent, so
             # the caller retries and the second attempt streams the whole answer.
-            fake.break_after = 3
+            fake.break_after, fake.break_times = 3, 1
             req = request(10.0)
             sink, sent = sink_for(req)
-            task = asyncio.create_task(caller.call(req, sink))
-            await asyncio.sleep(0.05)  # let the first attempt break
-            fake.break_after = None
-            out = await task
+            out = await caller.call(req, sink)
             assert out.completion is not None and out.completion.text == ANSWER
             assert out.calls == 2 and out.streamed
             assert [p.seq for p in sent] == list(range(len(sent))) and len(sent) == 3
             assert "".join(p.text for p in sent) == ANSWER[:len("".join(p.text for p in sent))]
             # Breaks after the first sentence was sent: no second attempt, no repeated text.
-            fake.break_after = 17  # inside the second sentence
+            fake.break_after, fake.break_times = 17, None  # inside the second sentence
             calls = fake.calls
             req = request(10.0)
             sink, sent = sink_for(req)
