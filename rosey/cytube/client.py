@@ -20,6 +20,7 @@ import aiohttp
 import socketio
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from rosey import ipc, metrics
 from rosey.config import Config
@@ -96,6 +97,7 @@ class ConnService:
         self.session.state("connecting")
         await self._flush()
         tasks = [asyncio.create_task(self._router_loop()),
+                 asyncio.create_task(self._link_loop()),
                  asyncio.create_task(self._send_loop()),
                  asyncio.create_task(self._connection_loop()),
                  asyncio.create_task(metrics.watch_loop_lag("conn"))]
@@ -127,6 +129,23 @@ class ConnService:
             await self.sock.send(data)
             return
         rearm()
+
+    async def _link_loop(self) -> None:
+        """Each time the DEALER (re)connects, the router may be a new process that knows
+        nothing of the channel: announce our state and the user list (it also re-offers
+        its unacknowledged replies at once on a ConnState)."""
+        monitor = self.sock.get_monitor_socket(zmq.EVENT_CONNECTED)
+
+        async def step() -> None:
+            frames = await monitor.recv_multipart()
+            if parse_monitor_message(frames)["event"] == zmq.EVENT_CONNECTED:
+                self.session.announce()
+                await self._flush()
+
+        try:
+            await survive("conn router monitor", log, step)
+        finally:
+            monitor.close(linger=0)
 
     async def _router_loop(self) -> None:
         async def step() -> None:

@@ -83,6 +83,8 @@ class Session:
         self.kick_reason = ""
         self.kick_verdict: Verdict | None = None
         self.wake = False  # the governor's state changed: the send loop should look again
+        # Who is in the channel now, so a restarted router can be told (``announce``).
+        self.roster: dict[str, User] = {}
 
     @property
     def joined(self) -> bool:
@@ -119,6 +121,13 @@ class Session:
     def state(self, state: ConnStateName, detail: str = "") -> None:
         self.out.append(ConnState(channel=self.channel, state=state, bot_name=self.name,
                                   bot_rank=self.rank, detail=detail))
+
+    def announce(self) -> None:
+        """Tell a (re)connected router we are in the channel, and who is: it may be a new
+        one that knows nothing.  (Not joined: it hears "joined" when we are.)"""
+        if self.joined:
+            self.out.append(UserList(channel=self.channel, users=list(self.roster.values())))
+            self.state("joined")
 
     def take(self) -> tuple[list[Message], list[Emit], list[Signal]]:
         self.wake = self.wake or bool(self.signals)
@@ -192,7 +201,9 @@ class Session:
 
     def _userlist(self, f: fr.UserlistFrame) -> None:
         self.replay.on_userlist()
-        self.out.append(UserList(channel=self.channel, users=[to_user(u) for u in f.users]))
+        users = [to_user(u) for u in f.users]
+        self.roster = {u.name.lower(): u for u in users}
+        self.out.append(UserList(channel=self.channel, users=users))
         for user in f.users:
             if self._is_me(user.name):  # the mute list survives reconnects (chatmuted)
                 self._set_muted(user.muted)
@@ -202,6 +213,7 @@ class Session:
         # Our own name leaving while we are here is our old socket after a duplicate login
         # (PROTOCOL §5): not "I left". A real leave of ours is a kick or a disconnect.
         if not self._is_me(f.name):
+            self.roster.pop(f.name.lower(), None)
             self.out.append(UserLeft(channel=self.channel, name=f.name))
 
     def _user_meta(self, name: str, afk: bool, muted: bool | None, smuted: bool) -> None:
@@ -218,7 +230,18 @@ class Session:
                 self.governor.cancel_commands(KEEPALIVE)
             self.afk = afk
 
+    def _add_user(self, f: fr.AddUserFrame) -> None:
+        user = self.roster[f.user.name.lower()] = to_user(f.user)
+        self.out.append(UserJoined(channel=self.channel, user=user))
+
+    def _user_rank(self, f: fr.SetUserRankFrame) -> None:
+        if (user := self.roster.get(f.name.lower())) is not None:
+            user.rank = f.rank
+        self.out.append(RankChanged(channel=self.channel, name=f.name, rank=f.rank))
+
     def _set_user_meta(self, f: fr.SetUserMetaFrame) -> None:
+        if (user := self.roster.get(f.name.lower())) is not None:
+            user.afk, user.muted = f.afk, f.muted
         self._user_meta(f.name, f.afk, f.muted, f.smuted)
         self.out.append(UserMeta(channel=self.channel, name=f.name, afk=f.afk, muted=f.muted,
                                  smuted=f.smuted))
@@ -333,10 +356,9 @@ _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
     fr.ChatFrame: Session._chat,
     fr.PmFrame: Session._pm,
     fr.UserlistFrame: Session._userlist,
-    fr.AddUserFrame: _forward(lambda s, f: UserJoined(channel=s.channel, user=to_user(f.user))),
+    fr.AddUserFrame: Session._add_user,
     fr.UserLeaveFrame: Session._user_leave,
-    fr.SetUserRankFrame: _forward(
-        lambda s, f: RankChanged(channel=s.channel, name=f.name, rank=f.rank)),
+    fr.SetUserRankFrame: Session._user_rank,
     fr.SetUserMetaFrame: Session._set_user_meta,
     # setAFK always follows the setUserMeta that carries the same news: not forwarded twice
     fr.SetAFKFrame: lambda s, f: s._user_meta(f.name, f.afk, None, False),

@@ -1,4 +1,12 @@
-"""The real router and caller processes over real ZeroMQ, with the test playing conn."""
+"""The real router and caller processes over real ZeroMQ, with the test playing conn.
+
+The stand-in conn is no kinder than the real one: one DEALER for its whole life (the real
+socket options, reconnecting by itself when the router restarts), ``ConnState`` and the
+user list sent at start and again only when that DEALER reconnects (as the real conn's
+link monitor does; ``announce=False`` plays a conn that never does), every reply segment
+acknowledged per ``(id, seq)``, and a re-offer of a segment it already "posted"
+acknowledged again instead of posted twice.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +24,9 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
+from rosey import ipc
 from rosey.protocol import Chat, ConnState, Delivered, Pm, Say, User, UserList, decode, encode
 from tests.e2e.harness import SCRUBBED_ENV, free_port, free_port_range, merge
 
@@ -40,7 +50,11 @@ class RouterRig:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ctx = zmq.asyncio.Context()
         self.sock: zmq.asyncio.Socket | None = None
-        self.says: list[Say] = []
+        self.says: list[Say] = []  # every segment "posted", once each
+        self.offers = 0  # Says received, re-offers included
+        self._acked: set[tuple[str, int]] = set()
+        self._monitor: asyncio.Task[None] | None = None
+        self._monitor_sock: zmq.asyncio.Socket | None = None
 
     def _env(self) -> dict[str, str]:
         return {k: v for k, v in os.environ.items()
@@ -64,16 +78,28 @@ class RouterRig:
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-4000:]}"
                          for p in sorted(self.home.glob("*.log")))
 
-    async def connect(self) -> None:
-        if self.sock is not None:
-            self.sock.close(linger=0)
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.IDENTITY, f"conn:{CHANNEL}".encode())
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(f"ipc://{self.home / 'run' / 'conn'}")
+    async def connect(self, announce: bool = True) -> None:
+        """Start the stand-in conn, once (the real one never opens a second socket)."""
+        assert self.sock is None, "the real conn never opens a second socket"
+        self.sock = ipc.dealer_socket(self.ctx, ipc.endpoint(str(self.home / "run"), "conn"),
+                                      f"conn:{CHANNEL}")
         await self.sock.send(encode(ConnState(channel=CHANNEL, state="connecting")))
+        await self._announce()
+        if announce:
+            self._monitor = asyncio.create_task(self._link_monitor(self.sock))
+
+    async def _announce(self) -> None:
+        assert self.sock is not None
         await self.sock.send(encode(UserList(channel=CHANNEL, users=[
             User(name="alice", rank=1), User(name="bob", rank=1), User(name="Mod", rank=2)])))
+        await self.sock.send(encode(ConnState(channel=CHANNEL, state="joined")))
+
+    async def _link_monitor(self, sock: zmq.asyncio.Socket) -> None:
+        monitor = self._monitor_sock = sock.get_monitor_socket(zmq.EVENT_CONNECTED)
+        while True:
+            if parse_monitor_message(await monitor.recv_multipart())["event"] \
+                    == zmq.EVENT_CONNECTED:
+                await self._announce()
 
     async def chat(self, user: str, text: str) -> None:
         assert self.sock is not None
@@ -86,22 +112,50 @@ class RouterRig:
         await self.sock.send(encode(Pm(channel=CHANNEL, username=user, text=text,
                                        time=int(time.time() * 1000), received_at=time.time())))
 
-    async def next_say(self, timeout: float = 10.0, ack: bool = True) -> Say:
+    async def _ack(self, say: Say) -> None:
         assert self.sock is not None
-        if not await self.sock.poll(int(timeout * 1000)):
+        self._acked.add((say.id, say.seq))
+        await self.sock.send(encode(Delivered(channel=CHANNEL, say_id=say.id, ok=True, parts=1,
+                                              seq=say.seq)))
+
+    async def _new_say(self, timeout: float) -> Say | None:
+        """The next segment not posted yet; re-offers are handled as the real conn does
+        (acknowledged again if done, ignored while still "posting")."""
+        assert self.sock is not None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if not await self.sock.poll(max(1, int(left * 1000))):
+                break
+            msg = decode(await self.sock.recv())
+            assert isinstance(msg, Say), msg
+            self.offers += 1
+            key = (msg.id, msg.seq)
+            if key in self._acked:
+                await self._ack(msg)
+            elif all((s.id, s.seq) != key for s in self.says):
+                self.says.append(msg)
+                return msg
+        return None
+
+    async def next_say(self, timeout: float = 10.0, ack: bool = True) -> Say:
+        """The next reply segment "posted"; ``ack=False`` plays a conn that has not seen
+        its echo yet (``ack_all`` later)."""
+        say = await self._new_say(timeout)
+        if say is None:
             raise AssertionError(f"no Say within {timeout} s; logs:\n{self.logs()}")
-        msg = decode(await self.sock.recv())
-        assert isinstance(msg, Say), msg
-        self.says.append(msg)
         if ack:
-            await self.sock.send(encode(Delivered(channel=CHANNEL, say_id=msg.id, ok=True,
-                                                  parts=1)))
-        return msg
+            await self._ack(say)
+        return say
+
+    async def ack_all(self) -> None:
+        for say in self.says:
+            if (say.id, say.seq) not in self._acked:
+                await self._ack(say)
 
     async def no_say(self, within: float) -> None:
-        assert self.sock is not None
-        if await self.sock.poll(int(within * 1000)):
-            raise AssertionError(f"unexpected {decode(await self.sock.recv())}")
+        say = await self._new_say(within)
+        if say is not None:
+            raise AssertionError(f"unexpected {say}")
 
     async def wait_callers(self, count: int, timeout: float = 15.0) -> None:
         from tests.e2e.harness import Rosey
@@ -119,6 +173,10 @@ class RouterRig:
         raise AssertionError(f"callers never came up; logs:\n{self.logs()}")
 
     def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+        if self._monitor_sock is not None:
+            self._monitor_sock.close(linger=0)
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.kill()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.e2e.harness import Rosey
 from tests.fakes.llm import FakeLLM
 from tests.integration.router_rig import RouterRig
 
@@ -29,15 +30,35 @@ def rig_for(fake: FakeLLM, llm: dict[str, object] | None = None,
 async def provider_calls(llm: FakeLLM, count: int, timeout: float = 5.0) -> None:
     """Wait until the fake provider has received ``count`` calls (they are in flight)."""
     deadline = time.monotonic() + timeout
-    while llm.calls < count and time.monotonic() < deadline:
+    while llm.calls < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the provider got {llm.calls} calls in {timeout} s, "
+                                 f"wanted {count}")
         await asyncio.sleep(0.02)
 
 
-async def start(rig: RouterRig, callers: int = 2) -> None:
+async def journal_drained(rig: RouterRig, timeout: float = 5.0) -> None:
+    """Wait until the router has no reply left unacknowledged (its journal is closed)."""
+    port = rig.config["metrics"]["router_port"]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            left = Rosey.metric_at(port, "rosey_router_journal_open")
+        except OSError:
+            left = -1
+        if left == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"journal still open ({left}) after {timeout} s; logs:\n"
+                                 f"{rig.logs()}")
+        await asyncio.sleep(0.05)
+
+
+async def start(rig: RouterRig, callers: int = 2, announce: bool = True) -> None:
     rig.start("router")
     for index in range(callers):
         rig.start(f"caller-{index}")
-    await rig.connect()
+    await rig.connect(announce)
     await rig.wait_callers(callers)
 
 
@@ -89,17 +110,51 @@ async def test_killed_router_resumes_accepted_mentions_once(llm: FakeLLM) -> Non
     llm.delay = 1.0
     rig = rig_for(llm, llm={"response_timeout": 15})
     try:
-        await start(rig)
+        await start(rig, announce=False)
         await rig.chat("alice", "rosey, first question")
         await rig.chat("bob", "rosey, second question")
         await provider_calls(llm, 2)
         rig.kill("router")
         rig.start("router")
-        await rig.connect()
+        # The stand-in says nothing to the new router (harsher than the real conn, which
+        # re-announces itself): its DEALER reconnects by itself, the new router's first
+        # offers may be refused meanwhile (ROUTER_MANDATORY), and the re-offers get through.
         texts = sorted([(await rig.next_say(timeout=10)).text for _ in range(2)])
         assert texts == ["alice: reply to: alice: rosey, first question",
                          "bob: reply to: bob: rosey, second question"]
         await rig.no_say(2.0)
+        await journal_drained(rig)
+    finally:
+        rig.close()
+
+
+@pytest.mark.timeout(60)
+async def test_killed_router_reoffers_unacknowledged_replies_until_acked_once(
+        llm: FakeLLM) -> None:
+    rig = rig_for(llm)
+    try:
+        await start(rig, announce=False)
+        await rig.chat("alice", "rosey, one")
+        await rig.chat("bob", "rosey, two")
+        # conn has them and is "posting": no Delivered yet when the router dies.
+        posted = sorted([(await rig.next_say(ack=False)).text for _ in range(2)])
+        assert posted == ["alice: reply to: alice: rosey, one", "bob: reply to: bob: rosey, two"]
+        await asyncio.sleep(0.3)  # the journal's 'replied' rows commit
+        offers = rig.offers
+        rig.kill("router")
+        rig.start("router")
+        await rig.no_say(3.0)  # re-offered (no ConnState needed), never posted twice
+        assert rig.offers >= offers + 2, (offers, rig.offers)
+        await rig.ack_all()  # the echoes came: acknowledged once, to the new router
+        await journal_drained(rig)
+        await rig.no_say(0.5)  # offers already on the wire when the acks arrived
+        offers = rig.offers
+        await rig.no_say(2.5)
+        assert rig.offers == offers  # acknowledged: no more re-offers
+        assert len(rig.says) == 2 and llm.calls == 2
+        await rig.wait_callers(2)
+        await rig.chat("alice", "rosey, three")  # and the new router answers new mentions
+        assert (await rig.next_say()).text == "alice: reply to: alice: rosey, three"
     finally:
         rig.close()
 
@@ -119,7 +174,6 @@ async def test_restarted_router_keeps_history_limits_and_toggles(llm: FakeLLM) -
         await asyncio.sleep(0.3)  # let the writer thread commit
         rig.kill("router", signal.SIGTERM)
         rig.start("router")
-        await rig.connect()
         await rig.wait_callers(2)
         await rig.chat("bob", "rosey, are you on?")
         await rig.no_say(1.0)  # toggle survived
