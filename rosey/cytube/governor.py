@@ -115,6 +115,7 @@ class Governor:
     confirmed: list[Part] = field(default_factory=list)  # echoed parts, for conn's ledger
     finished: list[Outcome] = field(default_factory=list)  # resolved at intake (a Prior)
     streams: Streams = field(default_factory=Streams)  # packers of streamed replies
+    _held_parts: dict[SegKey, int] = field(default_factory=dict)  # posted, still riding
     _count: int = 0
     _last_sent: float = float("-inf")
     _hold_until: float = float("-inf")
@@ -253,7 +254,10 @@ class Governor:
         if tracked.confirmed == tracked.total:
             del self._says[part.key]
             self._finish_riders(part.say_id, tracked.riders, True, tracked.received_at)
-            if tracked.held:
+            if tracked.held:  # reported when a later segment carries the rest of its text
+                if len(self._held_parts) > 1024:  # riders of replies given up on
+                    self._held_parts.clear()
+                self._held_parts[part.key] = tracked.total
                 return None
             return Outcome(part.say_id, True, tracked.total, received_at=tracked.received_at,
                            seq=part.seq)
@@ -332,8 +336,8 @@ class Governor:
     def _finish_riders(self, say_id: str, seqs: list[int], ok: bool, received_at: float,
                        reason: str = "") -> None:
         """Streamed segments whose text went out in another segment's parts."""
-        self.finished.extend(Outcome(say_id, ok, 0, reason, received_at=received_at, seq=seq)
-                             for seq in seqs)
+        self.finished.extend(Outcome(say_id, ok, self._held_parts.pop((say_id, seq), 0), reason,
+                                     received_at=received_at, seq=seq) for seq in seqs)
 
     def on_disconnect(self) -> None:
         """Unconfirmed sends died with the socket: send them again first, on a fresh limiter
