@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rosey.cytube.packer import MIN_FIRST, Packer
+from rosey.cytube.packer import MIN_FIRST, Packer, Streams
 from rosey.cytube.split import _greedy, split_message, utf16_len
 from rosey.sentences import sentence_ends
 
@@ -112,3 +112,20 @@ def test_any_stream_fits_the_limit_and_loses_nothing_below_the_cap(
     assert all(0 < utf16_len(p) <= limit for p in posted)
     assert all(not p.startswith("/") for p in posted)
     assert "".join("".join(posted).split()) == "".join("".join(pieces).split())
+
+
+def test_streams_feed_each_segment_once_in_order_and_riders_wait_for_their_part() -> None:
+    streams = Streams()
+    assert streams.take("r", 0, "alice: Sure!", False, 320, 3) == ([], [], True)  # held
+    assert streams.take("r", 0, "alice: Sure!", False, 320, 3) is None  # a re-offer
+    assert streams.take("r", 2, " Later.", False, 320, 3) is None  # after a gap
+    sentence = " Here is the film you mean, by Stanley Kubrick."
+    parts, riders, held = streams.take("r", 1, sentence, False, 320, 3)
+    assert parts == ["alice: Sure!" + sentence] and riders == [0] and not held
+    assert streams.take("r", 2, " More.", False, 320, 3) == ([], [], True)
+    assert streams.take("r", 3, "", True, 320, 3) == (["More."], [2], False)
+    assert streams.take("r", 3, "", True, 320, 3) is None  # finished: re-offers ignored
+    # A final segment with nothing left to post finishes itself and its riders at once.
+    assert streams.take("s", 0, "alice: Hi.", False, 320, 3) == ([], [], True)
+    assert streams.take("s", 1, "", True, 320, 3) == (["alice: Hi."], [0], False)
+    assert streams.take("t", 0, "", True, 320, 3) == ([], [0], False)
