@@ -3,9 +3,11 @@ caller's rule that retries and failover happen only before a piece has been sent
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from rosey.llm.base import Backend, LLMError, make_backend
@@ -167,3 +169,31 @@ async def test_the_deadline_bounds_the_whole_streamed_answer() -> None:
             assert sent and out.streamed and out.calls == 1  # pieces went; no retry
         finally:
             await backend.aclose()
+
+
+async def test_the_fakes_stream_the_real_wire_formats() -> None:
+    """OpenAI: SSE ``data:`` events, a role chunk first, the usage chunk (``choices: []``)
+    last before ``[DONE]``.  Ollama: NDJSON, ``done: true`` and eval counts on the last."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+            "stream": True, "stream_options": {"include_usage": True}}
+    async with FakeLLM("openai", reply="Hi there.") as fake, aiohttp.ClientSession() as http, \
+                http.post(f"{fake.url}/chat/completions", json=body) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        events = [e for e in (await resp.text()).split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events) and events[-1] == "data: [DONE]"
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1]) == \
+        "Hi there."
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
+    assert all(c["usage"] is None for c in chunks[:-1])
+    body = {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}]}
+    async with FakeLLM("ollama", reply="Hi there.") as fake, aiohttp.ClientSession() as http, \
+                http.post(f"{fake.url}/api/chat", json=body) as resp:
+        assert resp.headers["Content-Type"] == "application/x-ndjson"
+        lines = [json.loads(line) for line in (await resp.text()).splitlines()]
+    assert [line["done"] for line in lines] == [False, False, False, True]
+    assert "".join(line["message"]["content"] for line in lines) == "Hi there."
+    assert lines[-1]["eval_count"] == 3 and lines[-1]["done_reason"] == "stop"
+    assert "prompt_eval_count" in lines[-1] and "eval_count" not in lines[0]
