@@ -72,6 +72,7 @@ class Outcome:
     attempts: list[Attempt] = field(default_factory=list)
     streamed: bool = False  # pieces of the answer were sent before the outcome
     generation: float = 0.0  # seconds from the first token (or the call) to the answer
+    from_first_token: bool = False  # generation is timed from the first token
 
     @property
     def calls(self) -> int:
@@ -245,6 +246,7 @@ class ProviderCaller:
                     done = await backend.complete(request.turns, target.model, timeout)
             outcome = "ok"
             out.generation = self.clock() - (first_at if first_at is not None else started)
+            out.from_first_token = first_at is not None
             return done
         except LLMError as exc:
             outcome = exc.kind

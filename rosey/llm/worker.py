@@ -306,9 +306,10 @@ class CallerService:
         metrics.LLM_TOKENS.labels(*labels, "prompt").inc(done.prompt_tokens)
         metrics.LLM_TOKENS.labels(*labels, "completion").inc(done.completion_tokens)
         metrics.LLM_COST.labels(*labels).inc(cost)
-        if done.completion_tokens > 1 and out.generation > 0:
-            metrics.LLM_TOKEN_RATE.labels(*labels).observe(done.completion_tokens /
-                                                           out.generation)
+        # Timed from the first token, the tokens after it are the ones generated meanwhile.
+        tokens = done.completion_tokens - (1 if out.from_first_token else 0)
+        if tokens > 0 and out.generation > 0:
+            metrics.LLM_TOKEN_RATE.labels(*labels).observe(tokens / out.generation)
         # model stays the requested name (the router's budget and history key on it); the
         # provider's more specific name only picks the price.
         return Result(id=request.id, caller=self.name, ok=True, text=done.text,
