@@ -71,3 +71,12 @@ install-service: setup
 
 clean:
 	rm -rf $(VENV) run .pytest_cache .mypy_cache .ruff_cache
+
+# Chaos (tests/e2e/test_chaos.py): 30 rounds of SIGKILL of a random process under real
+# supervisord; prints lost/duplicates/recovery and the seed (ROSEY_CHAOS_SEED=N replays it).
+.PHONY: chaos
+chaos: setup
+	ROSEY_CHAOS_ROUNDS=$${ROSEY_CHAOS_ROUNDS:-30} \
+	ROSEY_CHAOS_MAX_EXCESS=$${ROSEY_CHAOS_MAX_EXCESS:-2.5} \
+	ROSEY_CHAOS_MAX_EXCESS_POOL=$${ROSEY_CHAOS_MAX_EXCESS_POOL:-6} \
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/e2e/test_chaos.py

@@ -17,11 +17,13 @@ logs go to stderr only.  Every event is answered OK, even one that could not be 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +181,21 @@ class Listener:
             handled += 1
 
 
+WAKE_EVERY = 0.2  # s
+
+
+def wake_supervisord(sock_path: Path, stop: threading.Event) -> None:
+    """supervisord restarts a dead process only on the loop pass *after* it reaped it, and
+    its loop sleeps up to 1 s in poll() when no fd is busy: a killed router or conn would
+    stay down a second for nothing.  A bare connect to its socket wakes the loop, so a
+    crashed process is back within WAKE_EVERY s (recovery budget: docs/ARCHITECTURE.md
+    "Delivery")."""
+    while not stop.wait(WAKE_EVERY):
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(WAKE_EVERY)
+            sock.connect(str(sock_path))
+
+
 def main_loop(cfg: Config, port: int) -> None:
     metrics.CONFIG_RESPONSE_TIMEOUT.set(cfg.llm.response_timeout)
     try:
@@ -196,5 +213,9 @@ def main_loop(cfg: Config, port: int) -> None:
     listener = Listener(callers_file=Path(cfg.paths.run_dir) / "callers.json",
                         host=cfg.metrics.host, caller_base_port=cfg.metrics.caller_base_port,
                         fetch=fetch)
+    stop = threading.Event()
+    threading.Thread(target=wake_supervisord, daemon=True, name="wake-supervisord",
+                     args=(Path(cfg.paths.run_dir) / "supervisor.sock", stop)).start()
     count = listener.run(sys.stdin.buffer, sys.stdout)
+    stop.set()
     log.info("supervisord closed the event stream after %d events", count)

@@ -216,14 +216,18 @@ class CallerService:
             data = await self.sock.recv()
             msg = ipc.decode_or_count(data, "caller", log)
             if isinstance(msg, Request):
-                if msg.id in self._running:  # its Result goes out when the call ends
-                    continue
-                if msg.id in self._answered:  # the Result may have died with a router
-                    await self.sock.send(self._answered[msg.id])
-                    continue
-                task = asyncio.create_task(self.handle(msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                await self.take(msg)
+
+    async def take(self, request: Request) -> None:
+        """Start a request, unless it is a re-dispatch of one we run or just answered."""
+        if request.id in self._running:  # its Result goes out when the call ends
+            return
+        if request.id in self._answered:  # the Result may have died with a router
+            await self.sock.send(self._answered[request.id])
+            return
+        task = asyncio.create_task(self.handle(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _heartbeat_loop(self) -> None:
         async def step() -> None:

@@ -1,0 +1,59 @@
+"""A caller is idempotent by request id: a restarted router re-dispatches what its journal
+holds, possibly to the caller still running it or that already answered its predecessor."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from rosey.config import parse_config
+from rosey.llm.base import Completion
+from rosey.llm.worker import CallerService
+from rosey.protocol import Request, Result, Turn, decode
+
+
+class SlowBackend:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+
+    async def complete(self, turns: list[Turn], model: str, timeout: float) -> Completion:
+        self.calls += 1
+        await self.release.wait()
+        return Completion("hi", 1, 1, model)
+
+
+class Sock:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+async def test_a_re_dispatched_request_is_run_once_and_its_result_sent_again() -> None:
+    cfg = parse_config({"channel": "c", "user": ["bot", ""],
+                        "llm": {"provider": "ollama", "model": "m"}},
+                       base_dir=Path("/tmp"), env={})
+    backend = SlowBackend()
+    service = CallerService(cfg, 0, backend_factory=lambda p: backend)  # type: ignore[arg-type,return-value]
+    sock: Any = Sock()
+    service.sock = sock
+    request = Request(id="r1", deadline=time.time() + 30, provider="ollama", model="m",
+                      turns=[Turn("user", "alice: hi")])
+    await service.take(request)
+    await asyncio.sleep(0.05)
+    await service.take(request)  # the new router's re-dispatch while we still run it
+    await asyncio.sleep(0.05)
+    assert backend.calls == 1 and sock.sent == []
+    backend.release.set()
+    while not sock.sent:
+        await asyncio.sleep(0.01)
+    await service.take(request)  # again after answering: the same Result, no new call
+    assert backend.calls == 1 and len(sock.sent) == 2 and sock.sent[0] == sock.sent[1]
+    result = decode(sock.sent[0])
+    assert isinstance(result, Result) and result.ok and result.text == "hi"
