@@ -69,6 +69,7 @@ bench: setup
 	$(PY) -m bench.conn_intake
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.memory
+	$(PY) -m bench.streaming
 
 scale: setup
 	$(VENV)/bin/rosey --config $(CONFIG) scale $(N)

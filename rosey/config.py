@@ -334,6 +334,7 @@ def _check_semantics(cfg: Config, source: str, errors: list[str] | None = None) 
             fail(f"$.llm.llm_triggers[{index}]", "empty trigger; remove it")
     _positive(fail, "$.llm.llm_cooldown", llm.llm_cooldown, allow_zero=True)
     _positive(fail, "$.llm.response_timeout", llm.response_timeout)
+    _positive(fail, "$.llm.first_token_timeout", llm.first_token_timeout, allow_zero=True)
     if llm.max_history_messages < 0:
         fail("$.llm.max_history_messages", "expected 0 or more")
     if cfg.budget.action == "switch" and not cfg.budget.switch_model:

@@ -28,6 +28,12 @@ class LLM(_Section):
     llm_cooldown: float = 10.0
     max_history_messages: int = 10
     response_timeout: float = 30.0
+    # Stream answers from the model and post them a sentence at a time; a provider's
+    # ``providers.<name>.stream`` overrides it.
+    stream: bool = True
+    # Seconds a streamed call may take to its first token before it is retried or failed
+    # over (0: only response_timeout bounds it).
+    first_token_timeout: float = 0.0
     fallback_response: str = "Sorry, I'm having trouble thinking right now."
 
 
@@ -96,6 +102,7 @@ class OpenAIProvider(_Section):
     organization: str = ""
     max_tokens: int = 300
     temperature: float = 0.7
+    stream: bool | None = None  # None: llm.stream
 
 
 class OllamaProvider(_Section):
@@ -104,6 +111,7 @@ class OllamaProvider(_Section):
     temperature: float = 0.7
     num_ctx: int = 0
     max_tokens: int = 300
+    stream: bool | None = None  # None: llm.stream
 
 
 class Fallback(_Section):

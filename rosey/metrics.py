@@ -150,6 +150,19 @@ CONFIG_RESPONSE_TIMEOUT = Gauge("rosey_config_response_timeout_seconds",
                                 "llm.response_timeout, so alerts can relate latency to it")
 # --- end issue 6 block ------------------------------------------------------------------
 
+# --- added for issue 13 (streaming) ----------------------------------------------------
+FIRST_PART_LATENCY = Histogram(
+    "rosey_router_first_part_seconds",
+    "Mention received by conn to the reply's first chat message confirmed by its echo "
+    "(the whole reply's when it is one segment)", buckets=LATENCY_BUCKETS)
+LLM_TOKEN_RATE = Histogram(
+    "rosey_llm_tokens_per_second",
+    "Completion tokens per second of generation (from the first token when streamed)",
+    ["provider", "model"], buckets=(1, 2, 5, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500))
+LLM_PARTIALS = Counter("rosey_llm_partials_total",
+                       "Streamed pieces of answers sent to the router", ["provider"])
+# --- end issue 13 block -----------------------------------------------------------------
+
 
 def rosey_version() -> str:
     try:

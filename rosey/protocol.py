@@ -161,6 +161,9 @@ class Say(Message, tag="say"):
     priority: int = 0
     seq: int = 0  # segment number within the reply ``id``
     final: bool = True  # the reply's last segment
+    # A streamed reply (issue 13): conn packs its segments' text into chat messages as it
+    # arrives (cytube/packer.py) instead of splitting each segment on its own.
+    stream: bool = False
 
 
 PRIORITY_REPLY = 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from rosey.cytube.packer import Streams
 from rosey.cytube.split import split_message
 from rosey.protocol import Say
 
@@ -91,6 +92,8 @@ class _Tracked:
     confirmed: int = 0
     received_at: float = 0.0
     parts: list[str] = field(default_factory=list)
+    riders: list[int] = field(default_factory=list)  # segments finished with this one
+    held: bool = False  # streamed, with text still in the packer: finished as a rider
 
 
 @dataclass
@@ -111,6 +114,8 @@ class Governor:
     replayed: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=REPLAYED_KEPT))
     confirmed: list[Part] = field(default_factory=list)  # echoed parts, for conn's ledger
     finished: list[Outcome] = field(default_factory=list)  # resolved at intake (a Prior)
+    streams: Streams = field(default_factory=Streams)  # packers of streamed replies
+    _held_parts: dict[SegKey, int] = field(default_factory=dict)  # posted, still riding
     _count: int = 0
     _last_sent: float = float("-inf")
     _hold_until: float = float("-inf")
@@ -135,10 +140,22 @@ class Governor:
         key = (say.id, say.seq)
         if key in self._says:
             return 0
-        parts = prior.parts if prior else split_message(say.text, self.limit, self.max_parts)
+        riders: list[int] = []
+        held = False
+        if say.stream and prior is None:  # a streamed reply's segments are packed (issue 13)
+            taken = self.streams.take(say.id, say.seq, say.text, say.final, self.limit,
+                                      self.max_parts)
+            parts, riders, held = taken or ([], [], True)
+            if not parts:
+                self._finish_riders(say.id, riders, True, now)
+                return 0
+        else:
+            parts = prior.parts if prior else split_message(say.text, self.limit,
+                                                            self.max_parts)
         if not parts:
             return 0
-        tracked = self._says[key] = _Tracked(len(parts), received_at=now, parts=parts)
+        tracked = self._says[key] = _Tracked(len(parts), received_at=now, parts=parts,
+                                             riders=riders, held=held)
         queue = self.queues.setdefault(say.priority, deque())
         queued = 0
         for index, text in enumerate(parts):
@@ -236,6 +253,12 @@ class Governor:
         self.confirmed.append(part)
         if tracked.confirmed == tracked.total:
             del self._says[part.key]
+            self._finish_riders(part.say_id, tracked.riders, True, tracked.received_at)
+            if tracked.held:  # reported when a later segment carries the rest of its text
+                if len(self._held_parts) > 1024:  # riders of replies given up on
+                    self._held_parts.clear()
+                self._held_parts[part.key] = tracked.total
+                return None
             return Outcome(part.say_id, True, tracked.total, received_at=tracked.received_at,
                            seq=part.seq)
         return None
@@ -306,8 +329,15 @@ class Governor:
         self.outstanding = deque(p for p in self.outstanding if p.key != key)
         if tracked is None:
             return None
+        self._finish_riders(key[0], tracked.riders, False, tracked.received_at, reason)
         return Outcome(key[0], False, tracked.total, reason, unsent, tracked.received_at,
                        seq=key[1])
+
+    def _finish_riders(self, say_id: str, seqs: list[int], ok: bool, received_at: float,
+                       reason: str = "") -> None:
+        """Streamed segments whose text went out in another segment's parts."""
+        self.finished.extend(Outcome(say_id, ok, self._held_parts.pop((say_id, seq), 0), reason,
+                                     received_at=received_at, seq=seq) for seq in seqs)
 
     def on_disconnect(self) -> None:
         """Unconfirmed sends died with the socket: send them again first, on a fresh limiter

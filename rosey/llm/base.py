@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -75,6 +75,10 @@ class Completion:
     model: str
 
 
+# Receives each piece of text as a streamed answer arrives (``Backend.stream``).
+OnText = Callable[[str], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Health:
     """The result of a start-up / ``status`` probe: ``detail`` is one human line."""
@@ -91,6 +95,15 @@ class Backend(Protocol):
         """One chat completion; ``timeout`` is a hard deadline in seconds.
 
         Raises ``LLMError`` only (``asyncio.CancelledError`` passes through).
+        """
+        ...
+
+    async def stream(self, turns: list[Turn], model: str, timeout: float,
+                     on_text: OnText) -> Completion:
+        """The same call streamed: ``on_text`` gets each piece of text as it arrives, and
+        the Completion (the whole text, and usage reported at the end) is returned.
+
+        ``timeout`` bounds the whole answer.  Raises ``LLMError`` only, also mid-stream.
         """
         ...
 
@@ -189,5 +202,6 @@ __all__ = [
     "Completion",
     "Health",
     "LLMError",
+    "OnText",
     "make_backend",
 ]

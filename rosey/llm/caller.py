@@ -6,6 +6,13 @@ does no I/O of its own: backends come from a factory and time from an injected
 (tests/unit/test_caller.py) and the decisions themselves live in the pure
 ``rosey.llm.policy`` and ``rosey.llm.breaker``.
 
+Streaming (``llm.stream``, ``providers.<name>.stream``): the backend's ``stream`` hands each
+piece of text to a ``Sink`` as it arrives, and the sink sends ``Partial`` pieces on.  A
+failure may be retried or failed over only while the sink has sent nothing
+(``committed``): once a piece is out, the channel may be reading it, and another attempt
+would start a different answer.  A separate first-token deadline (``first_token``) lets a
+provider that has not started answering be left for the fallback early.
+
 The chain: ``llm.provider``/``llm.model`` then ``providers.fallbacks`` in order.  A request
 names the entry to start from (the router may switch the model, e.g. for the budget); the
 entries after it are the fallbacks.  A request for a target outside the chain gets no
@@ -18,6 +25,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from rosey import metrics
 from rosey.llm.base import Backend, Completion, LLMError
@@ -62,10 +70,24 @@ class Outcome:
     completion: Completion | None = None
     error: LLMError | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    streamed: bool = False  # pieces of the answer were sent before the outcome
+    generation: float = 0.0  # seconds from the first token (or the call) to the answer
+    from_first_token: bool = False  # generation is timed from the first token
 
     @property
     def calls(self) -> int:
         return sum(1 for a in self.attempts if a.outcome != "skipped")
+
+
+class Sink(Protocol):
+    """Where a streamed answer's text goes (the caller process's Partial sender)."""
+
+    committed: bool  # something was sent on: no more retries or failover
+
+    def reset(self) -> None:
+        """A new attempt starts: forget the text of the failed one (none of it was sent)."""
+
+    async def text(self, delta: str) -> None: ...
 
 
 def plan(chain: Sequence[Target], provider: str, model: str) -> list[Target]:
@@ -110,8 +132,12 @@ class ProviderCaller:
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float],
+        streams: Callable[[str], bool] = lambda provider: False,
+        first_token: float = 0.0,
     ) -> None:
         self.chain = list(chain)
+        self.streams = streams
+        self.first_token = first_token
         self.backend = backend
         self.policy = policy or RetryPolicy()
         self.breakers = breakers or Breakers()
@@ -119,7 +145,7 @@ class ProviderCaller:
         self.sleep = sleep
         self.rng = rng
 
-    async def call(self, request: Request) -> Outcome:
+    async def call(self, request: Request, sink: Sink | None = None) -> Outcome:
         targets = plan(self.chain, request.provider, request.model)
         out = Outcome(targets[0])
         first = True
@@ -148,8 +174,10 @@ class ProviderCaller:
                     break  # to the next entry
                 first = False
                 tries += 1
+                if sink is not None and not sink.committed:
+                    sink.reset()
                 try:
-                    done = await self._attempt(request, target, timeout, out)
+                    done = await self._attempt(request, target, timeout, out, sink)
                 except LLMError as exc:
                     out.error = exc
                     now = self.clock()
@@ -157,6 +185,11 @@ class ProviderCaller:
                         breaker.failure(now, exc.kind)
                     else:
                         breaker.success(now)
+                    if sink is not None and sink.committed:
+                        out.streamed = True
+                        log.info("request %s: %s/%s %s after part of the answer was sent; "
+                                 "no retry", request.id, *target.key, exc.kind)
+                        return out
                     has_next = any(self.breakers.get(t).would_allow(now) for t in later)
                     if breaker.state == State.OPEN:  # this failure opened it: move on now
                         decision = Decision("failover" if has_next else "give_up", 0.0,
@@ -179,24 +212,50 @@ class ProviderCaller:
                 self.breakers.get(target).success(self.clock())
                 out.completion = done
                 out.error = None
+                out.streamed = sink is not None and sink.committed
                 return out
         return out
 
     async def _attempt(self, request: Request, target: Target, timeout: float,
-                       out: Outcome) -> Completion:
+                       out: Outcome, sink: Sink | None) -> Completion:
         started = self.clock()
         outcome = "cancelled"  # stays so only if the task is cancelled (shutdown)
+        backend = self.backend(target.provider)
+        streaming = sink is not None and self.streams(target.provider) and \
+            callable(getattr(backend, "stream", None))
+        first_token = self.first_token if streaming and 0 < self.first_token < timeout else 0.0
+        first_at: float | None = None
         try:
-            async with asyncio.timeout(timeout + SAFETY):
-                done = await self.backend(target.provider).complete(
-                    request.turns, target.model, timeout)
+            async with asyncio.timeout(timeout + SAFETY) as whole:
+                if streaming:
+                    assert sink is not None
+                    loop = asyncio.get_running_loop()
+                    end = loop.time() + timeout + SAFETY
+                    if first_token:
+                        whole.reschedule(loop.time() + first_token)
+
+                    async def on_text(delta: str) -> None:
+                        nonlocal first_at
+                        if first_at is None:
+                            first_at = self.clock()
+                            whole.reschedule(end)
+                        await sink.text(delta)
+
+                    done = await backend.stream(request.turns, target.model, timeout, on_text)
+                else:
+                    done = await backend.complete(request.turns, target.model, timeout)
             outcome = "ok"
+            out.generation = self.clock() - (first_at if first_at is not None else started)
+            out.from_first_token = first_at is not None
             return done
         except LLMError as exc:
             outcome = exc.kind
             raise
         except TimeoutError:
             outcome = "timeout"
+            if first_token and first_at is None:
+                raise LLMError("timeout", f"no first token from {target.provider} within "
+                                          f"{first_token:g} s") from None
             raise LLMError("timeout", f"{target.provider} ignored its {timeout:.1f} s "
                                       "timeout") from None
         except Exception as exc:  # a backend bug must not lose the request

@@ -16,6 +16,7 @@ are refused here (config is the only reader of the environment).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 
@@ -26,6 +27,7 @@ from rosey.llm.base import (
     Completion,
     Health,
     LLMError,
+    OnText,
     kind_for_status,
     list_names,
     parse_retry_after,
@@ -117,6 +119,55 @@ class OllamaBackend:
             completion_tokens=response.eval_count or 0,
             model=response.model or model,
         )
+
+    async def stream(self, turns: list[Turn], model: str, timeout: float,
+                     on_text: OnText) -> Completion:
+        """``stream=True``: the server sends NDJSON lines, each with the next
+        ``message.content``; the last has ``done: true`` and the eval counts."""
+        slot: list[float | None] = [None]
+        token = _retry_after.set(slot)
+        texts: list[str] = []
+        last: ollama.ChatResponse | None = None
+        lines = None
+        try:
+            async with asyncio.timeout(timeout):
+                lines = await self._client.chat(
+                    model=model,
+                    messages=turns_to_messages(turns),
+                    stream=True,
+                    options=self.options,
+                    keep_alive=self.keep_alive,
+                )
+                async for part in lines:
+                    content = part.message.content if part.message is not None else None
+                    if content:
+                        texts.append(content)
+                        await on_text(content)
+                    last = part
+        except TimeoutError:
+            raise LLMError(
+                "timeout", f"no complete answer from ollama at {self.host} within {timeout:g}s"
+            ) from None
+        except Exception as exc:
+            err = self._classify(exc, model)
+            if err.kind == "rate_limited":
+                err.retry_after = slot[0]
+            raise err from exc
+        finally:
+            _retry_after.reset(token)
+            aclose = getattr(lines, "aclose", None)  # an async generator's: releases the
+            if aclose is not None:  # connection when the loop was cut short
+                with contextlib.suppress(Exception):
+                    await aclose()
+        if last is None or not last.done:
+            raise LLMError("connection", f"ollama at {self.host}: the stream ended before "
+                                         "its done line")
+        text = "".join(texts)
+        if not text.strip():
+            raise LLMError("empty", f"the model streamed no text (done_reason="
+                                    f"{last.done_reason})")
+        return Completion(text=text, prompt_tokens=last.prompt_eval_count or 0,
+                          completion_tokens=last.eval_count or 0, model=last.model or model)
 
     async def check(self, model: str, timeout: float = 5.0) -> Health:
         where = f"ollama at {self.host}"

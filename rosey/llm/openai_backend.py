@@ -19,6 +19,7 @@ from rosey.llm.base import (
     Completion,
     Health,
     LLMError,
+    OnText,
     kind_for_status,
     list_names,
     parse_retry_after,
@@ -80,12 +81,16 @@ class OpenAIBackend:
         )
         _scrub_ambient(self._client, organization)
 
-    async def complete(self, turns: list[Turn], model: str, timeout: float) -> Completion:
+    def _extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if self.max_tokens is not None:
             extra[self.max_tokens_field] = self.max_tokens
         if self.temperature is not None:
             extra["temperature"] = self.temperature
+        return extra
+
+    async def complete(self, turns: list[Turn], model: str, timeout: float) -> Completion:
+        extra = self._extra()
         try:
             # The SDK's timeout is per phase (connect / read / ...) and the server may
             # trickle; asyncio.timeout makes ``timeout`` a hard deadline for the whole call.
@@ -106,6 +111,49 @@ class OpenAIBackend:
         except ValueError as exc:  # a 2xx body that is not JSON
             raise LLMError("bad_response", f"unparseable response: {short(exc)}") from exc
         return _completion(response, model)
+
+    async def stream(self, turns: list[Turn], model: str, timeout: float,
+                     on_text: OnText) -> Completion:
+        """``stream=True`` with ``include_usage``: the server sends ``data:`` chunks whose
+        ``choices[0].delta.content`` is the next text, then one chunk with ``choices: []``
+        and the ``usage`` of the whole call, then ``data: [DONE]``."""
+        texts: list[str] = []
+        usage: object = None
+        reported = model
+        try:
+            async with asyncio.timeout(timeout):
+                chunks = await self._client.chat.completions.create(  # type: ignore[call-overload]
+                    model=model,
+                    messages=turns_to_messages(turns),
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    timeout=timeout,
+                    **self._extra(),
+                )
+                async with chunks:  # closes the response on any exit (timeout, error)
+                    async for chunk in chunks:
+                        reported = str(getattr(chunk, "model", None) or reported)
+                        usage = getattr(chunk, "usage", None) or usage
+                        for choice in getattr(chunk, "choices", None) or []:
+                            content = getattr(getattr(choice, "delta", None), "content", None)
+                            if content:
+                                texts.append(content)
+                                await on_text(content)
+        except TimeoutError:
+            got = "" if not texts else f" (after {len(texts)} chunks)"
+            raise LLMError(
+                "timeout", f"no complete answer from {self.base_url} within {timeout:g}s{got}"
+            ) from None
+        except openai.OpenAIError as exc:
+            raise _classify(exc, self.base_url, model) from exc
+        except ValueError as exc:  # a chunk that is not JSON
+            raise LLMError("bad_response", f"unparseable chunk: {short(exc)}") from exc
+        text = "".join(texts)
+        if not text.strip():
+            raise LLMError("empty", "the model streamed no text")
+        return Completion(text=text, prompt_tokens=_int(getattr(usage, "prompt_tokens", 0)),
+                          completion_tokens=_int(getattr(usage, "completion_tokens", 0)),
+                          model=reported)
 
     async def check(self, model: str, timeout: float = 5.0) -> Health:
         where = f"openai at {self.base_url}"
@@ -178,6 +226,8 @@ def _classify(exc: openai.OpenAIError, base_url: str, model: str) -> LLMError:
         return LLMError(kind, message, status=status)
     if isinstance(exc, openai.APIResponseValidationError):
         return LLMError("bad_response", short(exc.message), status=exc.status_code)
+    if isinstance(exc, openai.APIError):  # an ``error`` object in the middle of a stream
+        return LLMError("server", f"{base_url}: {short(exc.message)}")
     return LLMError("internal", f"{type(exc).__name__}: {short(exc)}")
 
 

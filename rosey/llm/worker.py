@@ -18,7 +18,7 @@ import random
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import zmq
@@ -30,9 +30,10 @@ from rosey.lifecycle import run_until_signalled, survive
 from rosey.llm import make_backend
 from rosey.llm.base import Backend
 from rosey.llm.caller import Breakers, Outcome, ProviderCaller, Target
+from rosey.llm.chunker import Chunker
 from rosey.llm.policy import RetryPolicy
 from rosey.llm.pricing import PriceTable
-from rosey.protocol import Heartbeat, Ready, Request, Result, encode
+from rosey.protocol import Heartbeat, Partial, Ready, Request, Result, encode
 
 log = logging.getLogger("rosey.caller")
 WARMUP_TIMEOUT = 5.0
@@ -76,6 +77,39 @@ def backend_kwargs(cfg: Config, provider: str) -> dict[str, Any]:
             "keep_alive": oll.keep_alive, "options": options}
 
 
+def streams(cfg: Config, provider: str) -> bool:
+    """``providers.<name>.stream`` when set, else ``llm.stream``."""
+    section = getattr(cfg.providers, provider, None)
+    override = getattr(section, "stream", None)
+    return cfg.llm.stream if override is None else bool(override)
+
+
+class PartialSink:
+    """Sends a streamed answer to the router as ``Partial`` pieces (``rosey.llm.chunker``)
+    as they complete; ``committed`` once one has gone (no retry after that)."""
+
+    def __init__(self, request: Request, caller: str,
+                 send: Callable[[Partial], Awaitable[None]], provider: str = "") -> None:
+        self.request = request
+        self.caller = caller
+        self.send = send
+        self.provider = provider or request.provider
+        self.chunker = Chunker()
+        self.seq = 0
+        self.committed = False
+
+    def reset(self) -> None:
+        self.chunker = Chunker()
+
+    async def text(self, delta: str) -> None:
+        for piece in self.chunker.feed(delta):
+            await self.send(Partial(id=self.request.id, caller=self.caller, seq=self.seq,
+                                    text=piece))
+            self.seq += 1
+            self.committed = True
+            metrics.LLM_PARTIALS.labels(self.provider).inc()
+
+
 class CallerService:
     def __init__(self, cfg: Config, index: int, clock: Callable[[], float] = time.time,
                  backend_factory: Callable[[str], Backend] | None = None):
@@ -102,7 +136,8 @@ class CallerService:
             self.chain, self.backend,
             policy=RetryPolicy(max_attempts=cfg.callers.max_attempts),
             breakers=Breakers(cfg.providers.breaker_failures, cfg.providers.breaker_cooloff),
-            clock=clock, rng=random.random)
+            clock=clock, rng=random.random, streams=lambda provider: streams(cfg, provider),
+            first_token=cfg.llm.first_token_timeout)
 
     def _make_backend(self, provider: str) -> Backend:
         kwargs = backend_kwargs(self.cfg, provider)
@@ -251,8 +286,13 @@ class CallerService:
         self._running.discard(request.id)
         await self.sock.send(data)
 
-    async def call(self, request: Request) -> Result:
-        return self.result_of(request, await self.caller.call(request))
+    async def call(self, request: Request,
+                   send_partial: Callable[[Partial], Awaitable[None]] | None = None) -> Result:
+        sink = PartialSink(request, self.name, send_partial or self._send_partial)
+        return self.result_of(request, await self.caller.call(request, sink))
+
+    async def _send_partial(self, partial: Partial) -> None:
+        await self.sock.send(encode(partial))
 
     def result_of(self, request: Request, out: Outcome) -> Result:
         """The wire Result of an outcome, with tokens and cost counted."""
@@ -270,6 +310,10 @@ class CallerService:
         metrics.LLM_TOKENS.labels(*labels, "prompt").inc(done.prompt_tokens)
         metrics.LLM_TOKENS.labels(*labels, "completion").inc(done.completion_tokens)
         metrics.LLM_COST.labels(*labels).inc(cost)
+        # Timed from the first token, the tokens after it are the ones generated meanwhile.
+        tokens = done.completion_tokens - (1 if out.from_first_token else 0)
+        if tokens > 0 and out.generation > 0:
+            metrics.LLM_TOKEN_RATE.labels(*labels).observe(tokens / out.generation)
         # model stays the requested name (the router's budget and history key on it); the
         # provider's more specific name only picks the price.
         return Result(id=request.id, caller=self.name, ok=True, text=done.text,

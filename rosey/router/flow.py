@@ -24,6 +24,7 @@ from rosey import metrics
 from rosey.protocol import (
     PRIORITY_REPLY,
     DecodeError,
+    Partial,
     Request,
     Result,
     Say,
@@ -35,6 +36,7 @@ from rosey.router.dispatch import Job, Pool
 from rosey.router.prompts import address
 from rosey.router.records import JournalEntry, Records
 from rosey.router.replies import ReplyPolicy, finish
+from rosey.router.streaming import Stream, accept, ending, piece
 
 log = logging.getLogger("rosey.router")
 OUTBOX_MAX = 256
@@ -85,6 +87,8 @@ class Flow:
         self.finals: set[str] = set()  # reply ids whose final segment is in the outbox
         self._refused = False  # some offer could not be sent: re-offer on conn's next word
         self.latencies: deque[float] = deque(maxlen=500)
+        self.streams: dict[str, Stream] = {}  # streamed answers in progress, by request id
+        self._first_seen: OrderedDict[str, None] = OrderedDict()  # replies with a part out
         # Says with a journal row (replies to triggers), so only those get closed.
         self.journaled: set[str] = set()
 
@@ -159,8 +163,13 @@ class Flow:
         # restarted) still answers it: take it out of the queue instead of asking again.
         job = self.pool.complete(result.id) or self.pool.cancel(result.id)
         pending = self.pending.pop(result.id, None)
+        stream = self.streams.pop(result.id, None)
         if job is None or pending is None:
             metrics.REQUESTS.labels("late").inc()
+            return
+        if stream is not None and stream.segments:
+            await self._end_stream(result, pending, stream)
+            await self.dispatch()
             return
         text, kind = finish(self.policy, result.text) if result.ok else ("", "error")
         self.on_answer(pending.user, text if kind == "llm" else "", result)
@@ -175,6 +184,55 @@ class Flow:
         await self.reply(result.id, pending, self.fallback, "fallback")
         await self.dispatch()
 
+    # ---- streamed answers (issue 13; rules in router/streaming.py) -----------
+
+    async def on_partial(self, partial: Partial) -> None:
+        """A piece of an answer still being written: post it as the next segment."""
+        pending = self.pending.get(partial.id)
+        if pending is None or partial.id not in self.pool.in_flight:
+            return  # late, or its job was requeued: the pieces would not join up
+        stream = self.streams.setdefault(partial.id, Stream())
+        if not accept(stream, partial.seq, partial.text):
+            return
+        text = piece(self.policy, stream, partial.text)
+        if text:
+            await self._segment(partial.id, pending, stream, text, final=False)
+
+    async def _segment(self, request_id: str, pending: Pending, stream: Stream, text: str,
+                       final: bool, kind: str = "streaming") -> None:
+        pm_to, first = pending.user if pending.private else "", stream.segments == 0
+        if self.records is not None:  # what was shown so far: a restart re-offers just that
+            shown = stream.text if pm_to else address(pending.user, stream.text)
+            self.records.journal_replied(request_id, shown, kind, self.clock())
+            self.journaled.add(request_id)
+        await self.say(address(pending.user, text) if first and not pm_to else text,
+                       pm_to=pm_to, say_id=request_id, received_at=pending.received_at,
+                       seq=stream.segments, final=final, stream=True)
+        stream.segments += 1
+
+    async def _end_stream(self, result: Result, pending: Pending, stream: Stream) -> None:
+        """The final segment of a streamed reply, whether the answer completed or not."""
+        rest = piece(self.policy, stream, result.text[stream.covered:]) if result.ok else ""
+        rest += ending(stream, result.ok)
+        kind = "blocked" if stream.blocked else "llm" if result.ok else "cut_short"
+        if not result.ok:
+            log.warning("request %s failed after %d segments: %s %s; the reply ends there",
+                        result.id, stream.segments, result.error_kind, result.error)
+        metrics.REQUESTS.labels("answered" if result.ok else
+                                f"error_{result.error_kind or 'empty'}").inc()
+        metrics.REPLIES.labels(kind).inc()
+        self.on_answer(pending.user, stream.text, result)
+        await self._segment(result.id, pending, stream, rest, final=True, kind=kind)
+
+    async def requeued(self, jobs: list[Job]) -> None:
+        """A dead caller's jobs: one that had started posting ends there (streaming.py)."""
+        for job in jobs:
+            stream = self.streams.get(job.request.id)
+            if stream is not None and stream.segments:  # on_result takes it off the queue
+                await self.on_result(Result(id=job.request.id, caller="", ok=False,
+                                            error_kind="connection", error="caller died"))
+            self.streams.pop(job.request.id, None)
+
     async def reply(self, request_id: str, pending: Pending, text: str, kind: str) -> None:
         metrics.REPLIES.labels(kind).inc()
         body = text if pending.private else address(pending.user, text)
@@ -186,12 +244,12 @@ class Flow:
 
     async def say(self, text: str, *, pm_to: str = "", say_id: str = "",
                   received_at: float | None = None, priority: int = PRIORITY_REPLY,
-                  seq: int = 0, final: bool = True) -> None:
+                  seq: int = 0, final: bool = True, stream: bool = False) -> None:
         """Queue one segment of a reply for conn (a whole reply is segment 0, final)."""
         now = self.clock()
         say = Say(id=say_id or uuid.uuid4().hex, channel=self.channel, text=text, pm_to=pm_to,
                   expires_at=(received_at or now) + self.post_ttl, priority=priority,
-                  seq=seq, final=final)
+                  seq=seq, final=final, stream=stream)
         key = (say.id, say.seq)
         if key in self.outbox:  # the same segment again: one offer is enough
             return
@@ -233,7 +291,8 @@ class Flow:
                 metrics.REPLIES.labels("expired").inc()
                 self._close(key[0], now)
 
-    def on_delivered(self, say_id: str, ok: bool, reason: str, seq: int = 0) -> None:
+    def on_delivered(self, say_id: str, ok: bool, reason: str, seq: int = 0,
+                     parts: int = 1) -> None:
         """conn's acknowledgement of one segment (repeats of it are harmless)."""
         entry = self.outbox.pop((say_id, seq), None)
         if entry is None:
@@ -241,6 +300,11 @@ class Flow:
             return
         metrics.REPLIES.labels("delivered" if ok else "undelivered").inc()
         now = self.clock()
+        if ok and parts and say_id not in self._first_seen:  # the reply's first chat line
+            self._first_seen[say_id] = None
+            while len(self._first_seen) > OUTBOX_MAX:
+                self._first_seen.popitem(last=False)
+            metrics.FIRST_PART_LATENCY.observe(max(0.0, now - entry.received_at))
         if not ok:
             log.warning("reply %s segment %d not delivered: %s", say_id, seq, reason)
             self._close(say_id, now)
@@ -279,6 +343,7 @@ class Flow:
                         self.pool.liveness)
         if expired.requeued:
             metrics.REQUESTS.labels("requeued").inc(len(expired.requeued))
+            await self.requeued(expired.requeued)
         for job in expired.shed:
             pending = self.pending.pop(job.request.id, None)
             metrics.REQUESTS.labels("shed").inc()

@@ -191,7 +191,7 @@ class RouterService:
             metrics.CHAT_EVENTS.labels("pm").inc()
             await brain.on_pm(msg.username, msg.text, msg.received_at)
         elif isinstance(msg, Delivered):
-            self.flow.on_delivered(msg.say_id, msg.ok, msg.reason, msg.seq)
+            self.flow.on_delivered(msg.say_id, msg.ok, msg.reason, msg.seq, msg.parts)
         elif isinstance(msg, ActionResult):
             self.actions.on_result(msg)
         elif isinstance(msg, ConnState):
@@ -226,7 +226,10 @@ class RouterService:
                 metrics.REQUESTS.labels("requeued").inc(len(requeued))
                 log.warning("caller %s restarted: requeued %d requests", msg.caller,
                             len(requeued))
+                await self.flow.requeued(requeued)
             await self.flow.dispatch()
+        elif isinstance(msg, Partial):
+            await self.flow.on_partial(msg)
         elif isinstance(msg, Result):
             await self.flow.on_result(msg)
 

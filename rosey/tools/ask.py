@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from rosey.config import Config
-from rosey.cytube.split import split_message, utf16_len
+from rosey.cytube.governor import Governor
+from rosey.cytube.split import utf16_len
 from rosey.llm.worker import CallerService
 from rosey.protocol import Request, Result, Say
 from rosey.router.brain import Brain
@@ -71,7 +72,7 @@ async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: st
             print(f"[{turn.role}] {turn.content}", file=out)
         print(file=out)
     started = time.perf_counter()
-    result: Result = await caller.call(request)
+    result: Result = await caller.call(request, flow.on_partial)  # streamed pieces too
     # Measured once, here (as CallerService.handle does in production): the router's
     # "failed after" log line and the summary below print this same number.
     result.latency = time.perf_counter() - started
@@ -80,12 +81,23 @@ async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: st
     print(f"model {result.provider}/{result.model}: {status} in {result.latency:.2f} s, "
           f"{result.prompt_tokens}+{result.completion_tokens} tokens, ${result.cost_usd:.6f}",
           file=out)
-    parts = split_message(says[0].text, cfg.conn.message_length or 320, cfg.conn.max_parts) \
-        if says else []
+    parts = conn_parts(says, cfg.conn.message_length or 320, cfg.conn.max_parts)
     for index, part in enumerate(parts, 1):
         print(f"[{index}/{len(parts)}, {utf16_len(part)} chars] {part}", file=out)
     await caller_close(caller)
     return Asked(parts, result.ok, result.latency)
+
+
+def conn_parts(says: list[Say], limit: int, max_parts: int) -> list[str]:
+    """The chat messages conn's governor would post for these Says (split, or packed when
+    streamed)."""
+    governor = Governor(limit=limit, max_parts=max_parts)
+    for say in says:
+        governor.add(say, 0.0)
+    parts = []
+    while (part := governor.next_part(0.0)) is not None:
+        parts.append(part.text)
+    return parts
 
 
 async def caller_close(caller: CallerService) -> None:

@@ -27,14 +27,15 @@ async def test_ask_and_replay_match_the_live_bot(cytube: FakeCytube) -> None:
         try:
             await run_rosey(rosey, cytube)
             await cytube.say_as("alice", "rosey, tell me a story")
-            await expect_lines(cytube, rosey, 2)
+            await expect_lines(cytube, rosey, 3)  # streamed: the first sentence, 2 full parts
             live = bot_lines(cytube)
+            assert live[0] == "alice: Once upon a time a very long answer rolled into the channel."
             await asyncio.sleep(0.2)
             await cytube.say_as("alice", "rosey, another one?")  # inside the cooldown
             await cytube.say_as("bob", "just chatting")
             await asyncio.sleep(2.2)
             await cytube.say_as("alice", "rosey, now?")
-            await expect_lines(cytube, rosey, 4)
+            await expect_lines(cytube, rosey, 6)
         finally:
             code = await rosey.stop()
         try:

@@ -17,6 +17,20 @@ until stop()), ``malformed`` ("json": invalid JSON; "shape": JSON without
 choices / message), ``empty`` (empty content), ``api_key`` (when set, requests without
 ``Authorization: Bearer <api_key>`` get 401 on every endpoint), ``models``.
 
+Streaming (``"stream": true`` in the body; Ollama streams unless told not to) is sent the
+way the real servers send it: OpenAI as SSE ``data:`` chunks (a role chunk, one chunk per
+token, a ``finish_reason`` chunk, then with ``stream_options.include_usage`` a
+``choices: []`` chunk carrying the usage, then ``data: [DONE]``); Ollama as NDJSON lines,
+the last with ``done: true`` and the eval counts.  Headers and the first chunk go out
+together after ``first_token_delay`` s, then a token every 1/``token_rate`` s (0: all at
+once); unstreamed, the whole answer comes when its last token would have.  Tokens are
+words with their leading space and each punctuation mark alone, as a BPE tokenizer cuts
+them.  ``break_after`` = N tokens, then ``break_mode``: "drop" (the connection is cut
+mid-body), "error" (an in-band error object, as both servers send one) or "hang" (nothing
+more until stop()); ``break_times`` = break only the next N streams (None: every one).
+``token_log`` holds ``(time.time(), token)`` of the last streamed answer, for benches
+that need when a sentence was complete at the provider.
+
 Records, one entry per chat call in parallel lists: ``requests`` (JSON bodies),
 ``request_headers`` (lowercase names; a caller names itself in ``x-rosey-caller``) and
 ``received_at`` (wall clock on arrival, for latency benches); ``calls`` counts them.
@@ -31,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -73,6 +88,13 @@ class FakeLLM:
         self.malformed: Literal["json", "shape"] | bool | None = None
         self.empty: bool = False
         self.api_key: str | None = None
+        self.token_rate: float = 0.0  # streamed tokens per second; 0: all at once
+        self.first_token_delay: float = 0.0
+        self.break_after: int | None = None
+        self.break_mode: Literal["drop", "error", "hang"] = "drop"
+        self.break_times: int | None = None  # break only the next N streams; None: all
+        self.token_log: list[tuple[float, str]] = []
+        self.streams = 0  # chat calls answered as a stream
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []  # parallel to requests; lowercase keys
         self.received_at: list[float] = []  # parallel to requests; time.time() on arrival
@@ -205,15 +227,16 @@ class FakeLLM:
 
     # ---- OpenAI -------------------------------------------------------------------
 
-    async def _openai_chat(self, request: web.Request) -> web.Response:
+    async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         got = await self._receive(request)
         if isinstance(got, web.Response):
             return got
-        if got.get("stream"):
-            return self._error(400, "the fake does not stream")
         text = self._text(got)
         prompt_tokens = _count_tokens(got)
         completion_tokens = len(text.split())
+        if got.get("stream"):
+            return await self._openai_stream(request, got, text, prompt_tokens)
+        await self._generate(text)
         body = {
             "id": f"chatcmpl-fake{self.calls}",
             "object": "chat.completion",
@@ -235,6 +258,100 @@ class FakeLLM:
             },
         }
         return self._malformed(body) or web.json_response(body)
+
+    async def _openai_stream(self, request: web.Request, got: dict[str, Any], text: str,
+                             prompt_tokens: int) -> web.StreamResponse:
+        base = {"id": f"chatcmpl-fake{self.calls}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": got["model"],
+                "system_fingerprint": "fp_fake"}
+        with_usage = bool((got.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            data: dict[str, Any] = {**base, "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            if with_usage:
+                data["usage"] = None
+            return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+        tokens = tokens_of(text)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
+                 "total_tokens": prompt_tokens + len(tokens)}
+        tail = [chunk({}, "stop")]
+        if with_usage:
+            tail.append(b"data: " + json.dumps({**base, "choices": [], "usage": usage}).encode()
+                        + b"\n\n")
+        tail.append(b"data: [DONE]\n\n")
+        return await self._stream(
+            request, "text/event-stream; charset=utf-8",
+            chunk({"role": "assistant", "content": "", "refusal": None}),
+            [(tok, chunk({"content": tok})) for tok in tokens], tail,
+            b'data: {"error": {"message": "The server had an error while processing your '
+            b'request.", "type": "server_error", "param": null, "code": null}}\n\n')
+
+    async def _stream(self, request: web.Request, content_type: str, head: bytes,
+                      tokens: list[tuple[str, bytes]], tail: list[bytes],
+                      error: bytes) -> web.StreamResponse:
+        """Headers and the first chunk after ``first_token_delay``, then one token per
+        1/``token_rate`` s, then ``tail``; ``break_after`` cuts it short."""
+        self.streams += 1
+        self.token_log = []
+        if self.first_token_delay > 0 and await self._stopped_within(self.first_token_delay):
+            raise web.HTTPServiceUnavailable()
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        try:
+            return await self._send_stream(request, response, head, tokens, tail, error)
+        except ConnectionError:  # the client went away mid-stream (killed, or timed out)
+            return response
+
+    async def _send_stream(self, request: web.Request, response: web.StreamResponse,
+                           head: bytes, tokens: list[tuple[str, bytes]], tail: list[bytes],
+                           error: bytes) -> web.StreamResponse:
+        await response.prepare(request)
+        if head:
+            await response.write(head)
+        started = time.monotonic()
+        for index, (token, data) in enumerate(tokens):
+            if self.break_after is not None and index >= self.break_after and \
+                    (self.break_times is None or self.break_times > 0):
+                if self.break_times is not None:
+                    self.break_times -= 1
+                return await self._break(request, response, error)
+            if self.token_rate > 0 and index > 0:
+                due = started + index / self.token_rate - time.monotonic()
+                if due > 0 and await self._stopped_within(due):
+                    return response
+            self.token_log.append((time.time(), token))
+            await response.write(data)
+        for data in tail:
+            await response.write(data)
+        await response.write_eof()
+        return response
+
+    async def _generate(self, text: str) -> None:
+        """Unstreamed, the answer comes when the last token would have been streamed."""
+        seconds = self.first_token_delay
+        if self.token_rate > 0:
+            seconds += (len(tokens_of(text)) - 1) / self.token_rate
+        if seconds > 0 and await self._stopped_within(seconds):
+            raise web.HTTPServiceUnavailable()
+
+    async def _break(self, request: web.Request, response: web.StreamResponse,
+                     error: bytes) -> web.StreamResponse:
+        if self.break_mode == "error":
+            await response.write(error)
+            await response.write_eof()
+        elif self.break_mode == "hang":
+            await self._stopping.wait()
+        elif request.transport is not None:  # drop: the body ends mid-chunk
+            request.transport.close()
+        return response
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+            return True
+        except TimeoutError:
+            return False
 
     async def _openai_models(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -269,15 +386,21 @@ class FakeLLM:
             "eval_duration": 4_535_599_000,
         }
         if got.get("stream", True):  # Ollama streams unless told otherwise
-            chunk = {
-                "model": got["model"],
-                "created_at": _now_iso(),
-                "message": {"role": "assistant", "content": text},
-                "done": False,
-            }
+            # Streamed, the count is of the chunks sent: one token each.
             final["message"] = {"role": "assistant", "content": ""}
-            lines = json.dumps(chunk) + "\n" + json.dumps(final) + "\n"
-            return web.Response(text=lines, content_type="application/x-ndjson")
+            final["eval_count"] = len(tokens_of(text))
+
+            def line(token: str) -> bytes:
+                return json.dumps({"model": got["model"], "created_at": _now_iso(),
+                                   "message": {"role": "assistant", "content": token},
+                                   "done": False}).encode() + b"\n"
+
+            return await self._stream(
+                request, "application/x-ndjson", b"",
+                [(tok, line(tok)) for tok in tokens_of(text)],
+                [json.dumps(final).encode() + b"\n"],
+                b'{"error":"an error was encountered while running the model"}\n')
+        await self._generate(text)
         return self._malformed(final) or web.json_response(final)
 
     async def _ollama_tags(self, request: web.Request) -> web.Response:
@@ -318,6 +441,14 @@ def _tagged(name: object) -> str:
     return text if ":" in text.rsplit("/", 1)[-1] else f"{text}:latest"
 
 
+_TOKEN = re.compile(r"\s*[^\s.,!?;:…。！？]+|\s*[.,!?;:…。！？]|\s+$")
+
+
+def tokens_of(text: str) -> list[str]:
+    """Text cut as a BPE tokenizer would, roughly: " word" and each punctuation mark."""
+    return _TOKEN.findall(text)
+
+
 def _count_tokens(body: dict[str, Any]) -> int:
     """A deterministic stand-in for a tokenizer: whitespace words of every message."""
     messages = body.get("messages") or []
@@ -339,6 +470,10 @@ async def _serve(args: argparse.Namespace) -> None:
     fake.fail_status = args.fail_status
     fake.hang = args.hang
     fake.api_key = args.api_key
+    fake.token_rate = args.token_rate
+    fake.first_token_delay = args.first_token_delay
+    fake.break_after = args.break_after
+    fake.break_mode = args.break_mode
     await fake.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -368,6 +503,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fail-status", type=int, default=None)
     parser.add_argument("--hang", action="store_true")
     parser.add_argument("--api-key", default=None, help="require this bearer key")
+    parser.add_argument("--token-rate", type=float, default=0.0, help="streamed tokens/s")
+    parser.add_argument("--first-token-delay", type=float, default=0.0)
+    parser.add_argument("--break-after", type=int, default=None,
+                        help="streamed tokens before the stream breaks")
+    parser.add_argument("--break-mode", choices=["drop", "error", "hang"], default="drop")
     asyncio.run(_serve(parser.parse_args(argv)))
 
 
