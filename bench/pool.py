@@ -13,7 +13,7 @@ measured / ideal says what the pool loses to queueing, IPC and scheduling.
 Added latency: this script plays the router on ``ipc://RUN/work`` for one caller and
 sends it requests one at a time; the fake provider stamps each HTTP request's arrival.
 Arrival - sent is the caller's overhead (IPC hop, decode, retry policy, SDK, HTTP
-send), per provider SDK, with the caller's RSS after the run (DESIGN §8: <= 80 MiB).
+send), per provider SDK, with the caller's RSS after the run (docs/DECISIONS.md: <= 80 MiB).
 
 Wall time is measured here and only here; tests use virtual clocks.
 """

@@ -1,4 +1,4 @@
-"""DESIGN §8 "what to beat", measured: the real Rosey under supervisord against the fake
+"""docs/DECISIONS.md "What to beat", measured: the real Rosey under supervisord against the fake
 CyTube server and a scripted fake Ollama, all on this machine.
 
     python -m bench.scenarios [--mentions 200]

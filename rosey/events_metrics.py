@@ -80,7 +80,7 @@ class EventMetrics:
                                  GAUGE, ("version", "process"))
         self.memory_target = Family(
             "rosey_memory_target_bytes",
-            "The resident-memory target of this process (DESIGN §9), for alerts", GAUGE,
+            "The resident-memory target of this process (docs/DECISIONS.md), for alerts", GAUGE,
             ("process",))
         self.lock = threading.Lock()  # the HTTP thread renders while events arrive
 

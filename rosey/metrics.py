@@ -29,7 +29,7 @@ IPC_DECODE_ERRORS = Counter("rosey_ipc_decode_errors_total",
                             "IPC frames dropped because they did not decode", ["process"])
 # --- added for issue 6 (observability): every process ---------------------------------
 MEMORY_TARGET = Gauge("rosey_memory_target_bytes",
-                      "The resident-memory target of this process (DESIGN §9), for alerts",
+                      "The resident-memory target of this process (docs/DECISIONS.md), for alerts",
                       ["process"])
 # --- end issue 6 block ------------------------------------------------------------------
 
@@ -172,7 +172,7 @@ def rosey_version() -> str:
 
 
 MiB = 1024 * 1024
-# Alert thresholds from the DESIGN §9 targets, except conn: importing the three libraries
+# Alert thresholds from the memory targets, except conn: importing the three libraries
 # it must use (python-socketio with aiohttp, pyzmq, prometheus-client) already takes
 # 44.9 MiB, so it runs at ~46 MiB; a 45 MiB alert would page for ever.  50 MiB still
 # catches a leak.  The event listener imports the standard library only (~13 MiB).

@@ -57,7 +57,7 @@ def chat_maxlength(page: str) -> int | None:
 
 
 def redact(event: str, data: Any) -> Any:
-    """A frame as it may be logged: passwords never reach the log (DESIGN §9)."""
+    """A frame as it may be logged: passwords never reach the log (docs/DECISIONS.md)."""
     if event == "channelPassword":
         return "***"
     if isinstance(data, dict) and any(k in data for k in _SECRET_KEYS):

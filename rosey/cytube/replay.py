@@ -1,4 +1,4 @@
-"""The join replay (PROTOCOL §3.2, DESIGN §9): CyTube re-sends the last 15 chat lines on
+"""The join replay (PROTOCOL §3.2, docs/DECISIONS.md): CyTube re-sends the last 15 chat lines on
 every join with their old ``time``; the bot must never answer them."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ __all__ = ["JoinReplayFilter"]
 class JoinReplayFilter:
     """Recognises the chat-buffer replay that CyTube sends on every join.
 
-    Rule (DESIGN §9): ignore ``chatMsg`` between the ``joinChannel`` emit and the first
+    Rule (docs/DECISIONS.md): ignore ``chatMsg`` between the ``joinChannel`` emit and the first
     ``userlist``, and any ``chatMsg`` whose ``time`` is <= the newest replayed ``time``.
     Only server times are compared, never the local clock.
     """

@@ -2,7 +2,7 @@
 
 A backend's ``complete`` either returns a ``Completion`` or raises ``LLMError`` whose
 ``kind`` is one of the wire's ``ErrorKind`` values; the caller's retry / failover policy
-(DESIGN.md §2 step 7, §9) reads only ``kind``, ``retryable`` and ``retry_after``.
+(docs/ARCHITECTURE.md, docs/DECISIONS.md) reads only ``kind``, ``retryable`` and ``retry_after``.
 
 Nothing here imports a provider SDK: ``make_backend`` imports the one module asked for.
 """

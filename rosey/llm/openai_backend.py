@@ -3,7 +3,7 @@
 Every SDK argument is explicit: the SDK otherwise fills ``api_key``, ``base_url``,
 ``organization``, ``project``, ``admin_api_key``, ``webhook_secret`` and extra headers
 from ``OPENAI_*`` environment variables, and Rosey's config module is the only place
-that reads the environment (DESIGN.md §9).  ``max_retries=0``: the caller retries within
+that reads the environment (docs/DECISIONS.md).  ``max_retries=0``: the caller retries within
 the request deadline itself.  Importing this module imports ``openai`` (~58 MiB RSS).
 """
 

@@ -8,7 +8,7 @@ The caller (``rosey.llm.caller``) asks two questions of this module and nothing 
 * ``decide``: after a failure, retry the same provider (after how long), fail over to the
   next one, or give up?
 
-Rules (DESIGN §2 step 7, §9):
+Rules (docs/ARCHITECTURE.md, docs/DECISIONS.md):
 
 * auth (401/403), not_found (404), empty and internal (400, ...) are never retried on the
   same provider: the same request would fail the same way.  They do fail over.

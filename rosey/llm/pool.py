@@ -3,7 +3,7 @@
 The pool is declared to supervisord at ``callers.max`` members, all ``autostart=false``;
 scaling starts and stops members by name over supervisord's XML-RPC socket and never
 touches the others (a ``numprocs`` change + ``update`` would restart every member:
-DESIGN §1).  Stops are issued without waiting, so several draining callers finish their
+docs/DECISIONS.md).  Stops are issued without waiting, so several draining callers finish their
 in-flight calls in parallel rather than one after another, each within ``stopwaitsecs``.
 
 The size persists in ``RUN/callers.scale`` (``{"count": N, "config_count": C}``, replaced

@@ -58,7 +58,7 @@ def chain_from_config(cfg: Config) -> list[Target]:
 
 
 def providers_in_use(cfg: Config) -> list[str]:
-    """The providers this caller imports at start-up (and only these: DESIGN §9)."""
+    """The providers this caller imports at start-up (and only these: docs/DECISIONS.md)."""
     return list(dict.fromkeys(t.provider for t in chain_from_config(cfg)))
 
 

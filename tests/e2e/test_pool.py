@@ -72,7 +72,7 @@ async def test_sigterm_drains_the_call_in_flight_and_new_work_goes_elsewhere(
             await cytube.wait_for(lambda: len(caller_pids(rosey)) == 2, timeout=15)
             await cytube.say_as("alice", "rosey, a slow one")
             await cytube.wait_for(lambda: llm.calls == 1, timeout=10)
-            # DESIGN §8: a caller (here with the Ollama SDK, mid-call) stays <= 80 MiB
+            # docs/DECISIONS.md: a caller (here with the Ollama SDK, mid-call) stays <= 80 MiB
             rss = {n: rss_mib(pid) for n, pid in caller_pids(rosey).items()}
             assert all(0 < mib <= 80 for mib in rss.values()), rss
             draining = int(llm.request_headers[0]["x-rosey-caller"].split("-")[1])
