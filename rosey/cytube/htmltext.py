@@ -1,4 +1,4 @@
-"""Received chat HTML -> the plain text the user typed (PROTOCOL §6.2). Pure, stdlib.
+"""Received chat HTML -> the plain text the user typed (PROTOCOL §6.2). Pure, stdlib."""
 
 from __future__ import annotations
 
