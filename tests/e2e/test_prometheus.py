@@ -146,6 +146,10 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
             llm.hang = False
             assert bot_lines(cytube)[-1] == "bob: Sorry, I'm having trouble thinking right now."
 
+            # A second media change, so the annotation's changes(...[1m]) sees two values
+            # inside its window (the first value alone is not a change).
+            await cytube.set_media("Second clip")
+            await prom.wait_for("rosey_channel_media_changes_total", 2)
             await prom.wait_for('sum(rosey_router_replies_total{kind="fallback"})', 1)
             await prom.wait_for('count(up{job=~"rosey_.*"} == 1)', 5)
 
@@ -161,7 +165,7 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
                 "rosey_conn_connected": 1,
                 'rosey_memory_target_bytes{process="conn"}': 50 * MiB,
                 'count(rosey_build_info)': 5,
-                "rosey_channel_media_changes_total": 1,
+                "rosey_channel_media_changes_total": 2,
                 "rosey_channel_peak_users": 3,  # alice, bob and the bot
             }
             got = {expr: prom.value(expr) for expr in checks}

@@ -47,8 +47,8 @@ async def test_every_line_arrives_whole_through_a_shell_redirect(cytube: FakeCyt
             assert "rosey.supervisord_main" in _cmdline(rosey.proc.pid)
             kids = sorted(_cmdline(pid).split(" -m ")[1].split()[0] for pid in
                           _children(rosey.proc.pid))
-            assert kids == ["procs.caller", "procs.caller", "procs.conn", "procs.events",
-                            "procs.router"], kids
+            assert kids == ["rosey.procs.caller", "rosey.procs.caller", "rosey.procs.conn",
+                            "rosey.procs.events", "rosey.procs.router"], kids
         finally:
             code = await rosey.stop()
         try:
