@@ -286,6 +286,10 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     from rosey.control import send_command
 
+    if not (Path(cfg.paths.run_dir) / "control").exists():  # no router ever bound it here
+        print(f"rosey: not running in {cfg.paths.run_dir} (start it with rosey run)",
+              file=sys.stderr)
+        return exit_codes.NOT_RUNNING
     ok, text = send_command(cfg.paths.run_dir, args.words, timeout=args.timeout)
     print(text)
     return exit_codes.OK if ok else exit_codes.FAILED

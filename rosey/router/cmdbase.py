@@ -29,6 +29,9 @@ class Actor:
     name: str  # "cli" for the control socket
     rank: float  # from the live userlist, never from text; the CLI counts as the owner
     mod_rank: float = MOD_RANK
+    # Set only by the control socket: a CyTube user may well be called "cli", and must not
+    # get the owner's pass (kicking people who outrank them) by picking that name.
+    cli: bool = False
 
     @property
     def is_mod(self) -> bool:
@@ -36,7 +39,7 @@ class Actor:
 
     @property
     def is_cli(self) -> bool:
-        return self.name == "cli"
+        return self.cli
 
 
 @dataclass

@@ -46,7 +46,7 @@ def _cooldown(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
 
 
 def _forget(ctx: CommandContext, actor: Actor, args: list[str]) -> str:
-    if args == ["me"] and actor.name != "cli":
+    if args == ["me"] and not actor.is_cli:
         ctx.forget(actor.name)
         return "I forgot our conversation"
     if len(args) != 1:

@@ -38,9 +38,9 @@ class ModContext:
 
     async def act(self, action: Action, done: Callable[[ActionResult], str]) -> str:
         result = await self.run_action(action, self.wait)
-        if result is None:
-            return (f"sent; the server has not answered within {self.wait:g} s "
-                    "(the result goes to the audit log)")
+        if result is None:  # not a success: the audit row must not say it was
+            raise CommandError(f"sent; the server has not answered within {self.wait:g} s "
+                               "(a late answer is only in the router log)")
         if not result.ok:
             raise CommandError(f"the server refused: {result.detail}" if result.answered
                                else result.detail)

@@ -241,7 +241,8 @@ class RouterService:
         line = " ".join([msg.command, *msg.args])
 
         async def answer() -> None:  # playlist and kick commands wait for the server
-            ok, text = await self.brain.command(commands.Actor("cli", 255), line)
+            ok, text = await self.brain.command(commands.Actor(
+                "cli", 255, self.cfg.router.command_rank, cli=True), line)
             await ipc.send_to(self.ctl_sock, identity, CtlReply(ok=ok, text=text))
 
         task = asyncio.create_task(answer())

@@ -23,10 +23,6 @@ def end_of(day: str, tz: ZoneInfo) -> float:
 
 
 def run_stats(cfg: Config, days: int, until: str = "", as_json: bool = False) -> int:
-    path = Path(cfg.paths.database)
-    if not path.exists():
-        print(f"rosey: no database at {path} yet", file=sys.stderr)
-        return exit_codes.FAILED
     if days < 1:
         print("rosey: --days must be 1 or more", file=sys.stderr)
         return exit_codes.CONFIG
@@ -36,6 +32,11 @@ def run_stats(cfg: Config, days: int, until: str = "", as_json: bool = False) ->
     except ValueError:
         print(f"rosey: --until {until!r}: expected a day such as 2026-11-30", file=sys.stderr)
         return exit_codes.CONFIG
+    # Usage first: a bad option is CONFIG whether or not a database exists yet.
+    path = Path(cfg.paths.database)
+    if not path.exists():
+        print(f"rosey: no database at {path} yet", file=sys.stderr)
+        return exit_codes.FAILED
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
         def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

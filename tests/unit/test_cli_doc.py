@@ -112,6 +112,8 @@ def test_rosey_config_stands_in_for_the_option(tmp_path: Path) -> None:
     checked = rosey("check-config", ROSEY_CONFIG=str(cfg))
     assert checked.returncode == exit_codes.OK, checked.stderr
     assert checked.stdout.startswith(f"{cfg}: OK (channel envchan")
+    ctl = rosey("ctl", "status", ROSEY_CONFIG=str(cfg))  # at once, not after --timeout
+    assert ctl.returncode == exit_codes.NOT_RUNNING and "rosey: not running" in ctl.stderr
     status = rosey("status", ROSEY_CONFIG=str(cfg))
     assert status.returncode == exit_codes.NOT_RUNNING
     assert status.stderr == f"rosey: not running (no supervisord answers in " \

@@ -157,3 +157,16 @@ def test_command_table_permissions_and_effects() -> None:
     assert commands.execute(ctx, user, "optout")[0] and "pleb" in toggles.optouts
     assert commands.execute(ctx, user, "optin")[0] and "pleb" not in toggles.optouts
     assert commands.execute(ctx, mod, "bogus")[0] is False
+
+
+def test_a_user_named_cli_is_not_the_control_socket() -> None:
+    """Only the control socket sets ``cli``: a CyTube user may pick the name "cli"."""
+    forgotten: list[str] = []
+    ctx = _ctx(commands.Toggles(), forgotten)
+    named_cli, socket = commands.Actor("cli", 2), commands.Actor("cli", 255, cli=True)
+    assert not named_cli.is_cli and socket.is_cli
+    assert commands.execute(ctx, named_cli, "forget me") == (True, "I forgot our conversation")
+    assert forgotten == ["cli"]
+    # The CLI has no conversation of its own: "me" is then a user's name.
+    assert commands.execute(ctx, socket, "forget me") == (True, "forgot me")
+    assert forgotten == ["cli", "me"]
