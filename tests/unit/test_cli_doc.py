@@ -16,13 +16,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from rosey import cli, exit_codes
+from rosey import cli, exit_codes, launch
 from rosey import status as rosey_status
 from rosey.tools import stats as rosey_stats
 
 # Commands that hand their exit code to code elsewhere (run: execs supervisord, or relays).
 DELEGATES: dict[str, object] = {"status": rosey_status, "stats": rosey_stats,
-                                "run": cli._run_relayed}
+                                "run": launch.run_relayed}
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "CLI.md").read_text()

@@ -139,8 +139,8 @@ def test_rendered_supervisord_conf_declares_the_listener(tmp_path: Path) -> None
     redirect_stderr) and gets the port from metrics.events_port."""
     from supervisor.options import ServerOptions
 
-    from rosey.cli import render_supervisord_conf
     from rosey.config import load_config
+    from rosey.launch import render_supervisord_conf
 
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"channel": "c", "user": ["bot", ""],
