@@ -86,6 +86,8 @@ class FakeCytube(FakeCytubePlaylist):
 
     async def _on_disconnect(self, sid: str, *reason: Any) -> None:
         s = self._socks.pop(sid, None)
+        if s is not None and s.joined:
+            self._usercount_changed()
         if s is not None and s.name is not None:
             user = self._members.get(s.name.lower())
             if user is not None and user.sid == sid:
@@ -177,7 +179,7 @@ class FakeCytube(FakeCytubePlaylist):
         await self._emit(
             s.sid, "userlist", [self._entry(u, s.rank) for u in self._members.values()]
         )
-        await self._emit(s.sid, "usercount", sum(1 for x in self._socks.values() if x.joined))
+        self._usercount_changed()  # to everyone, throttled, as channel.js does
         if s.name is not None and not s.guest:
             await self._emit(s.sid, "listPlaylists", [])
 

@@ -80,6 +80,13 @@ class FakeCytubeBase:
         self._last_time = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
+        # CyTube broadcasts ``usercount`` to the whole channel on every join and part,
+        # throttled (lodash debounce, leading and trailing, maxWait 10 s: channel.js
+        # USERCOUNT_THROTTLE): the first change goes out at once, later ones within 10 s
+        # as one trailing broadcast.
+        self.usercount_throttle = 10.0
+        self._usercount_last = -1e9
+        self._usercount_trailing: asyncio.TimerHandle | None = None
         self.sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False)
         self.app = web.Application()
         self.sio.attach(self.app)
@@ -155,7 +162,8 @@ class FakeCytubeBase:
         user = self._members.get(s.name.lower()) if s.name else None
         if user is not None and user.sid == s.sid:
             await self._leave(user)
-        self._socks.pop(s.sid, None)
+        if self._socks.pop(s.sid, None) is not None and s.joined:
+            self._usercount_changed()
         await self.sio.disconnect(s.sid)
 
     async def kick(self, username: str, reason: str = "") -> None:
@@ -167,7 +175,8 @@ class FakeCytubeBase:
             await self._emit(user.sid, "kick", {"reason": reason})
         await self._leave(user)
         if user.sid is not None:
-            self._socks.pop(user.sid, None)
+            if self._socks.pop(user.sid, None) is not None:
+                self._usercount_changed()
             await self.sio.disconnect(user.sid)
 
     async def drop_all_connections(self) -> None:
@@ -287,6 +296,26 @@ class FakeCytubeBase:
     async def _notice(self, text: str, min_rank: float = 2, exclude: str | None = None) -> None:
         payload = cf.server_notice(text, self._now())
         await self._broadcast("chatMsg", payload, exclude=exclude, min_rank=min_rank)
+
+    def _usercount_changed(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._usercount_trailing is not None:
+            return  # the trailing broadcast will carry the count of its moment
+        wait = self._usercount_last + self.usercount_throttle - loop.time()
+        if wait <= 0:
+            self._usercount_last = loop.time()
+            self._spawn(self._broadcast_usercount())
+            return
+
+        def trailing() -> None:
+            self._usercount_trailing = None
+            self._usercount_last = loop.time()
+            self._spawn(self._broadcast_usercount())
+
+        self._usercount_trailing = loop.call_later(wait, trailing)
+
+    async def _broadcast_usercount(self) -> None:
+        await self._broadcast("usercount", sum(1 for x in self._socks.values() if x.joined))
 
     async def _leave(self, user: _User) -> None:
         if self._members.get(user.name.lower()) is user:

@@ -112,3 +112,22 @@ async def test_kick_matches_the_recording(fake: FakeCytube, clients: list[Client
     await guest.chat("after the kick attempt")
     await bot.wait(lambda: "after the kick attempt" in bot.chat_texts())
     assert "roseybot" in fake.usernames and guest.count("errorMsg") == 0
+
+
+async def test_usercount_goes_to_everyone_throttled_like_channel_js(
+        fake: FakeCytube, clients: list[Client]) -> None:
+    """Recorded: one join sent ``usercount`` to every socket in the channel (channel.js
+    broadcastUsercount: leading and trailing within USERCOUNT_THROTTLE)."""
+    joins = [f for f in frames() if f["event"] == "usercount" and f["dir"] == "in"]
+    assert len({f["client"] for f in joins if f["data"] == 4}) >= 3  # one change, many sockets
+    fake.usercount_throttle = 0.5
+    bot = await logged_in(fake, clients, "roseybot")
+    await bot.wait(lambda: bot.data("usercount") == [1])  # leading edge: at once
+    owner = await logged_in(fake, clients, "testowner")
+    alice = await logged_in(fake, clients, "alice")
+    assert bot.data("usercount") == [1]  # inside the window: held back
+    for c in (bot, owner, alice):  # one trailing broadcast with the count of its moment
+        await c.wait(lambda c=c: c.data("usercount")[-1:] == [3], timeout=3)
+    assert bot.data("usercount") == [1, 3]
+    await alice.close()
+    await bot.wait(lambda: bot.data("usercount")[-1] == 2, timeout=3)
