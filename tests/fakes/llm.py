@@ -186,7 +186,14 @@ class FakeLLM:
     def _text(self, body: dict[str, Any]) -> str:
         if self.empty:
             return ""
-        return self.reply(body) if callable(self.reply) else self.reply
+        text = self.reply(body) if callable(self.reply) else self.reply
+        # Real servers stop at the length cap (doctor's one-token probe relies on it).
+        options = body.get("options") if isinstance(body.get("options"), dict) else {}
+        cap = body.get("max_tokens") or body.get("max_completion_tokens") or \
+            options.get("num_predict")
+        if isinstance(cap, int) and cap > 0:
+            text = "".join(tokens_of(text)[:cap])
+        return text
 
     def _error(self, status: int, message: str, *, model: str = "") -> web.Response:
         headers = {}
