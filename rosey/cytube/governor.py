@@ -45,6 +45,7 @@ REPLAY_SKEW = 30.0
 REPLAYED_KEPT = 32  # the server replays 15 lines per join
 DONE_KEPT = 1024  # segments finished lately, whose Delivered may not be in the ledger yet
 
+
 @dataclass
 class Governor:
     limit: int = 320
@@ -146,7 +147,7 @@ class Governor:
             return 0
         key = (say.id, seq)
         tracked = self._says[key] = Tracked(len(parts), received_at=now, parts=parts,
-                                             riders=riders, held=held)
+                                            riders=riders, held=held)
         queue = self.queues.setdefault(say.priority, deque())
         queued = 0
         for index, text in enumerate(parts):
