@@ -27,7 +27,7 @@ from rosey.config import Config
 from rosey.cytube import refusals
 from rosey.cytube.backoff import Cause, ReconnectPolicy, classify_connect_error
 from rosey.cytube.governor import Governor
-from rosey.cytube.ledger import Ledger
+from rosey.cytube.ledger import Ledger, accept
 from rosey.cytube.session import Emit, Session
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import ACTIONS, Delivered, Message, Say, encode
@@ -169,13 +169,12 @@ class ConnService:
     async def accept_say(self, say: Say) -> None:
         """An offer of one reply segment; the router re-offers until we acknowledge it."""
         log.debug("say %s/%d received", say.id, say.seq)
-        key = (say.id, say.seq)
-        done = self.ledger.outcome(key)
+        done, parts = accept(self.governor, self.ledger, say, self.clock())
         if done is not None:  # finished here or by an earlier conn: acknowledge again
+            self._wake.set()  # (the re-offer may have ended a stream: its held text goes)
             await self.to_router(Delivered(channel=self.channel, say_id=say.id, ok=done,
                                            seq=say.seq, reason="" if done else "given up"))
             return
-        parts = self.governor.add(say, self.clock(), self.ledger.prior(key))
         metrics.SPLITS.inc(parts)
         metrics.GOVERNOR_DEPTH.set(self.governor.depth())
         self._wake.set()
@@ -249,9 +248,12 @@ class ConnService:
             part = self.governor.next_part(now)
             while part is not None:
                 if part.echo:  # write-ahead: a crash after the emit must find it here
-                    self.ledger.emitting(part, self.governor.parts_of(part.key), now)
+                    self.ledger.emitting(part, self.governor.parts_of(part.key), now,
+                                         self.governor.riders_of(part.key))
                 if not await self._emit_part(part.text, part.pm_to):
-                    # The socket went away under us: back to the queue, in order.
+                    # The socket went away under us: back to the queue, in order (this
+                    # part never left; the ones before it may have).
+                    self.governor.unsent(part)
                     self.governor.on_disconnect()
                     break
                 part = self.governor.next_part(now)

@@ -17,10 +17,11 @@ an echo are held until the join replay shows whether the server got them.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from rosey.cytube.packer import Streams
+from rosey.cytube.segments import Outcome, Part, Prior, SegKey, Tracked
 from rosey.cytube.split import split_message
 from rosey.protocol import Say
 
@@ -42,58 +43,7 @@ PRIORITY_KEEPALIVE = 9
 # older identical line ("alice: Sorry!") is an earlier reply, not this one.
 REPLAY_SKEW = 30.0
 REPLAYED_KEPT = 32  # the server replays 15 lines per join
-
-SegKey = tuple[str, int]  # (Say id, seq)
-
-
-@dataclass(slots=True, eq=False)  # identity: two parts may hold the same text
-class Part:
-    say_id: str
-    text: str
-    pm_to: str
-    index: int
-    expires_at: float
-    priority: int = 0
-    sent_at: float = 0.0
-    resends: int = 0
-    echo: bool = True  # False for a command such as /afk: the server never echoes it
-    maybe_sent: bool = False  # emitted on a socket that died before its echo came
-    seq: int = 0
-
-    @property
-    def key(self) -> SegKey:
-        return (self.say_id, self.seq)
-
-
-@dataclass(slots=True)
-class Outcome:
-    say_id: str
-    ok: bool
-    parts: int
-    reason: str = ""
-    unsent: int = 0  # parts dropped before being confirmed (for the expiry metric)
-    received_at: float | None = None  # when the Say arrived (for the governor wait metric)
-    seq: int = 0
-
-
-@dataclass(slots=True)
-class Prior:
-    """What a previous conn did with a segment: its split, and which parts it emitted (with
-    the time) and saw echoed."""
-
-    parts: list[str]
-    emitted: dict[int, float] = field(default_factory=dict)
-    confirmed: set[int] = field(default_factory=set)
-
-
-@dataclass(slots=True)
-class _Tracked:
-    total: int
-    confirmed: int = 0
-    received_at: float = 0.0
-    parts: list[str] = field(default_factory=list)
-    riders: list[int] = field(default_factory=list)  # segments finished with this one
-    held: bool = False  # streamed, with text still in the packer: finished as a rider
+DONE_KEPT = 1024  # segments finished lately, whose Delivered may not be in the ledger yet
 
 
 @dataclass
@@ -108,7 +58,7 @@ class Governor:
     muted: bool = False  # noflood: chat is refused until the channel unmutes us
     queues: dict[int, deque[Part]] = field(default_factory=dict)
     outstanding: deque[Part] = field(default_factory=deque)
-    _says: dict[SegKey, _Tracked] = field(default_factory=dict)
+    _says: dict[SegKey, Tracked] = field(default_factory=dict)
     # Own lines of the latest join replay, (text, server time s): a Say re-offered after a
     # conn restart may arrive after the replay that proves its part was posted.
     replayed: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=REPLAYED_KEPT))
@@ -116,6 +66,9 @@ class Governor:
     finished: list[Outcome] = field(default_factory=list)  # resolved at intake (a Prior)
     streams: Streams = field(default_factory=Streams)  # packers of streamed replies
     _held_parts: dict[SegKey, int] = field(default_factory=dict)  # posted, still riding
+    # Finished segments and their outcome: a re-offer that arrives before conn's ledger has
+    # the outcome must not be queued again (nor a rider of it be left waiting).
+    _done: OrderedDict[SegKey, bool] = field(default_factory=OrderedDict)
     _count: int = 0
     _last_sent: float = float("-inf")
     _hold_until: float = float("-inf")
@@ -132,50 +85,102 @@ class Governor:
 
     # ---- intake ---------------------------------------------------------------------------
 
-    def add(self, say: Say, now: float, prior: Prior | None = None) -> int:
+    def add(self, say: Say, now: float, prior: Prior | None = None,
+            may_start: bool = True) -> int:
         """Queue a Say's parts; returns how many (0 for an empty or duplicate Say).
 
         With a ``prior`` its split is reused, confirmed parts are skipped and emitted ones
-        are held as ``maybe_sent`` (or confirmed at once by a replayed line)."""
+        are held as ``maybe_sent`` (or confirmed at once by a replayed line); a prior with a
+        ``carrier`` resumes that carrier segment, which finishes this one.  ``may_start``:
+        see ``Streams.take``."""
         key = (say.id, say.seq)
-        if key in self._says:
-            return 0
+        if key in self._says or key in self._done or self.streams.fed(*key):
+            return 0  # queued, just finished (its Delivered is on its way), or packed here
         riders: list[int] = []
         held = False
-        if say.stream and prior is None:  # a streamed reply's segments are packed (issue 13)
+        if prior is not None:
+            if prior.carrier is not None:  # its text went out in a later segment's part
+                carrier = (say.id, prior.carrier)
+                if carrier in self._says:
+                    riders = self._says[carrier].riders
+                    riders.extend([] if say.seq in riders else [say.seq])
+                    return 0
+                if carrier in self._done:
+                    self._finish_riders(say.id, [say.seq], self._done[carrier], now)
+                    return 0
+                key, riders = carrier, [say.seq]
+            if say.stream:  # a new packer takes the segments after the resumed one
+                self.streams.skip(say.id, key[1], self.limit, self.max_parts)
+            parts = prior.parts
+        elif say.stream:  # a streamed reply's segments are packed (issue 13)
             taken = self.streams.take(say.id, say.seq, say.text, say.final, self.limit,
-                                      self.max_parts)
+                                      self.max_parts, may_start)
             parts, riders, held = taken or ([], [], True)
             if not parts:
                 self._finish_riders(say.id, riders, True, now)
                 return 0
+        elif self.streams.known(say.id):  # a restarted router's whole re-offer of a reply
+            # streamed here: end_stream posted what was held; the rest was streamed.
+            self._finish_riders(say.id, [say.seq], True, now)
+            return 0
         else:
-            parts = prior.parts if prior else split_message(say.text, self.limit,
-                                                            self.max_parts)
+            parts = split_message(say.text, self.limit, self.max_parts)
+        return self._queue(say, key[1], parts, riders, held, prior, now)
+
+    def end_stream(self, say: Say, now: float) -> None:
+        """A restarted router re-offers a reply it was streaming as one whole Say (seq 0,
+        the text it had shown, not streamed): no more segments will come, so what the
+        packer holds goes out now, as a last segment of its own that finishes the held
+        ones.  The whole text is not split and posted again (``add``)."""
+        ended = self.streams.end(say.id, say.text)
+        if ended is None:
+            return
+        seq, parts, riders = ended
+        if parts:
+            self._queue(say, seq, parts, riders, False, None, now)
+        else:
+            self._finish_riders(say.id, riders, True, now)
+
+    def _queue(self, say: Say, seq: int, parts: list[str], riders: list[int], held: bool,
+               prior: Prior | None, now: float) -> int:
         if not parts:
             return 0
-        tracked = self._says[key] = _Tracked(len(parts), received_at=now, parts=parts,
-                                             riders=riders, held=held)
+        key = (say.id, seq)
+        tracked = self._says[key] = Tracked(len(parts), received_at=now, parts=parts,
+                                            riders=riders, held=held)
         queue = self.queues.setdefault(say.priority, deque())
         queued = 0
         for index, text in enumerate(parts):
-            part = Part(say.id, text, say.pm_to, index, say.expires_at, say.priority,
-                        seq=say.seq)
+            part = Part(say.id, text, say.pm_to, index, say.expires_at, say.priority, seq=seq)
             if prior and index in prior.confirmed:
                 tracked.confirmed += 1
                 continue
             if prior and index in prior.emitted:
                 part.maybe_sent, part.sent_at = True, prior.emitted[index]
-                if self._take_replayed(part):
+                # A PM is never replayed, so nothing can show it arrived: at most once.
+                if part.pm_to or self._take_replayed(part):
                     tracked.confirmed += 1
+                    self.confirmed.append(part)
                     continue
             queue.append(part)
             queued += 1
         if tracked.confirmed == tracked.total:
             del self._says[key]
-            self.finished.append(Outcome(say.id, True, tracked.total, received_at=now,
-                                         seq=say.seq))
+            self._finish_riders(say.id, riders, True, now)
+            self.finished.append(self._done_with(Outcome(say.id, True, tracked.total,
+                                                         received_at=now, seq=seq)))
         return queued
+
+    def riders_of(self, key: SegKey) -> list[int]:
+        """The segments whose text rides on this one's parts (for conn's ledger)."""
+        tracked = self._says.get(key)
+        return tracked.riders if tracked else []
+
+    def _done_with(self, outcome: Outcome) -> Outcome:
+        self._done[(outcome.say_id, outcome.seq)] = outcome.ok
+        while len(self._done) > DONE_KEPT:
+            self._done.popitem(last=False)
+        return outcome
 
     def parts_of(self, key: SegKey) -> list[str]:
         tracked = self._says.get(key)
@@ -259,8 +264,8 @@ class Governor:
                     self._held_parts.clear()
                 self._held_parts[part.key] = tracked.total
                 return None
-            return Outcome(part.say_id, True, tracked.total, received_at=tracked.received_at,
-                           seq=part.seq)
+            return self._done_with(Outcome(part.say_id, True, tracked.total,
+                                           received_at=tracked.received_at, seq=part.seq))
         return None
 
     def on_echo(self, private: bool) -> Outcome | None:
@@ -330,20 +335,32 @@ class Governor:
         if tracked is None:
             return None
         self._finish_riders(key[0], tracked.riders, False, tracked.received_at, reason)
-        return Outcome(key[0], False, tracked.total, reason, unsent, tracked.received_at,
-                       seq=key[1])
+        return self._done_with(Outcome(key[0], False, tracked.total, reason, unsent,
+                                       tracked.received_at, seq=key[1]))
 
     def _finish_riders(self, say_id: str, seqs: list[int], ok: bool, received_at: float,
                        reason: str = "") -> None:
         """Streamed segments whose text went out in another segment's parts."""
-        self.finished.extend(Outcome(say_id, ok, self._held_parts.pop((say_id, seq), 0), reason,
-                                     received_at=received_at, seq=seq) for seq in seqs)
+        self.finished.extend(self._done_with(Outcome(say_id, ok, self._held_parts.pop(
+            (say_id, seq), 0), reason, received_at=received_at, seq=seq)) for seq in seqs)
+
+    def unsent(self, part: Part) -> None:
+        """The emit of ``next_part`` failed before anything went on the wire: it goes back
+        to the head of its queue as never sent."""
+        if part in self.outstanding:
+            self.outstanding.remove(part)
+        self.queues.setdefault(part.priority, deque()).appendleft(part)
 
     def on_disconnect(self) -> None:
         """Unconfirmed sends died with the socket: send them again first, on a fresh limiter
-        (the server's limiter belongs to the socket's user object)."""
+        (the server's limiter belongs to the socket's user object), as *maybe sent* for the
+        join replay to settle.  A PM is never replayed: it counts as sent (at most once)."""
         while self.outstanding:
             part = self.outstanding.pop()
+            if part.pm_to:
+                outcome = self._confirm(part)
+                self.finished.extend([outcome] if outcome else [])
+                continue
             part.maybe_sent = True
             self.queues.setdefault(part.priority, deque()).appendleft(part)
         self._count, self._last_sent = 0, float("-inf")

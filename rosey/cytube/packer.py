@@ -144,8 +144,14 @@ class Packer:
 class _Stream:
     packer: Packer
     next_seq: int
+    first_seq: int  # the segments before it were posted by an earlier conn (its ledger)
     held: list[int] = field(default_factory=list)  # segments fed, not yet wholly in a part
+    fed: str = ""  # the text fed so far (a restarted router re-offers what it had shown)
     done: bool = False
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
 
 
 class Streams:
@@ -155,32 +161,80 @@ class Streams:
     not yet full) is not finished: it *rides* on the segment whose parts carry its text,
     and is acknowledged with it.  A re-offer of a segment already fed is ignored, as is one
     after a gap (the router offers in order and re-offers until acknowledged).  A conn that
-    restarts starts a new packer at the first segment it is offered; the text an old packer
-    held is lost with it, never posted twice.
+    restarts starts a new packer after the last segment its post ledger knows of (``skip``,
+    and ``may_start``: a segment after one the ledger does not know waits for that one);
+    the text an old packer held is lost with it, never posted twice.
     """
 
     def __init__(self) -> None:
         self._by_id: OrderedDict[str, _Stream] = OrderedDict()
 
+    def _open(self, say_id: str, seq: int, limit: int, max_parts: int) -> _Stream:
+        stream = self._by_id[say_id] = _Stream(Packer(limit, max_parts), seq, seq)
+        while len(self._by_id) > KEEP:
+            self._by_id.popitem(last=False)
+        return stream
+
+    def known(self, say_id: str) -> bool:
+        return say_id in self._by_id
+
+    def fed(self, say_id: str, seq: int) -> bool:
+        """Segment ``seq`` went into this conn's packer (it is finished with its carrier)."""
+        stream = self._by_id.get(say_id)
+        return stream is not None and stream.first_seq <= seq < stream.next_seq
+
+    def skip(self, say_id: str, seq: int, limit: int, max_parts: int) -> None:
+        """Segments up to ``seq`` are resumed from the post ledger (their parts, as an
+        earlier conn split them): the packer takes the segments after it."""
+        stream = self._by_id.get(say_id) or self._open(say_id, seq + 1, limit, max_parts)
+        if not stream.done and stream.next_seq <= seq:
+            stream.next_seq = seq + 1
+
     def take(self, say_id: str, seq: int, text: str, final: bool, limit: int,
-             max_parts: int) -> tuple[list[str], list[int], bool] | None:
+             max_parts: int, may_start: bool = True) -> tuple[list[str], list[int], bool] | None:
         """Feed one segment.  None: ignore it.  Else ``(parts, riders, held)``: the parts
         to post for this segment, and the earlier segments finished when they are; with
         no parts, ``riders`` are the segments finished now (at the end of the reply).
         ``held``: part of this segment's text is still waiting, so its own parts being
-        confirmed does not finish it (it rides on a later segment)."""
+        confirmed does not finish it (it rides on a later segment).  ``may_start``: a new
+        packer may begin at this segment (it is the first, or the ledger knows the one
+        before it); else an unknown reply's segment is ignored until the gap is filled."""
         stream = self._by_id.get(say_id)
         if stream is None:
-            stream = self._by_id[say_id] = _Stream(Packer(limit, max_parts), seq)
-            while len(self._by_id) > KEEP:
-                self._by_id.popitem(last=False)
+            if not may_start:
+                return None
+            stream = self._open(say_id, seq, limit, max_parts)
         if stream.done or seq != stream.next_seq:
             return None
         stream.next_seq += 1
+        stream.fed += text
         parts = stream.packer.feed(text)
         if final:
             parts += stream.packer.finish()
             stream.done = True
+        return self._hand_out(stream, seq, parts, final)
+
+    def end(self, say_id: str, whole: str) -> tuple[int, list[str], list[int]] | None:
+        """A restarted router re-offers a reply it was streaming as one whole Say (the text
+        it had shown): no segment follows, so the reply ends here.  Returns ``(seq, parts,
+        riders)`` for a last segment ``seq`` of its own: the held text, plus any shown text
+        this conn was never offered.  None when the reply is not one in progress here."""
+        stream = self._by_id.get(say_id)
+        if stream is None or stream.done:
+            return None
+        seq = stream.next_seq
+        stream.next_seq += 1
+        fed, shown = _words(stream.fed), _words(whole)
+        # Only a packer that saw the reply from its start knows which of it was shown.
+        tail = shown[len(fed):] if stream.first_seq == 0 and shown.startswith(fed) else ""
+        parts = stream.packer.feed(tail) + stream.packer.finish()
+        stream.done = True
+        riders, stream.held = stream.held, []
+        return seq, parts, riders
+
+    @staticmethod
+    def _hand_out(stream: _Stream, seq: int, parts: list[str],
+                  final: bool) -> tuple[list[str], list[int], bool]:
         riders, stream.held = stream.held, []
         if parts:
             held = bool(stream.packer.waiting) and not final

@@ -7,9 +7,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.e2e.chaos import Supervisor
 from tests.e2e.harness import BOT, Rosey, bot_lines, expect_lines, run_rosey
 from tests.e2e.test_resilience import pids
 from tests.fakes.cytube import FakeCytube
@@ -97,6 +101,100 @@ async def test_caller_killed_mid_stream_posts_nothing_twice(cytube: FakeCytube) 
             await cytube.say_as("bob", "rosey, and now?")
             await expect_lines(cytube, rosey, 3, timeout=15)
             assert bot_lines(cytube)[1] == f"bob: {FIRST}"
+        finally:
+            code = await rosey.stop()
+            rosey.cleanup()
+        assert code == 0
+
+
+def journal_states(rosey: Rosey) -> list[str]:
+    database = Path(rosey.config_path).parent / "data" / "rosey.db"
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=2)
+    try:
+        return [row[0] for row in db.execute("SELECT state FROM journal")]
+    finally:
+        db.close()
+
+
+@pytest.mark.timeout(90)
+async def test_conn_killed_as_the_server_gets_a_carrier_part_posts_each_sentence_once(
+        cytube: FakeCytube) -> None:
+    """The first sentence goes alone; the next three ride on the part the final segment
+    carries.  conn is SIGKILLed the instant the server receives that part, before its
+    echo: the next conn must neither post the riders' sentences again (on a new packer)
+    nor leave any segment unacknowledged."""
+    async with FakeLLM("ollama", models=["m"], reply=ANSWER) as llm:
+        llm.token_rate = 25.0
+        rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
+                               "llm_cooldown": 0, "response_timeout": 15})
+        sup = Supervisor(rosey)
+        killed: list[int] = []
+        serve_chat = cytube._chat
+
+        async def chat(user: Any, raw: str, meta: dict[str, Any], sock: Any) -> None:
+            if user.name == BOT and not killed and not raw.startswith("alice: "):
+                killed.extend(sup.kill(["conn"]))
+            await serve_chat(user, raw, meta, sock)
+
+        cytube._chat = chat  # type: ignore[method-assign,assignment]
+        try:
+            await run_rosey(rosey, cytube)
+            await cytube.wait_for(lambda: "conn" in sup.running(), timeout=10)  # startsecs
+            conn = sup.running()["conn"]
+            await cytube.say_as("alice", "rosey, what is 2001?")
+            await expect_lines(cytube, rosey, 2, timeout=20)
+            assert killed == [conn]  # it did happen: conn died holding the carrier part
+            await cytube.wait_for(lambda: sup.running().get("conn", conn) != conn, timeout=10)
+            await asyncio.sleep(3.0)  # the new conn joined; re-offers would post by now
+            lines = bot_lines(cytube)
+            assert lines[0] == f"alice: {FIRST}"
+            assert len(lines) == 2 and " ".join(lines).split() == f"alice: {ANSWER}".split()
+            await cytube.wait_for(lambda: journal_states(rosey) == ["delivered"], timeout=10)
+        finally:
+            code = await rosey.stop()
+            rosey.cleanup()
+        assert code == 0
+
+
+def journal_replies(rosey: Rosey) -> list[str]:
+    database = Path(rosey.config_path).parent / "data" / "rosey.db"
+    if not database.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=2)
+        try:
+            return [row[0] for row in db.execute("SELECT reply FROM journal")]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+
+
+@pytest.mark.timeout(90)
+async def test_router_killed_mid_stream_the_held_text_is_posted_once(cytube: FakeCytube) -> None:
+    """The router dies once it has shown the second sentence, which conn holds (the part is
+    not full): the restarted router re-offers the shown text whole, and conn ends its
+    stream with what it held, posting nothing twice; the reply is then delivered."""
+    async with FakeLLM("ollama", models=["m"], reply=ANSWER) as llm:
+        llm.token_rate = 8.0
+        rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
+                               "llm_cooldown": 0, "response_timeout": 15})
+        sup = Supervisor(rosey)
+        try:
+            await run_rosey(rosey, cytube)
+            await cytube.wait_for(lambda: "router" in sup.running(), timeout=10)
+            await cytube.say_as("alice", "rosey, what is 2001?")
+            await cytube.wait_for(lambda: any("remembers." in r for r in journal_replies(rosey)),
+                                  timeout=20)
+            assert sup.kill(["router"])  # it did happen: killed with the sentence held
+            await expect_lines(cytube, rosey, 2, timeout=20)
+            lines = bot_lines(cytube)
+            assert lines[0] == f"alice: {FIRST}"
+            assert lines[1].startswith("HAL, the ship's computer, is the part everyone "
+                                       "remembers."), lines
+            words = " ".join(lines).split()
+            assert words == f"alice: {ANSWER}".split()[:len(words)], lines  # once, in order
+            await cytube.wait_for(lambda: journal_states(rosey) == ["delivered"], timeout=10)
         finally:
             code = await rosey.stop()
             rosey.cleanup()
