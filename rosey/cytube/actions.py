@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from rosey.protocol import (
     ActionResult,
     ChannelPermissions,
     Kick,
+    Message,
     Mute,
     Playlist,
     PlaylistAdd,
@@ -43,6 +45,7 @@ from rosey.protocol import (
 if TYPE_CHECKING:
     from rosey.cytube.session import Session
 
+VIEW_DELTAS_MAX = 2000  # playlist changes kept since the last full list (a channel's day)
 PENDING_MAX = 64  # actions awaiting the server's answer (each ends within ACTION_TIMEOUT)
 ACTION_TIMEOUT = 10.0  # a cm manifest or a provider lookup takes the server a few seconds
 NAME_RE = re.compile(r"^[\w-]{1,20}$")  # CyTube user names (PROTOCOL §10)
@@ -79,6 +82,34 @@ class ActionTracker:
         self.pending: dict[str, _Pending] = {}  # action id -> pending, oldest first
         self.permissions: dict[str, float] = {}
         self.locked = True
+        # What the router was told about the playlist since the last full list, so a
+        # restarted router can be told again (``replay``): it would otherwise know nothing
+        # until the next full list, which CyTube sends only on join.
+        self.view_base: Message | None = None
+        self.view_deltas: deque[Message] = deque(maxlen=VIEW_DELTAS_MAX)
+        self.media: Message | None = None
+
+    def remember(self, msg: Message) -> Message:
+        """Record a playlist message on its way to the router; returns it."""
+        if isinstance(msg, Playlist):
+            self.view_base = msg
+            self.view_deltas.clear()
+        else:
+            self.view_deltas.append(msg)
+        return msg
+
+    def remember_media(self, msg: Message) -> Message:
+        self.media = msg
+        return msg
+
+    def replay(self) -> list[Message]:
+        """The channel's playlist, permissions and media, for a router that may be new."""
+        out: list[Message] = [self.permissions_message()] if self.permissions else []
+        if self.view_base is not None:
+            out += [self.view_base, *self.view_deltas]
+        if self.media is not None:
+            out.append(self.media)
+        return out
 
     def _result(self, action_id: str, ok: bool, detail: str,
                 answered: bool = True) -> ActionResult:
@@ -222,27 +253,31 @@ def _locked(s: Session, f: fr.SetPlaylistLockedFrame) -> None:
 
 
 def _playlist(s: Session, f: fr.PlaylistFrame) -> None:
-    s.out.append(Playlist(channel=s.actions.channel, items=[entry(i) for i in f.items]))
+    s.out.append(s.actions.remember(
+        Playlist(channel=s.actions.channel, items=[entry(i) for i in f.items])))
 
 
 def _queue(s: Session, f: fr.QueueFrame) -> None:
-    s.out.append(PlaylistQueued(channel=s.actions.channel, item=entry(f.item), after=f.after))
+    s.out.append(s.actions.remember(
+        PlaylistQueued(channel=s.actions.channel, item=entry(f.item), after=f.after)))
 
 
 def _delete(s: Session, f: fr.DeleteFrame) -> None:
-    s.out.append(PlaylistDeleted(channel=s.actions.channel, uid=f.uid))
+    s.out.append(s.actions.remember(PlaylistDeleted(channel=s.actions.channel, uid=f.uid)))
 
 
 def _move(s: Session, f: fr.MoveVideoFrame) -> None:
-    s.out.append(PlaylistMoved(channel=s.actions.channel, uid=f.uid, after=f.after))
+    s.out.append(s.actions.remember(
+        PlaylistMoved(channel=s.actions.channel, uid=f.uid, after=f.after)))
 
 
 def _temp(s: Session, f: fr.SetTempFrame) -> None:
-    s.out.append(PlaylistTemp(channel=s.actions.channel, uid=f.uid, temp=f.temp))
+    s.out.append(s.actions.remember(
+        PlaylistTemp(channel=s.actions.channel, uid=f.uid, temp=f.temp)))
 
 
 def _current(s: Session, f: fr.SetCurrentFrame) -> None:
-    s.out.append(PlaylistCurrent(channel=s.actions.channel, uid=f.uid))
+    s.out.append(s.actions.remember(PlaylistCurrent(channel=s.actions.channel, uid=f.uid)))
 
 
 FORWARDERS: dict[type, Callable[[Session, Any], None]] = {

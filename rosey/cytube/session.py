@@ -135,6 +135,7 @@ class Session:
         one that knows nothing.  (Not joined: it hears "joined" when we are.)"""
         if self.joined:
             self.out.append(UserList(channel=self.channel, users=list(self.roster.values())))
+            self.out.extend(self.actions.replay())  # playlist, permissions, now playing
             self.state("joined")
 
     def take(self) -> tuple[list[Message], list[Emit], list[Signal]]:
@@ -401,8 +402,8 @@ _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
     fr.SetLeaderFrame: _forward(lambda s, f: LeaderChanged(channel=s.channel, name=f.name)),
     fr.UsercountFrame: _forward(lambda s, f: UserCount(channel=s.channel, count=f.count)),
     fr.ClearChatFrame: _forward(lambda s, f: ChatCleared(channel=s.channel, by=f.cleared_by)),
-    fr.ChangeMediaFrame: _forward(lambda s, f: MediaChanged(
-        channel=s.channel, title=f.title, id=f.id, type=f.type, seconds=f.seconds)),
+    fr.ChangeMediaFrame: lambda s, f: s.out.append(s.actions.remember_media(MediaChanged(
+        channel=s.channel, title=f.title, id=f.id, type=f.type, seconds=f.seconds))),
     fr.RankFrame: Session._rank,
     fr.LoginFrame: Session._on_login,
     fr.KickFrame: Session._kick,

@@ -153,3 +153,26 @@ def test_session_reports_the_servers_verdicts() -> None:
     assert [(m.action_id, m.answered) for m in expired] == [("d1", False)]
     assert results["a2"].answered and results["k1"].answered
     assert s.actions.pending == {}
+
+
+def test_a_restarted_router_is_told_the_playlist_again() -> None:
+    """conn re-announces the playlist (full list + changes since), the permissions and what
+    plays, so a new router's view equals the old one's at every point of the recording."""
+    session, old = _session(), ChannelState(bot_name="roseybot")
+    compared = 0
+    for f in frames(client="roseybot#2", direction="in"):
+        session.on_frame(f["event"], f["data"])
+        for msg in session.take()[0]:
+            old.apply(msg)
+        if not session.joined or f["event"] not in ("queue", "delete", "moveVideo",
+                                                    "setTemp", "changeMedia"):
+            continue
+        new = ChannelState(bot_name="roseybot")
+        session.announce()
+        for msg in session.take()[0]:
+            new.apply(msg)
+        assert new.playlist.items == old.playlist.items
+        assert new.playlist.now_playing() == old.playlist.now_playing()
+        assert (new.permissions, new.locked) == (old.permissions, old.locked)
+        compared += 1
+    assert compared >= 10
