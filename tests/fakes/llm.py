@@ -188,9 +188,9 @@ class FakeLLM:
             return ""
         text = self.reply(body) if callable(self.reply) else self.reply
         # Real servers stop at the length cap (doctor's one-token probe relies on it).
-        options = body.get("options") if isinstance(body.get("options"), dict) else {}
-        cap = body.get("max_tokens") or body.get("max_completion_tokens") or \
-            options.get("num_predict")
+        options = body.get("options")
+        cap = body.get("max_tokens") or body.get("max_completion_tokens") or (
+            options.get("num_predict") if isinstance(options, dict) else None)
         if isinstance(cap, int) and cap > 0:
             text = "".join(tokens_of(text)[:cap])
         return text
