@@ -66,11 +66,16 @@ def summary(query: Query, channel: str, period: str, now: float, tz: ZoneInfo,
     return out
 
 
+def plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def describe(s: Summary, tz: ZoneInfo) -> str:
     """The one-line answer to `!stats`."""
     fmt = "%H:%M" if s.period == "today" else "%a %H:%M"
     when = datetime.fromtimestamp(s.peak_at, tz).strftime(fmt) if s.peak_users else "-"
-    return (f"{s.period} (since {s.since}): {s.messages} messages from {s.active_users} people; "
+    return (f"{s.period} (since {s.since}): {plural(s.messages, 'message', 'messages')} from "
+            f"{plural(s.active_users, 'person', 'people')}; "
             f"peak {s.peak_users} users at {when}; LLM {s.requests} requests "
             f"({s.failures} fallbacks), {s.tokens} tokens, ${s.cost_usd:.4f}")
 
@@ -124,7 +129,8 @@ def render(r: Report) -> str:
     lines = [f"channel {r.channel}, last {r.days} day(s) since {r.since}"]
     if r.summary is not None:
         s = r.summary
-        lines.append(f"totals: {s.messages} messages from {s.active_users} people; LLM "
+        lines.append(f"totals: {plural(s.messages, 'message', 'messages')} from "
+                     f"{plural(s.active_users, 'person', 'people')}; LLM "
                      f"{s.requests} requests ({s.failures} fallbacks), {s.tokens} tokens, "
                      f"${s.cost_usd:.4f}")
     lines.append("top chatters:")
