@@ -105,16 +105,20 @@ class Pool:
             assignments.append((caller.identity, job))
         return assignments
 
-    def unassign(self, request_id: str) -> None:
-        """A send to the caller failed: put the job back at the front of the queue."""
+    def unassign(self, request_id: str) -> list[Job]:
+        """A send to the caller failed: put the job back at the front of the queue.  The
+        caller is gone, so its other jobs go back too; all of them are returned, so that
+        the flow ends those that had started posting (``Flow.requeued``)."""
         job = self.in_flight.pop(request_id, None)
         if job is None:
-            return
+            return []
+        requeued = []
         if job.caller is not None and job.caller in self.callers:
             self.callers[job.caller].in_flight.discard(request_id)
-            self._drop_caller(job.caller)
+            requeued = self._drop_caller(job.caller)
         job.caller = None
         self.queue.appendleft(job)
+        return [job, *requeued]
 
     def complete(self, request_id: str) -> Job | None:
         """The job a result answers, or None for a late or duplicate result."""

@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from rosey import metrics
 from rosey.protocol import (
     PRIORITY_REPLY,
-    DecodeError,
     Partial,
     Request,
     Result,
     Say,
     Turn,
-    decode,
     encode,
 )
 from rosey.router.dispatch import Job, Pool
@@ -147,10 +145,13 @@ class Flow:
 
     async def dispatch(self) -> None:
         for identity, job in self.pool.assign(self.clock()):
+            if job.caller != identity:  # an earlier failed send requeued it with its caller
+                continue
             if not await self.send_request(identity, job.request):
                 log.warning("caller %s unreachable; requeueing %s", identity.decode(),
                             job.request.id)
-                self.pool.unassign(job.request.id)
+                # The caller's other jobs go back too: one that was posting ends there.
+                await self.requeued(self.pool.unassign(job.request.id))
         metrics.QUEUE_DEPTH.set(len(self.pool.queue))
         metrics.IN_FLIGHT.set(len(self.pool.in_flight))
         metrics.CALLERS_ALIVE.set(self.pool.alive())
@@ -159,6 +160,17 @@ class Flow:
     # ---- answering -------------------------------------------------------------
 
     async def on_result(self, result: Result) -> None:
+        await self._conclude(result)
+        await self.dispatch()
+
+    async def _conclude(self, result: Result) -> None:
+        """Reply to the request ``result`` answers; no dispatch (see ``requeued``)."""
+        held = self.pool.in_flight.get(result.id)
+        if held is not None and held.caller != result.caller.encode():
+            # Another caller runs it now (it was requeued): its slot stays taken and its
+            # own Result answers; taking this one would free that slot too early.
+            metrics.REQUESTS.labels("late").inc()
+            return
         # A result for a job that was requeued (its caller looked dead, or the router
         # restarted) still answers it: take it out of the queue instead of asking again.
         job = self.pool.complete(result.id) or self.pool.cancel(result.id)
@@ -169,28 +181,25 @@ class Flow:
             return
         if stream is not None and stream.segments:
             await self._end_stream(result, pending, stream)
-            await self.dispatch()
             return
         text, kind = finish(self.policy, result.text) if result.ok else ("", "error")
         self.on_answer(pending.user, text if kind == "llm" else "", result)
         if kind in ("llm", "blocked"):
             metrics.REQUESTS.labels("answered").inc()
             await self.reply(result.id, pending, text, kind)
-            await self.dispatch()
             return
         metrics.REQUESTS.labels(f"error_{result.error_kind or 'empty'}").inc()
         log.warning("request %s failed after %.2f s: %s %s", result.id, result.latency,
                     result.error_kind or "empty", result.error)
         await self.reply(result.id, pending, self.fallback, "fallback")
-        await self.dispatch()
 
     # ---- streamed answers (issue 13; rules in router/streaming.py) -----------
 
     async def on_partial(self, partial: Partial) -> None:
         """A piece of an answer still being written: post it as the next segment."""
-        pending = self.pending.get(partial.id)
-        if pending is None or partial.id not in self.pool.in_flight:
-            return  # late, or its job was requeued: the pieces would not join up
+        pending, job = self.pending.get(partial.id), self.pool.in_flight.get(partial.id)
+        if pending is None or job is None or job.caller != partial.caller.encode():
+            return  # late, or requeued (maybe to another caller): the pieces would not join up
         stream = self.streams.setdefault(partial.id, Stream())
         if not accept(stream, partial.seq, partial.text):
             return
@@ -200,6 +209,8 @@ class Flow:
 
     async def _segment(self, request_id: str, pending: Pending, stream: Stream, text: str,
                        final: bool, kind: str = "streaming") -> None:
+        if stream.closed:  # conn gave the reply up (or it expired): it stays closed
+            return
         pm_to, first = pending.user if pending.private else "", stream.segments == 0
         if self.records is not None:  # what was shown so far: a restart re-offers just that
             shown = stream.text if pm_to else address(pending.user, stream.text)
@@ -225,11 +236,13 @@ class Flow:
         await self._segment(result.id, pending, stream, rest, final=True, kind=kind)
 
     async def requeued(self, jobs: list[Job]) -> None:
-        """A dead caller's jobs: one that had started posting ends there (streaming.py)."""
+        """A dead caller's jobs, back in the queue: one that had started posting ends there
+        (streaming.py).  No dispatch here: it would send the next of them, not yet ended, to
+        a caller (the provider asked again); whoever requeued them dispatches after."""
         for job in jobs:
             stream = self.streams.get(job.request.id)
-            if stream is not None and stream.segments:  # on_result takes it off the queue
-                await self.on_result(Result(id=job.request.id, caller="", ok=False,
+            if stream is not None and stream.segments:  # _conclude takes it off the queue
+                await self._conclude(Result(id=job.request.id, caller="", ok=False,
                                             error_kind="connection", error="caller died"))
             self.streams.pop(job.request.id, None)
 
@@ -279,6 +292,8 @@ class Flow:
         """The reply is finished with (delivered, given up or expired): close its journal
         entry; any segment of it still in the outbox goes too."""
         self.finals.discard(say_id)
+        if (stream := self.streams.get(say_id)) is not None:  # still streaming: no more of it
+            stream.stopped = stream.closed = True
         for key in [k for k in self.outbox if k[0] == say_id]:
             del self.outbox[key]
         if self.records is not None and say_id in self.journaled:
@@ -346,8 +361,14 @@ class Flow:
             await self.requeued(expired.requeued)
         for job in expired.shed:
             pending = self.pending.pop(job.request.id, None)
+            stream = self.streams.pop(job.request.id, None)
             metrics.REQUESTS.labels("shed").inc()
-            if pending is not None:
+            if pending is not None and stream is not None and stream.segments:
+                # It is showing: it ends with what was shown, never with the fallback.
+                await self._end_stream(Result(id=job.request.id, caller="", ok=False,
+                                              error_kind="timeout", error="deadline passed"),
+                                       pending, stream)
+            elif pending is not None:
                 log.warning("request %s missed its deadline: fallback", job.request.id)
                 await self.reply(job.request.id, pending, self.fallback, "fallback")
         self._expire_outbox(now)
@@ -360,40 +381,3 @@ class Flow:
             return None
         ordered = sorted(self.latencies)
         return ordered[int(0.95 * (len(ordered) - 1))]
-
-    # ---- restart -------------------------------------------------------------
-
-    async def resume(self, entries: list[JournalEntry]) -> tuple[int, int]:
-        """Take back what a previous router accepted; returns (requeued, re-sent)."""
-        now = self.clock()
-        requeued = resent = 0
-        for entry in entries:
-            pending = Pending(entry.username, self.channel, entry.private, entry.received_at)
-            self.journaled.add(entry.id)
-            if entry.state == "replied":
-                if entry.received_at + self.post_ttl > now:
-                    pm_to = entry.username if entry.private else ""
-                    await self.say(entry.reply, pm_to=pm_to, say_id=entry.id,
-                                   received_at=entry.received_at)
-                    resent += 1
-                else:
-                    self._close(entry.id, now)
-                continue
-            try:
-                request = decode(entry.request)
-            except DecodeError:
-                request = None
-            if isinstance(request, Request) and request.deadline > now:
-                self.pending[entry.id] = pending
-                await self._submit(Job(request, now), pending)
-                requeued += 1
-            elif entry.received_at + self.post_ttl > now:
-                await self.reply(entry.id, pending, self.fallback, "fallback")
-            else:
-                self._close(entry.id, now)
-        if requeued or resent:
-            metrics.REQUESTS.labels("resumed").inc(requeued)
-            log.info("resumed %d accepted triggers and %d undelivered replies", requeued,
-                     resent)
-        await self.dispatch()
-        return requeued, resent

@@ -54,6 +54,7 @@ from rosey.router.dispatch import Pool
 from rosey.router.flow import Flow
 from rosey.router.modwiring import mod_context
 from rosey.router.records import Records
+from rosey.router.resume import resume
 from rosey.store import Store
 
 log = logging.getLogger("rosey.router")
@@ -103,7 +104,7 @@ class RouterService:
         self.ctl_sock = ipc.router_socket(self._ctx, ipc.endpoint(run_dir, "control"))
         log.info("router up: channel=%s provider=%s model=%s db=%s", self.cfg.channel,
                  self.cfg.llm.provider, self.cfg.llm.model, self.cfg.paths.database)
-        await self.flow.resume(self.records.load_journal())
+        await resume(self.flow, self.records.load_journal())
         tasks = [
             asyncio.create_task(self._recv_loop(self.conn_sock, self.on_conn_message, CONN_UP)),
             asyncio.create_task(self._recv_loop(self.work_sock, self.on_work_message, WORK_UP)),

@@ -37,6 +37,7 @@ class Stream:
     shown: list[str] = field(default_factory=list)  # segment texts, unaddressed
     stopped: bool = False  # max_reply_chars or the blocklist ended it: nothing more goes
     blocked: bool = False
+    closed: bool = False  # the reply was closed (conn gave up, expired): no segment goes
 
     @property
     def text(self) -> str:

@@ -45,8 +45,10 @@ async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: st
                            f"{', '.join(sorted(brain.personas)) or 'none'}")
         brain.toggles.persona = persona
     pool = Pool(liveness=float("inf"), queue_max=1)
-    pool.seen(b"ask", "ask", 1, time.time())
     caller = CallerService(cfg, 0)
+    # Registered under the caller's own name: the flow takes pieces and the result only
+    # from the caller that holds the request.
+    pool.seen(caller.name.encode(), "ask", 1, time.time())
     caller.load_backends()
     requests: list[Request] = []
     says: list[Say] = []

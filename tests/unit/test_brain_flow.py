@@ -15,6 +15,7 @@ from rosey.router.commands import Actor
 from rosey.router.dispatch import Pool
 from rosey.router.flow import Flow
 from rosey.router.records import Records
+from rosey.router.resume import resume
 from rosey.store import Store
 
 
@@ -170,7 +171,7 @@ async def test_journal_resumes_open_and_undelivered(tmp_path: Path) -> None:
 
     second = Rig(tmp_path)
     second.caller()
-    requeued, resent = await second.flow.resume(second.records.load_journal())
+    requeued, resent = await resume(second.flow, second.records.load_journal())
     assert (requeued, resent) == (1, 1)
     assert [s.text for s in second.says] == ["bob: hi bob"]
     assert [r.turns[-1].content for r in second.requests] == ["alice: rosey, pending"]

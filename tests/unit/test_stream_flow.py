@@ -10,6 +10,7 @@ import pytest
 
 from rosey.cytube.governor import Governor, Outcome
 from rosey.protocol import Partial, Request, Say
+from rosey.router.resume import resume
 from tests.unit.test_brain_flow import Rig
 
 S1 = "Rosey: It is a **1968** film by Stanley Kubrick about a voyage to Jupiter."
@@ -179,7 +180,7 @@ async def test_a_router_restarted_mid_stream_offers_only_what_was_shown(rig: Rig
                                 post_ttl=120, send_request=fresh._send_request,
                                 send_say=fresh._send_say, on_answer=rig.brain.on_answer,
                                 clock=lambda: rig.now)
-    requeued, resent = await fresh.flow.resume(rig.records.load_journal())
+    requeued, resent = await resume(fresh.flow, rig.records.load_journal())
     assert (requeued, resent) == (0, 1)
     assert [(s.seq, s.final, s.text) for s in fresh.says] == [(0, True, shown)]
     assert fresh.requests == []
