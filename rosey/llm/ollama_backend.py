@@ -102,10 +102,7 @@ class OllamaBackend:
                 "timeout", f"no answer from ollama at {self.host} within {timeout:g}s"
             ) from None
         except Exception as exc:  # every failure becomes a classified LLMError
-            err = self._classify(exc, model)
-            if err.kind == "rate_limited":
-                err.retry_after = slot[0]
-            raise err from exc
+            raise self._failure(exc, model, slot[0]) from exc
         finally:
             _retry_after.reset(token)
         content = response.message.content if response.message is not None else None
@@ -149,10 +146,7 @@ class OllamaBackend:
                 "timeout", f"no complete answer from ollama at {self.host} within {timeout:g}s"
             ) from None
         except Exception as exc:
-            err = self._classify(exc, model)
-            if err.kind == "rate_limited":
-                err.retry_after = slot[0]
-            raise err from exc
+            raise self._failure(exc, model, slot[0]) from exc
         finally:
             _retry_after.reset(token)
             aclose = getattr(lines, "aclose", None)  # an async generator's: releases the
@@ -199,6 +193,13 @@ class OllamaBackend:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+    def _failure(self, exc: BaseException, model: str, retry_after: float | None) -> LLMError:
+        """A failed chat call as a classified LLMError; a 429 carries its Retry-After."""
+        err = self._classify(exc, model)
+        if err.kind == "rate_limited":
+            err.retry_after = retry_after
+        return err
 
     def _classify(self, exc: BaseException, model: str) -> LLMError:
         if isinstance(exc, ollama.ResponseError):
