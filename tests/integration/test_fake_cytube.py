@@ -85,14 +85,6 @@ async def fake() -> AsyncIterator[FakeCytube]:
         yield server
 
 
-@pytest.fixture
-async def clients(fake: FakeCytube) -> AsyncIterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        await c.close()
-
-
 async def new_client(fake: FakeCytube, clients: list[Client], **kw: Any) -> Client:
     c = Client(fake, **kw)
     clients.append(c)

@@ -33,14 +33,6 @@ async def fake() -> AsyncIterator[FakeCytube]:
         yield server
 
 
-@pytest.fixture
-async def clients(fake: FakeCytube) -> AsyncIterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        await c.close()
-
-
 async def logged_in(fake: FakeCytube, clients: list[Client], name: str) -> Client:
     c = await new_client(fake, clients)
     await c.join()
