@@ -58,7 +58,7 @@ def role(pid: int) -> str:
             return proc
     if "procs.caller" in joined:
         return f"caller-{argv[argv.index('--index') + 1]}"
-    if "rosey.cli" in joined or Path(argv[0]).name == "rosey":
+    if "rosey.cli.main" in joined or Path(argv[0]).name == "rosey":
         return "rosey run (relay)"
     return Path(argv[0]).name or "?"
 

@@ -1,6 +1,6 @@
 """supervisord program ``caller`` (a pool, one process per ``--index``): LLM calls."""
 
-from rosey.llm.worker import main_loop
+from rosey.caller.service import main_loop
 
 from .common import load
 

@@ -1,6 +1,6 @@
 """supervisord program ``conn``: the CyTube connection."""
 
-from rosey.cytube.client import main_loop
+from rosey.conn.client import main_loop
 
 from .common import load
 

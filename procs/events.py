@@ -1,6 +1,6 @@
 """supervisord ``[eventlistener:events]``: process states and exits as metrics.
 
-Kept lean (see ``rosey.supervisor_events``): the settings come as arguments from the
+Kept lean (see ``rosey.events.listener``): the settings come as arguments from the
 supervisord config that ``rosey run`` rendered from the validated config, so this
 process never imports the config loader.
 """
@@ -8,7 +8,7 @@ process never imports the config loader.
 import argparse
 
 from rosey import logs
-from rosey.supervisor_events import main_loop
+from rosey.events.listener import main_loop
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import msgspec
 
 from rosey import protocol as p
-from rosey.cytube import events as ev
+from rosey.conn import events as ev
 from tests.transcript import LIFECYCLE_EVENTS, frames
 
 Verdict = Literal["malformed", "unknown", "valid"]

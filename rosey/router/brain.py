@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from rosey import metrics
 from rosey.config import DEFAULT_SYSTEM_PROMPT, Config
-from rosey.llm.budget import BudgetTracker, Snapshot
 from rosey.protocol import (
     PRIORITY_OTHER,
     MediaChanged,
@@ -31,6 +30,7 @@ from rosey.protocol import (
 )
 from rosey.router import commands
 from rosey.router.brain_commands import CommandsMixin
+from rosey.router.budget import BudgetTracker, Snapshot
 from rosey.router.channel import ChannelState
 from rosey.router.history import History
 from rosey.router.limits import GLOBAL, LimitConfig, Limiter

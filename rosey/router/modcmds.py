@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from rosey.media_links import MediaLinkError, parse_media_link
 from rosey.protocol import (
     ActionResult,
     Kick,
@@ -35,6 +34,7 @@ from rosey.router.cmdbase import (
     mod_context,
     words_of,
 )
+from rosey.router.media_links import MediaLinkError, parse_media_link
 from rosey.router.modctx import ModContext
 
 LIST_MAX = 8  # titles named in one answer

@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from rosey import chanstats
 from rosey.config import Config
 from rosey.protocol import PRIORITY_OTHER
 from rosey.router.actions import ActionDesk
 from rosey.router.brain import Brain
 from rosey.router.modctx import ModContext
-from rosey.store import Store
+from rosey.store import Store, chanstats
 
 
 def mod_context(cfg: Config, brain: Brain, store: Store, desk: ActionDesk,

@@ -2,7 +2,7 @@
 
 The router calls it on every userlist change, sample tick and media change; it keeps the
 Prometheus series current and writes the facts through ``Records`` (off the loop). The
-reading side is :mod:`rosey.chanstats`.
+reading side is :mod:`rosey.store.chanstats`.
 """
 
 from __future__ import annotations

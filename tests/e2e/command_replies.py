@@ -14,7 +14,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from rosey.cytube.split import split_message
+from rosey.conn.split import split_message
 from rosey.router.prompts import address
 from tests.fakes.cytube import FakeCytube
 

@@ -93,12 +93,12 @@ class Rosey:
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rosey.cli", "--config", str(self.config_path), "run"],
+            [sys.executable, "-m", "rosey.cli.main", "--config", str(self.config_path), "run"],
             stdout=log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
         log.close()
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "rosey.cli", "--config",
+        return subprocess.run([sys.executable, "-m", "rosey.cli.main", "--config",
                                str(self.config_path), *args], capture_output=True, text=True,
                               env=self.env(), timeout=30)
 

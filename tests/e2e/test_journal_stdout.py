@@ -1,7 +1,7 @@
 """`rosey run` with stdout on a Unix socket, as under systemd (StandardOutput=journal).
 
 supervisord opens ``stdout_logfile=/dev/stdout`` by path, which fails with ENXIO on a
-socket, so without the relay in ``rosey.stdout_relay`` no program would ever start.
+socket, so without the relay in ``rosey.cli.stdout_relay`` no program would ever start.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from rosey.stdout_relay import copy, stdout_is_socket
+from rosey.cli.stdout_relay import copy, stdout_is_socket
 from tests.e2e.harness import SCRUBBED_ENV, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,8 @@ def test_programs_start_and_log_through_a_socket_stdout() -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in SCRUBBED_ENV and not k.startswith("ROSEY_")}
     ours, theirs = socket.socketpair()
-    proc = subprocess.Popen([sys.executable, "-m", "rosey.cli", "--config", str(config), "run"],
+    proc = subprocess.Popen([sys.executable, "-m", "rosey.cli.main", "--config", str(config),
+                             "run"],
                             stdout=theirs, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                             start_new_session=True)
     theirs.close()

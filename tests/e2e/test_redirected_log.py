@@ -31,7 +31,7 @@ async def test_every_line_arrives_whole_through_a_shell_redirect(cytube: FakeCyt
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 0})
         out = rosey.home / "run.log"
-        command = (f"exec {shlex.quote(sys.executable)} -m rosey.cli --config "
+        command = (f"exec {shlex.quote(sys.executable)} -m rosey.cli.main --config "
                    f"{shlex.quote(str(rosey.config_path))} run > {shlex.quote(str(out))} 2>&1")
         rosey.log_path = out  # what rosey.logs() shows on a failure
         rosey.proc = subprocess.Popen(["/bin/sh", "-c", command], env=rosey.env(),
@@ -44,7 +44,7 @@ async def test_every_line_arrives_whole_through_a_shell_redirect(cytube: FakeCyt
             assert len(bot_lines(cytube)) == MENTIONS
             # `rosey run` became supervisord (no parent left idling beside it), and the
             # short-lived copy that started the callers is gone.
-            assert "rosey.supervisord_main" in _cmdline(rosey.proc.pid)
+            assert "rosey.cli.supervisord_main" in _cmdline(rosey.proc.pid)
             kids = sorted(_cmdline(pid).split(" -m ")[1].split()[0] for pid in
                           _children(rosey.proc.pid))
             assert kids == ["rosey.procs.caller", "rosey.procs.caller", "rosey.procs.conn",

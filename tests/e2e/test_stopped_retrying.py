@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from rosey import exit_codes
-from rosey.cytube import refusals
+from rosey.cli import exit_codes
+from rosey.conn import refusals
 from tests.e2e.harness import BOT, Rosey, run_rosey
 from tests.fakes.cytube import FakeCytube
 

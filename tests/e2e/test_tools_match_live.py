@@ -8,9 +8,9 @@ import io
 
 import pytest
 
+from rosey.cli.ask import ask
+from rosey.cli.replay import read_log, replay
 from rosey.config import load_config
-from rosey.tools.ask import ask
-from rosey.tools.replay import read_log, replay
 from tests.e2e.harness import Rosey, bot_lines, expect_lines, run_rosey
 from tests.fakes.cytube import FakeCytube
 from tests.fakes.llm import FakeLLM

@@ -18,8 +18,8 @@ from prometheus_client import REGISTRY
 
 from rosey import ipc, metrics
 from rosey.config_schema import Config, Conn, Metrics, Paths
-from rosey.cytube import refusals
-from rosey.cytube.client import ConnService, chat_maxlength, redact
+from rosey.conn import refusals
+from rosey.conn.client import ConnService, chat_maxlength, redact
 from rosey.protocol import (
     Chat,
     ConnState,

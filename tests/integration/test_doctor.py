@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from rosey.cli.doctor import Check, doctor, rank_check
 from rosey.config import parse_config
-from rosey.doctor import Check, doctor, rank_check
 from tests.fakes.cytube import FakeCytube
 from tests.fakes.llm import FakeLLM
 
@@ -170,7 +170,7 @@ async def _cli(config_path: Path) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ROSEY_", "OPENAI_", "OLLAMA_"))}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rosey.cli", "--config", str(config_path), "doctor",
+        sys.executable, "-m", "rosey.cli.main", "--config", str(config_path), "doctor",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT, env=env)
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
@@ -193,7 +193,7 @@ async def test_cli_exit_codes(tmp_path: Path, cytube: FakeCytube) -> None:
 
 async def test_a_registered_guest_name_gets_the_fix_conn_logs(tmp_path: Path,
                                                               cytube: FakeCytube) -> None:
-    from rosey.cytube import refusals
+    from rosey.conn import refusals
 
     async with FakeLLM("ollama") as llm:
         raw = config(tmp_path, cytube.url, {"ollama_host": llm.url})

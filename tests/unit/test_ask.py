@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from rosey import exit_codes
+from rosey.cli import exit_codes
+from rosey.cli.ask import ask
 from rosey.config import parse_config
-from rosey.cytube.split import split_message
-from rosey.tools.ask import ask
+from rosey.conn.split import split_message
 from tests.fakes.llm import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ async def test_ask_cli_exit_code_tells_a_failed_model_and_prints_one_latency(
             "llm": {"provider": "openai", "model": "gpt-4o-mini", "openai_api_key": "sk-x",
                     "fallback_response": "Sorry, thinking trouble."},
             "providers": {"openai": {"base_url": llm.url}}}))
-        command = [sys.executable, "-m", "rosey.cli", "--config", str(cfg), "ask", "hello?"]
+        command = [sys.executable, "-m", "rosey.cli.main", "--config", str(cfg), "ask", "hello?"]
         answered = await asyncio.to_thread(subprocess.run, command, capture_output=True,
                                            text=True, cwd=ROOT, timeout=60)
         llm.fail_status, llm.delay = 401, 0.3

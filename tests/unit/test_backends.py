@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rosey.llm.base import Backend, LLMError, make_backend, parse_retry_after
+from rosey.caller.base import Backend, LLMError, make_backend, parse_retry_after
 from rosey.protocol import Turn
 from tests.fakes.llm import FakeLLM, Kind
 
@@ -325,9 +325,9 @@ def test_make_backend_imports_only_its_provider(
 ) -> None:
     code = (
         "import sys, json\n"
-        "import rosey.llm, rosey.llm.base\n"
+        "import rosey.caller, rosey.caller.base\n"
         "before = sorted(m for m in ('openai', 'ollama') if m in sys.modules)\n"
-        f"b = rosey.llm.make_backend({provider!r}, **{kwargs!r})\n"
+        f"b = rosey.caller.make_backend({provider!r}, **{kwargs!r})\n"
         "print(json.dumps([before, 'openai' in sys.modules, 'ollama' in sys.modules, b.name]))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OLLAMA_"))}
@@ -412,7 +412,7 @@ def test_a_caller_imports_only_the_providers_of_its_chain(
     code = (
         "import sys, json\n"
         "from rosey.config import load_config\n"
-        "from rosey.llm.worker import CallerService\n"
+        "from rosey.caller.service import CallerService\n"
         f"service = CallerService(load_config({str(tmp_path / 'config.json')!r}, env={{}}), 0)\n"
         "service.load_backends()\n"
         "print(json.dumps(sorted(m for m in ('openai', 'ollama') if m in sys.modules)))\n"
@@ -453,7 +453,7 @@ class _NoSleepClock:
 
 
 async def test_caller_retries_a_500_and_fails_over_a_hang_over_http() -> None:
-    from rosey.llm.caller import ProviderCaller, Target
+    from rosey.caller.providers import ProviderCaller, Target
     from rosey.protocol import Request
 
     async with FakeLLM("ollama") as ol, FakeLLM("openai") as oa:

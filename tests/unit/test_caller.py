@@ -14,10 +14,10 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from rosey import metrics
-from rosey.llm.base import Completion, Health, LLMError
-from rosey.llm.breaker import Breaker, State
-from rosey.llm.caller import Breakers, ProviderCaller, Target, plan
-from rosey.llm.policy import Failure, RetryPolicy, attempt_timeout, backoff, decide
+from rosey.caller.base import Completion, Health, LLMError
+from rosey.caller.breaker import Breaker, State
+from rosey.caller.policy import Failure, RetryPolicy, attempt_timeout, backoff, decide
+from rosey.caller.providers import Breakers, ProviderCaller, Target, plan
 from rosey.protocol import Request, Turn
 
 T0 = 1_000_000.0

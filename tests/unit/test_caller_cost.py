@@ -12,13 +12,13 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from rosey import metrics
+from rosey.caller.base import Completion, Health
+from rosey.caller.pricing import PriceTable
+from rosey.caller.providers import Outcome, Target
+from rosey.caller.service import CallerService, chain_from_config, providers_in_use
 from rosey.config import parse_config
-from rosey.llm.base import Completion, Health
-from rosey.llm.budget import BudgetTracker, Snapshot
-from rosey.llm.caller import Outcome, Target
-from rosey.llm.pricing import PriceTable
-from rosey.llm.worker import CallerService, chain_from_config, providers_in_use
 from rosey.protocol import Request, Turn
+from rosey.router.budget import BudgetTracker, Snapshot
 
 PRICES = {"gpt-4o-mini": [0.15, 0.60], "gpt-4o": [2.50, 10.0], "llama3.2:3b": [0.0, 0.0]}
 
@@ -115,7 +115,7 @@ async def test_result_carries_tokens_and_cost_and_counts_them(
 
 
 def test_failed_outcome_becomes_an_error_result() -> None:
-    from rosey.llm.base import LLMError
+    from rosey.caller.base import LLMError
 
     service = CallerService(config(), 0, backend_factory=lambda p: Backend())
     out = Outcome(Target("ollama", "llama3.2:3b"), error=LLMError("server", "boom"))

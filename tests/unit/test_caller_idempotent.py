@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rosey.caller.base import Completion
+from rosey.caller.service import CallerService
 from rosey.config import parse_config
-from rosey.llm.base import Completion
-from rosey.llm.worker import CallerService
 from rosey.protocol import Request, Result, Turn, decode
 
 

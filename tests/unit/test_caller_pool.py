@@ -8,8 +8,8 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
+from rosey.cli import scale as pool
 from rosey.config import parse_config
-from rosey.llm import pool
 
 
 def config(tmp_path: Path, count: int = 2) -> Any:

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from rosey import chanstats, metrics
+from rosey import metrics
 from rosey.config import load_config
 from rosey.protocol import (
     Chat,
@@ -29,6 +29,7 @@ from rosey.protocol import (
     UserList,
 )
 from rosey.router.service import RouterService
+from rosey.store import chanstats
 
 TZ = ZoneInfo("Europe/Berlin")
 CONN = b"conn:chan"
@@ -115,7 +116,7 @@ async def test_a_scripted_day_gives_exact_numbers(tmp_path: Path) -> None:
         again.store.close()
     finally:
         svc.store.close()
-    done = subprocess.run([sys.executable, "-m", "rosey.cli", "--config", str(path), "stats",
+    done = subprocess.run([sys.executable, "-m", "rosey.cli.main", "--config", str(path), "stats",
                            "--days", "1", "--until", "2027-01-15", "--json"],
                           capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert done.returncode == 0, done.stderr
@@ -126,13 +127,13 @@ async def test_a_scripted_day_gives_exact_numbers(tmp_path: Path) -> None:
     assert report["media"] == [["2027-01-15 11:00", "Clip B", "bob"],
                                ["2027-01-15 10:00", "Clip A", "alice"]]
     assert report["summary"]["messages"] == 13 and report["summary"]["requests"] == 2
-    text = subprocess.run([sys.executable, "-m", "rosey.cli", "--config", str(path), "stats",
+    text = subprocess.run([sys.executable, "-m", "rosey.cli.main", "--config", str(path), "stats",
                            "--days", "1", "--until", "2027-01-15"],
                           capture_output=True, text=True, timeout=30, cwd=ROOT).stdout
     assert "       5  alice\n       5  carol" in text
     assert "2027-01-15     5 at 12:30" in text and "12:00       7 messages" in text
     # the day before has nothing: the period is respected
-    empty = subprocess.run([sys.executable, "-m", "rosey.cli", "--config", str(path), "stats",
+    empty = subprocess.run([sys.executable, "-m", "rosey.cli.main", "--config", str(path), "stats",
                             "--days", "1", "--until", "2027-01-14", "--json"],
                            capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert json.loads(empty.stdout)["top_chatters"] == []

@@ -19,7 +19,7 @@ CLEAN_ENV = {"PATH": "/usr/bin"}
 
 
 def check(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rosey.cli", "check-config", str(path)],
+    return subprocess.run([sys.executable, "-m", "rosey.cli.main", "check-config", str(path)],
                           capture_output=True, text=True, env=CLEAN_ENV, cwd=ROOT, timeout=60)
 
 

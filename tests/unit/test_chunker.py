@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rosey.llm.chunker import Chunker
+from rosey.caller.chunker import Chunker
 from tests.fakes.llm import tokens_of
 
 ANSWER = ("Dr. Who first aired in 1963, at 5.15 p.m. on the BBC. It ran for 26 seasons! "

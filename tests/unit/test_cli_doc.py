@@ -1,5 +1,5 @@
-"""docs/CLI.md stays true to rosey/cli.py: every command and option is documented, every
-exit code is one name from rosey/exit_codes.py, listed once, and each command's section
+"""docs/CLI.md stays true to rosey/cli/main.py: every command and option is documented, every
+exit code is one name from rosey/cli/exit_codes.py, listed once, and each command's section
 names every code its function can return.  Also: every option has --help text, and
 ``$ROSEY_CONFIG`` stands in for ``--config``."""
 
@@ -16,9 +16,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from rosey import cli, exit_codes, launch
-from rosey import status as rosey_status
-from rosey.tools import stats as rosey_stats
+from rosey.cli import exit_codes, launch
+from rosey.cli import main as cli
+from rosey.cli import stats as rosey_stats
+from rosey.cli import status as rosey_status
 
 # Commands that hand their exit code to code elsewhere (run: execs supervisord, or relays).
 DELEGATES: dict[str, object] = {"status": rosey_status, "stats": rosey_stats,
@@ -53,7 +54,7 @@ def codes_returned(function: object) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Return) and isinstance(node.value, ast.Constant):
             raise AssertionError(f"{function.__name__} returns the bare number "  # type: ignore[attr-defined]
-                                 f"{node.value.value!r}; use a name from rosey.exit_codes")
+                                 f"{node.value.value!r}; use a name from rosey.cli.exit_codes")
     loads = any(isinstance(node, ast.Name) and node.id == "_load" for node in ast.walk(tree))
     return names | ({"CONFIG"} if loads else set())
 
@@ -106,7 +107,7 @@ def test_rosey_config_stands_in_for_the_option(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROSEY_")}
 
     def rosey(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "rosey.cli", *args], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "rosey.cli.main", *args], capture_output=True,
                               text=True, cwd=work, env={**env, **extra}, timeout=60)
 
     checked = rosey("check-config", ROSEY_CONFIG=str(cfg))

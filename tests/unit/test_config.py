@@ -171,12 +171,12 @@ def test_config_reference_documents_every_key() -> None:
 
 def test_check_config_cli_exit_code_2_and_one_line(tmp_path: Path) -> None:
     path = write(tmp_path, with_llm(llm_cooldwn=5))
-    done = subprocess.run([sys.executable, "-m", "rosey.cli", "check-config", str(path)],
+    done = subprocess.run([sys.executable, "-m", "rosey.cli.main", "check-config", str(path)],
                           capture_output=True, text=True, env={"PATH": "/usr/bin"}, cwd=ROOT)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "did you mean 'llm_cooldown'" in done.stderr
     path = write(tmp_path, MINIMAL)
-    done = subprocess.run([sys.executable, "-m", "rosey.cli", "check-config", str(path)],
+    done = subprocess.run([sys.executable, "-m", "rosey.cli.main", "check-config", str(path)],
                           capture_output=True, text=True, env={"PATH": "/usr/bin"}, cwd=ROOT)
     assert done.returncode == 0, done.stderr
 

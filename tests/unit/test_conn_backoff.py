@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rosey.cytube.backoff import (
+from rosey.conn.backoff import (
     ReconnectPolicy,
     classify_connect_error,
     classify_kick,

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from rosey.cytube import events as ev
-from rosey.cytube.session import Session
+from rosey.conn import events as ev
+from rosey.conn.session import Session
 from rosey.protocol import (
     Chat,
     ChatCleared,

@@ -1,4 +1,4 @@
-"""rosey.cytube.events against the frames recorded from a live CyTube 3.86 server."""
+"""rosey.conn.events against the frames recorded from a live CyTube 3.86 server."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from rosey.cytube import events as ev
-from rosey.cytube.events import FrameError, JoinReplayFilter, html_to_text, parse_frame
+from rosey.conn import events as ev
+from rosey.conn.events import FrameError, JoinReplayFilter, html_to_text, parse_frame
 from tests.transcript import LIFECYCLE_EVENTS, frames
 
 EXPECTED_TYPES: dict[str, type] = {

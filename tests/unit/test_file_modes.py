@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rosey import exit_codes
+from rosey.cli import exit_codes
 from rosey.file_modes import parse_umask
 from rosey.store.db import Store
 
@@ -69,7 +69,7 @@ def test_backup_cli_default_private_and_operator_umask(tmp_path: Path) -> None:
     cfg.write_text(json.dumps({"channel": "c", "user": ["rosey", "pw"]}))
     (tmp_path / "data").mkdir()
     sqlite3.connect(tmp_path / "data" / "rosey.db").close()
-    base = [sys.executable, "-m", "rosey.cli", "--config", str(cfg)]
+    base = [sys.executable, "-m", "rosey.cli.main", "--config", str(cfg)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROSEY_")}
 
     def backup(*extra: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import collections
 
-from rosey.cytube import events as ev
+from rosey.conn import events as ev
 from rosey.protocol import Chat, encode
 from tests.fuzzing import bad_frames
 from tests.unit.test_conn_session import joined_session, metric

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rosey.cytube.governor import Governor
+from rosey.conn.governor import Governor
 from rosey.protocol import PRIORITY_OTHER, Say
 from tests.fakes.cytube_filters import RateLimiter
 

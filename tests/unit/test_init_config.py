@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from rosey.cli.init_config import Exists, write_examples
 from rosey.config import load_config
-from rosey.tools.init_config import Exists, write_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 

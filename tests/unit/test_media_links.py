@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rosey.media_links import MediaLink, MediaLinkError, parse_media_link
+from rosey.router.media_links import MediaLink, MediaLinkError, parse_media_link
 
 CASES = [
     ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", "yt", "dQw4w9WgXcQ"),

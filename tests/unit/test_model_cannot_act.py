@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rosey.cytube.governor import Governor
-from rosey.cytube.session import Session
+from rosey.conn.governor import Governor
+from rosey.conn.session import Session
 from rosey.protocol import ACTIONS, Action, ActionResult, Message, Say
 from rosey.router.modctx import ModContext
 from tests.unit.test_brain_flow import Rig

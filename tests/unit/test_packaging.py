@@ -80,13 +80,13 @@ def test_wheel_is_complete_and_claims_only_rosey(tmp_path: Path) -> None:
                 "rosey.procs.conn, rosey.procs.events; print(rosey.__file__)")
     assert where.returncode == 0, where.stderr
     assert where.stdout.strip() == str(target / "rosey" / "__init__.py")
-    missing = run("-m", "rosey.cli", "check-config")
+    missing = run("-m", "rosey.cli.main", "check-config")
     assert missing.returncode == 2 and "`rosey init-config config.json`" in missing.stderr
-    init = run("-m", "rosey.cli", "init-config", "config.json", "--prompt", "prompt.md")
+    init = run("-m", "rosey.cli.main", "init-config", "config.json", "--prompt", "prompt.md")
     assert init.returncode == 0, init.stderr
     assert (work / "config.json").read_text() != "" and (work / "prompt.md").exists()
     # The example as written names a channel to set: check-config then accepts it.
-    checked = run("-m", "rosey.cli", "check-config", "config.json")
+    checked = run("-m", "rosey.cli.main", "check-config", "config.json")
     assert checked.returncode == 0, checked.stderr
     assert "prompt.md" not in checked.stderr  # the prompt file it names was found
     usage = run("-m", "rosey.procs.router", "--help")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rosey.cytube.packer import MIN_FIRST, Packer, Streams
-from rosey.cytube.split import _greedy, split_message, utf16_len
+from rosey.conn.packer import MIN_FIRST, Packer, Streams
+from rosey.conn.split import _greedy, split_message, utf16_len
 from rosey.sentences import sentence_ends
 
 FIRST = "alice: The film is a 1968 science fiction classic directed by Stanley Kubrick."

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from rosey.cytube.actions import ActionTracker
-from rosey.cytube.session import Session
+from rosey.conn.actions import ActionTracker
+from rosey.conn.session import Session
 from rosey.protocol import (
     ActionResult,
     Kick,

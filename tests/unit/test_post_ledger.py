@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rosey.cytube.governor import Governor, Prior
-from rosey.cytube.ledger import Ledger
+from rosey.conn.governor import Governor, Prior
+from rosey.conn.ledger import Ledger
 from rosey.protocol import Say
 
 LONG = " ".join(f"word{n}" for n in range(60))  # three parts at a 100-unit limit

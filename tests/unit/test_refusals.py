@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rosey import metrics
-from rosey.cytube import refusals
+from rosey.conn import refusals
 from tests.transcript import frames
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rosey import exit_codes
+from rosey.cli import exit_codes
+from rosey.cli.replay import LogError, LogLine, parse_stamp, read_log, replay
 from rosey.config import parse_config
-from rosey.tools.replay import LogError, LogLine, parse_stamp, read_log, replay
 from tests.transcript import TRANSCRIPT_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def test_cli(tmp_path: Path) -> None:
     cfg.write_text(json.dumps({"channel": "c", "user": ["rosey", "pw"]}))
     log = tmp_path / "chat.txt"
     log.write_text("[1800000000] alice: rosey hi\n[1800000001] bob: hello\n")
-    done = subprocess.run([sys.executable, "-m", "rosey.cli", "--config", str(cfg), "replay",
+    done = subprocess.run([sys.executable, "-m", "rosey.cli.main", "--config", str(cfg), "replay",
                            str(log), "--answer", "hey"], capture_output=True, text=True,
                           cwd=ROOT)
     assert done.returncode == 0, done.stderr
@@ -122,7 +122,7 @@ def test_cli_bare_times_missing_file_and_help(tmp_path: Path) -> None:
     cfg.write_text(json.dumps({"channel": "c", "user": ["rosey", "pw"]}))
     log = tmp_path / "chat.txt"
     log.write_text("[12:00:01] alice: rosey hi\n[12:00:02] bob: hello\n")
-    base = [sys.executable, "-m", "rosey.cli", "--config", str(cfg), "replay"]
+    base = [sys.executable, "-m", "rosey.cli.main", "--config", str(cfg), "replay"]
     done = subprocess.run([*base, str(log)], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == exit_codes.OK, done.stderr
     assert "reply: alice: (the model's answer)" in done.stdout

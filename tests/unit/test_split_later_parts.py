@@ -3,7 +3,7 @@ so only the splitter's escape stands between part 2 and the server running ``/ki
 
 from __future__ import annotations
 
-from rosey.cytube.split import split_message, utf16_len
+from rosey.conn.split import split_message, utf16_len
 from rosey.router.prompts import address
 from tests.e2e.command_replies import long_answer
 

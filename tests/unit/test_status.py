@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from rosey import status
-from rosey.cytube import refusals
+from rosey.cli import status
+from rosey.conn import refusals
 from tests.e2e.harness import free_port
 
 CONN = """\

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rosey.cytube.governor import Governor, Outcome
+from rosey.conn.governor import Governor, Outcome
 from rosey.protocol import Partial, Request, Say
 from rosey.router.resume import resume
 from tests.unit.test_brain_flow import Rig

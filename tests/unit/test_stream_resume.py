@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rosey.cytube.governor import Governor, Outcome
-from rosey.cytube.ledger import Ledger, accept
+from rosey.conn.governor import Governor, Outcome
+from rosey.conn.ledger import Ledger, accept
 from rosey.protocol import Say
 from rosey.router.prompts import address
 

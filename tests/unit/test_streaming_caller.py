@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from rosey.llm.base import Backend, LLMError, make_backend
-from rosey.llm.caller import ProviderCaller, Target
-from rosey.llm.policy import RetryPolicy
-from rosey.llm.worker import PartialSink
+from rosey.caller.base import Backend, LLMError, make_backend
+from rosey.caller.policy import RetryPolicy
+from rosey.caller.providers import ProviderCaller, Target
+from rosey.caller.service import PartialSink
 from rosey.protocol import Partial, Request, Turn
 from tests.fakes.llm import FakeLLM, Kind, tokens_of
 

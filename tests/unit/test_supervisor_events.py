@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from rosey import metrics as catalog
-from rosey import supervisor_events as se
-from rosey.events_metrics import EventMetrics
+from rosey.events import listener as se
+from rosey.events.exposition import EventMetrics
 
 
 def event(name: str, payload: str, serial: int = 1) -> bytes:
@@ -139,8 +139,8 @@ def test_rendered_supervisord_conf_declares_the_listener(tmp_path: Path) -> None
     redirect_stderr) and gets the port from metrics.events_port."""
     from supervisor.options import ServerOptions
 
+    from rosey.cli.launch import render_supervisord_conf
     from rosey.config import load_config
-    from rosey.launch import render_supervisord_conf
 
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"channel": "c", "user": ["bot", ""],
@@ -163,7 +163,7 @@ def test_rendered_supervisord_conf_declares_the_listener(tmp_path: Path) -> None
 
 def test_lean_families_match_the_catalog() -> None:
     """The listener exports the catalog's names, help, types and labels without importing
-    prometheus_client (rosey.events_metrics); the memory target too."""
+    prometheus_client (rosey.events.exposition); the memory target too."""
     lean = {f.name: f for f in EventMetrics().families()}
     for name, family in lean.items():
         metric = next(m for m in catalog.catalog() if catalog.name_of(m) in

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from rosey.cli.launch import render_supervisord_conf
 from rosey.config import parse_config
-from rosey.launch import render_supervisord_conf
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "etc" / "systemd" / "rosey.service"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rosey.config import Config
-from rosey.cytube.htmltext import html_to_text
+from rosey.conn.htmltext import html_to_text
 from rosey.protocol import Request, Result, Say
 from rosey.router.brain import Brain
 from rosey.router.dispatch import Pool

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rosey import chanstats, exit_codes
+from rosey.cli import exit_codes
 from rosey.config import Config
+from rosey.store import chanstats
 
 
 def end_of(day: str, tz: ZoneInfo) -> float:

@@ -11,7 +11,7 @@ atomically): the next ``rosey run`` starts N callers, unless ``callers.count`` h
 edited since (C differs): then the config, the newer decision, wins.
 
 The Prometheus ``file_sd`` list ``RUN/callers.json`` is not written here: supervisord's
-event listener (``rosey.supervisor_events``) rewrites it on every process state change,
+event listener (``rosey.events.listener``) rewrites it on every process state change,
 so it follows ``rosey scale``, crashes and restarts alike.
 """
 

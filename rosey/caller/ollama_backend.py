@@ -23,7 +23,7 @@ import json
 import httpx
 import ollama
 
-from rosey.llm.base import (
+from rosey.caller.base import (
     Completion,
     Health,
     LLMError,

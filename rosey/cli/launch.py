@@ -15,7 +15,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from rosey import exit_codes
+from rosey.cli import exit_codes
 from rosey.config import Config
 
 
@@ -39,7 +39,7 @@ def render_supervisord_conf(cfg: Config, config_path: Path, log_to_files: bool) 
 
 def _events_args(cfg: Config) -> str:
     """The event listener's settings as arguments: it does not load the config (it stays
-    small; see rosey.supervisor_events)."""
+    small; see rosey.events.listener)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -55,7 +55,7 @@ def _events_args(cfg: Config) -> str:
 
 def run_relayed(cfg: Config, argv: list[str], env: dict[str, str]) -> int:
     """supervisord with its stdout on a pipe that this process copies to the socket."""
-    from rosey import stdout_relay
+    from rosey.cli import stdout_relay
 
     child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
     relay = stdout_relay.start(child)
@@ -120,7 +120,7 @@ def start_callers(cfg: Config, supervisord_pid: int) -> bool:
     import http.client
     import xmlrpc.client
 
-    from rosey.llm import pool
+    from rosey.cli import scale as pool
 
     count = pool.desired_count(cfg)
     deadline = time.monotonic() + 20

@@ -24,11 +24,11 @@ from zmq.utils.monitor import parse_monitor_message
 
 from rosey import ipc, metrics
 from rosey.config import Config
-from rosey.cytube import refusals
-from rosey.cytube.backoff import Cause, ReconnectPolicy, classify_connect_error
-from rosey.cytube.governor import Governor
-from rosey.cytube.ledger import Ledger, accept
-from rosey.cytube.session import Emit, Session
+from rosey.conn import refusals
+from rosey.conn.backoff import Cause, ReconnectPolicy, classify_connect_error
+from rosey.conn.governor import Governor
+from rosey.conn.ledger import Ledger, accept
+from rosey.conn.session import Emit, Session
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import ACTIONS, Delivered, Message, Say, encode
 

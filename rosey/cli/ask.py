@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
+from rosey.caller.service import CallerService
 from rosey.config import Config
-from rosey.cytube.governor import Governor
-from rosey.cytube.split import utf16_len
-from rosey.llm.worker import CallerService
+from rosey.conn.governor import Governor
+from rosey.conn.split import utf16_len
 from rosey.protocol import Request, Result, Say
 from rosey.router.brain import Brain
 from rosey.router.dispatch import Pool

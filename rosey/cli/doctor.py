@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from rosey.config import Config
-from rosey.cytube import ranks, refusals
+from rosey.conn import ranks, refusals
 from rosey.protocol import Turn
 
 SOCKET_WAIT = 10.0  # python-socketio's connect wait_timeout (its default of 1 s is too short)
@@ -107,7 +107,7 @@ async def _socketconfig(http: aiohttp.ClientSession, url: str, cfg: Config,
 
 
 async def _message_length(http: aiohttp.ClientSession, page_url: str, cfg: Config) -> Check:
-    from rosey.cytube.client import chat_maxlength
+    from rosey.conn.client import chat_maxlength
 
     name = "message length"
     if cfg.conn.message_length:
@@ -283,7 +283,7 @@ def _login_fix(error: str, cfg: Config) -> str:
 
 
 async def check_llm(cfg: Config, report: Report) -> None:
-    from rosey.llm.worker import chain_from_config
+    from rosey.caller.service import chain_from_config
 
     for index, target in enumerate(chain_from_config(cfg)):
         label = "llm" if index == 0 else f"fallback {index}"
@@ -291,7 +291,7 @@ async def check_llm(cfg: Config, report: Report) -> None:
 
 
 def _one_token_kwargs(cfg: Config, provider: str) -> dict[str, Any]:
-    from rosey.llm.worker import backend_kwargs
+    from rosey.caller.service import backend_kwargs
 
     kwargs = backend_kwargs(cfg, provider)
     if provider == "openai":
@@ -303,7 +303,7 @@ def _one_token_kwargs(cfg: Config, provider: str) -> dict[str, Any]:
 
 async def _check_target(cfg: Config, label: str, provider: str, model: str,
                         report: Report) -> None:
-    from rosey.llm import LLMError, make_backend
+    from rosey.caller import LLMError, make_backend
 
     backend = make_backend(provider, **_one_token_kwargs(cfg, provider))
     try:

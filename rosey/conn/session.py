@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rosey import metrics
-from rosey.cytube import actions as act
-from rosey.cytube import events as ev
-from rosey.cytube import frames as fr
-from rosey.cytube import ranks, refusals
-from rosey.cytube.backoff import Verdict, classify_kick, classify_login_error
-from rosey.cytube.governor import SERVER_DEFAULT, Governor, Outcome
+from rosey.conn import actions as act
+from rosey.conn import events as ev
+from rosey.conn import frames as fr
+from rosey.conn import ranks, refusals
+from rosey.conn.backoff import Verdict, classify_kick, classify_login_error
+from rosey.conn.governor import SERVER_DEFAULT, Governor, Outcome
 from rosey.protocol import (
     PRIORITY_OTHER,
     Action,

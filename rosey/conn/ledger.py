@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from rosey.cytube.governor import Governor
-from rosey.cytube.segments import Part, Prior, SegKey
+from rosey.conn.governor import Governor
+from rosey.conn.segments import Part, Prior, SegKey
 from rosey.protocol import Say
 
 log = logging.getLogger("rosey.conn")

@@ -4,7 +4,7 @@
 does no I/O of its own: backends come from a factory and time from an injected
 ``clock``/``sleep``/``rng``, so the unit tests run it on a virtual clock
 (tests/unit/test_caller.py) and the decisions themselves live in the pure
-``rosey.llm.policy`` and ``rosey.llm.breaker``.
+``rosey.caller.policy`` and ``rosey.caller.breaker``.
 
 Streaming (``llm.stream``, ``providers.<name>.stream``): the backend's ``stream`` hands each
 piece of text to a ``Sink`` as it arrives, and the sink sends ``Partial`` pieces on.  A
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rosey import metrics
-from rosey.llm.base import Backend, Completion, LLMError
-from rosey.llm.breaker import Breaker, State
-from rosey.llm.policy import Decision, Failure, RetryPolicy, attempt_timeout, decide
+from rosey.caller.base import Backend, Completion, LLMError
+from rosey.caller.breaker import Breaker, State
+from rosey.caller.policy import Decision, Failure, RetryPolicy, attempt_timeout, decide
 from rosey.protocol import Request
 
 log = logging.getLogger("rosey.caller")

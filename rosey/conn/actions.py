@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rosey.cytube import frames as fr
+from rosey.conn import frames as fr
 from rosey.protocol import (
     Action,
     ActionResult,
@@ -43,7 +43,7 @@ from rosey.protocol import (
 )
 
 if TYPE_CHECKING:
-    from rosey.cytube.session import Session
+    from rosey.conn.session import Session
 
 VIEW_DELTAS_MAX = 2000  # playlist changes kept since the last full list (a channel's day)
 PENDING_MAX = 64  # actions awaiting the server's answer (each ends within ACTION_TIMEOUT)

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from rosey.cytube.packer import Streams
-from rosey.cytube.segments import Outcome, Part, Prior, SegKey, Tracked
-from rosey.cytube.split import split_message
+from rosey.conn.packer import Streams
+from rosey.conn.segments import Outcome, Part, Prior, SegKey, Tracked
+from rosey.conn.split import split_message
 from rosey.protocol import Say
 
 # The server's per-user limiter (src/utilities.js newRateLimiter): after ``cooldown``

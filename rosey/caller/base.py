@@ -120,11 +120,11 @@ def make_backend(provider: str, **kwargs: Any) -> Backend:
     ``kwargs`` go to the backend's constructor (``OpenAIBackend`` / ``OllamaBackend``).
     """
     if provider == "openai":
-        from rosey.llm.openai_backend import OpenAIBackend
+        from rosey.caller.openai_backend import OpenAIBackend
 
         return OpenAIBackend(**kwargs)
     if provider == "ollama":
-        from rosey.llm.ollama_backend import OllamaBackend
+        from rosey.caller.ollama_backend import OllamaBackend
 
         return OllamaBackend(**kwargs)
     raise ValueError(f"unknown LLM provider {provider!r}; expected one of {', '.join(PROVIDERS)}")

@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from rosey import exit_codes
+from rosey.cli import exit_codes
 from rosey.config import Config
-from rosey.cytube import refusals
+from rosey.conn import refusals
 
 FETCH_TIMEOUT = 0.5
 EXIT_OK, EXIT_PROCESS_DOWN = exit_codes.OK, exit_codes.FAILED
@@ -152,7 +152,7 @@ def summary(cfg: Config, conn: str | None) -> str:
     if not m.enabled:
         return "-- live: metrics.enabled is false, no summary --"
     callers = [fetch(m.host, m.caller_base_port + n) for n in range(cfg.callers.max)]
-    from rosey.control import send_command
+    from rosey.cli.control import send_command
 
     ok, text = send_command(cfg.paths.run_dir, ["status"], timeout=1.0)
     return format_summary(conn, fetch(m.host, m.router_port), callers, text if ok else "")

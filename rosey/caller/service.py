@@ -2,7 +2,7 @@
 
 Several requests run at once (``callers.slots``), so one slow model call does not
 idle the process.  Every request gets exactly one Result, ok or classified error,
-before its deadline; retries, failover and breakers are ``rosey.llm.caller``'s.
+before its deadline; retries, failover and breakers are ``rosey.caller.providers``'s.
 
 Drain (SIGTERM, e.g. ``rosey scale`` stopping this member): announce ``slots=0`` so the
 router sends nothing more, finish every request already here (including one that was on
@@ -25,14 +25,14 @@ import zmq
 import zmq.asyncio
 
 from rosey import ipc, metrics
+from rosey.caller import make_backend
+from rosey.caller.base import Backend
+from rosey.caller.chunker import Chunker
+from rosey.caller.policy import RetryPolicy
+from rosey.caller.pricing import PriceTable
+from rosey.caller.providers import Breakers, Outcome, ProviderCaller, Target
 from rosey.config import Config
 from rosey.lifecycle import run_until_signalled, survive
-from rosey.llm import make_backend
-from rosey.llm.base import Backend
-from rosey.llm.caller import Breakers, Outcome, ProviderCaller, Target
-from rosey.llm.chunker import Chunker
-from rosey.llm.policy import RetryPolicy
-from rosey.llm.pricing import PriceTable
 from rosey.protocol import Heartbeat, Partial, Ready, Request, Result, encode
 
 log = logging.getLogger("rosey.caller")
@@ -85,7 +85,7 @@ def streams(cfg: Config, provider: str) -> bool:
 
 
 class PartialSink:
-    """Sends a streamed answer to the router as ``Partial`` pieces (``rosey.llm.chunker``)
+    """Sends a streamed answer to the router as ``Partial`` pieces (``rosey.caller.chunker``)
     as they complete; ``committed`` once one has gone (no retry after that)."""
 
     def __init__(self, request: Request, caller: str,

@@ -16,7 +16,7 @@ logs go to stderr only.  Every event is answered OK, even one that could not be 
 
 Lean on purpose (~12 MiB RSS instead of 31): standard library only.  No config loading
 (``rosey run`` validated the config and passes what is needed as arguments), no
-prometheus_client (``rosey.events_metrics``), no ``xmlrpc.client`` (``http.client``
+prometheus_client (``rosey.events.exposition``), no ``xmlrpc.client`` (``http.client``
 imports ssl): the one RPC it makes is a hand-written XML-RPC POST over supervisord's
 Unix socket.
 """
@@ -35,7 +35,7 @@ from xml.etree import ElementTree
 
 from supervisor.states import ProcessStates
 
-from rosey.events_metrics import EventMetrics, serve
+from rosey.events.exposition import EventMetrics, serve
 
 TYPE_CHECKING = False  # typing and dataclasses (inspect, ast) cost ~1 MiB; not at run time
 if TYPE_CHECKING:

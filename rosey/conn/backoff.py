@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from rosey.cytube import refusals
+from rosey.conn import refusals
 
 log = logging.getLogger("rosey.conn")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import openai
 
-from rosey.llm.base import (
+from rosey.caller.base import (
     Completion,
     Health,
     LLMError,

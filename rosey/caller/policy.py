@@ -1,6 +1,6 @@
 """Retry and failover decisions for one request.  Pure: time and randomness are arguments.
 
-The caller (``rosey.llm.caller``) asks two questions of this module and nothing else:
+The caller (``rosey.caller.providers``) asks two questions of this module and nothing else:
 
 * ``attempt_timeout``: how long may the next provider call take?  The whole remaining
   deadline, except that an entry with a fallback behind it gets only a share of it (so a

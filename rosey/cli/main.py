@@ -1,6 +1,6 @@
 """The ``rosey`` command: run, check-config, status, scale, ctl, … (docs/CLI.md).
 
-Every exit code is a name from ``rosey.exit_codes``; docs/CLI.md lists them per command
+Every exit code is a name from ``rosey.cli.exit_codes``; docs/CLI.md lists them per command
 and tests/unit/test_cli_doc.py keeps the two in step."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from rosey import exit_codes, file_modes, launch
+from rosey import file_modes
+from rosey.cli import exit_codes, launch
 from rosey.config import Config, ConfigError, load_config
 
 
@@ -60,7 +61,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_init_config(args: argparse.Namespace) -> int:
-    from rosey.tools.init_config import Exists, write_examples
+    from rosey.cli.init_config import Exists, write_examples
 
     dest = _config_path(args.config)
     prompt = Path(args.prompt) if args.prompt else None
@@ -90,11 +91,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     conf = run_dir / "supervisord.conf"
     conf.write_text(launch.render_supervisord_conf(cfg, path, args.log_files))
     env = dict(os.environ, ROSEY_CONFIG=str(path))
-    from rosey import stdout_relay
+    from rosey.cli import stdout_relay
 
     # `rosey run > run.log`: every program reopens /dev/stdout (see there).
     stdout_relay.append_when_file(sys.stdout, sys.stderr)
-    argv = [sys.executable, "-m", "rosey.supervisord_main", "-n", "-c", str(conf)]
+    argv = [sys.executable, "-m", "rosey.cli.supervisord_main", "-n", "-c", str(conf)]
     if stdout_relay.stdout_is_socket():  # under systemd (see stdout_relay)
         return launch.run_relayed(cfg, argv, env)
     # Nothing is left for this process to do once supervisord runs: it becomes supervisord
@@ -112,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit codes: OK, FAILED (a process is down), CONN_STOPPED, NOT_RUNNING (docs/CLI.md)."""
     cfg, _ = _load(args.config)
-    from rosey import status
+    from rosey.cli import status
 
     def supervisor_status() -> tuple[int, str, str]:
         if not (Path(cfg.paths.run_dir) / "supervisord.conf").exists():
@@ -128,7 +129,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
     Stopped members drain (finish their in-flight calls) in parallel; the command waits
     for them up to ``stopwaitsecs``.  The count persists for the next ``rosey run``."""
-    from rosey.llm import pool
+    from rosey.cli import scale as pool
 
     cfg, _ = _load(args.config)
     if not 0 <= args.count <= cfg.callers.max:
@@ -158,7 +159,7 @@ def _members(indexes: list[int]) -> str:
 
 def cmd_ctl(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
-    from rosey.control import send_command
+    from rosey.cli.control import send_command
 
     if not (Path(cfg.paths.run_dir) / "control").exists():  # no router ever bound it here
         print(f"rosey: not running in {cfg.paths.run_dir} (start it with rosey run)",
@@ -188,7 +189,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     import asyncio
 
-    from rosey.tools.replay import LogError, read_log, replay
+    from rosey.cli.replay import LogError, read_log, replay
 
     try:
         lines = read_log(Path(args.log))
@@ -205,7 +206,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     import asyncio
 
-    from rosey.tools.ask import AskError, ask
+    from rosey.cli.ask import AskError, ask
 
     try:
         asked = asyncio.run(ask(cfg, args.question, as_user=args.as_user,
@@ -219,16 +220,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    """Channel statistics; the logic is in rosey/tools/stats.py."""
+    """Channel statistics; the logic is in rosey/cli/stats.py."""
     cfg, _ = _load(args.config)
-    from rosey.tools.stats import run_stats
+    from rosey.cli.stats import run_stats
 
     return run_stats(cfg, args.days, args.until, args.json)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
-    from rosey.doctor import run_doctor
+    from rosey.cli.doctor import run_doctor
 
     return exit_codes.OK if run_doctor(cfg) == 0 else exit_codes.FAILED
 

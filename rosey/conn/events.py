@@ -3,7 +3,7 @@
 Every fact here comes from ``docs/cytube/PROTOCOL.md`` and the frames recorded in
 ``tests/data/cytube-transcript.jsonl`` (CyTube 3.86). The server sends at most one argument per
 frame; ``parse_frame(event, data)`` turns that pair into one of the dataclasses of
-:mod:`rosey.cytube.frames` through the table ``PARSERS`` (event name -> parser).
+:mod:`rosey.conn.frames` through the table ``PARSERS`` (event name -> parser).
 
 Rules:
 
@@ -23,10 +23,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from rosey.cytube import frames as fr
-from rosey.cytube.frames import *  # noqa: F403 - this module is the public face of the frames
-from rosey.cytube.htmltext import html_to_text
-from rosey.cytube.replay import JoinReplayFilter
+from rosey.conn import frames as fr
+from rosey.conn.frames import *  # noqa: F403 - this module is the public face of the frames
+from rosey.conn.htmltext import html_to_text
+from rosey.conn.replay import JoinReplayFilter
 
 __all__ = ["IGNORED_EVENTS", "KNOWN_EVENTS", "PARSERS", "SERVER_NAME", "FrameError",
            "JoinReplayFilter", "html_to_text", "parse_frame"]

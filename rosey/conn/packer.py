@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from rosey.cytube.split import (
+from rosey.conn.split import (
     _CONTROL,
     _SPACES,
     ELLIPSIS,
