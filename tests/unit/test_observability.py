@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from prometheus_client import REGISTRY
-
 from rosey import metrics
 from tests import promfiles
 from tests.promfiles import ALERTS, ALERTS_TEST, DASHBOARDS, PROM_DIR, ROOT, RUNBOOK, tool
@@ -26,10 +24,11 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 
 def catalog_samples() -> dict[str, list[str]]:
-    """Every sample name the registry can export → its label names."""
+    """Every sample name some process's registry can export → its label names."""
     labels = {m._name: list(m._labelnames) for m in metrics.catalog()}
     out: dict[str, list[str]] = {}
-    for family in REGISTRY.collect():
+    families = [f for role in metrics.ROLES for f in metrics.registry_for(role).collect()]
+    for family in families:
         for suffix in SUFFIXES.get(family.type, ("",)):
             out[family.name + suffix] = labels.get(family.name, [])
     return out
@@ -209,7 +208,8 @@ def test_process_dashboard_filters_by_process() -> None:
 def exported(process: str) -> dict[str, float]:
     """/metrics of a fresh interpreter after preinit(process), as {sample: value}."""
     code = ("import sys; from prometheus_client import generate_latest; from rosey import metrics;"
-            f"metrics.preinit({process!r}, ['chan']); sys.stdout.write(generate_latest().decode())")
+            f"registry = metrics.preinit({process!r}, ['chan']);"
+            "sys.stdout.write(generate_latest(registry).decode())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30, cwd=ROOT, check=True)
     out = {}
