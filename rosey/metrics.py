@@ -308,6 +308,8 @@ def preinit(process: str, channels: Sequence[str] = (),
             ENDPOINT_CAPACITY.labels(name).set(capacity)
             ENDPOINT_IN_FLIGHT.labels(name).set(0)
             ENDPOINT_UP.labels(name).set(1)
+            ENDPOINT_REQUESTS.labels(name, "ok")
+            ENDPOINT_LATENCY.labels(name)
     return registry_for(process)
 
 
