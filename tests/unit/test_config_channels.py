@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,25 @@ def test_channels_example_loads() -> None:
     assert len(names) == 3 and cfg.channel == names[0]
     from rosey.config import provider_endpoints
     assert len(provider_endpoints(cfg, "ollama")) == 2
+
+
+def test_config_doc_shows_the_channels_example_and_what_check_config_prints(
+        tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "CONFIG.md").read_text()
+    section = doc.split("**Three channels on two Ollama boxes**", 1)[1]
+    shown = section.split("```json\n", 1)[1].split("```", 1)[0]
+    example = root / "etc" / "config.channels.example.json"
+    assert json.loads(shown) == json.loads(example.read_text())
+    printed = section.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    (tmp_path / "prompt.example.md").write_text("You are {bot_name}.")
+    path = tmp_path / "config.json"
+    path.write_text(example.read_text())
+    path.chmod(0o600)
+    done = subprocess.run([sys.executable, "-m", "rosey.cli.main", "check-config", str(path)],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin"},
+                          cwd=root, timeout=60)
+    assert done.returncode == 0, done.stderr
+    got = done.stdout.splitlines()
+    assert got[0].split(": OK", 1)[1] == printed[0].split(": OK", 1)[1]
+    assert got[1:] == printed[1:]
