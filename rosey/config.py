@@ -13,7 +13,7 @@ import shlex
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 import msgspec
 
@@ -126,6 +126,8 @@ def collect_errors(raw: Any, *, base_dir: Path, env: dict[str, str],
     semantic += _shape_errors(cfg, cleaned, env, source)
     semantic += _channel_errors(cfg, source, semantic)
     heads = tuple(f"{source}: {path}{sep}" for path in bad for sep in (":", ".", "["))
+    if "$.channels" in bad:  # the list was dropped: its absence is not a second problem
+        heads += (f"{source}: $.channel:",)
     return errors + [message for message in semantic if not message.startswith(heads)]
 
 
@@ -217,6 +219,10 @@ def _drop_invalid(raw: dict[str, Any], struct: type, where: str, source: str,
         if sub is not None and isinstance(value, dict):
             kept[key] = _drop_invalid(value, sub, path, source, errors, bad)
             continue
+        item = _item_struct(fields[key].type)
+        if item is not None and isinstance(value, list):  # entries: their keys one by one
+            value = [_drop_invalid(elem, item, f"{path}[{index}]", source, errors, bad)
+                     if isinstance(elem, dict) else elem for index, elem in enumerate(value)]
         try:
             msgspec.convert(value, fields[key].type, strict=True)
         except msgspec.ValidationError as exc:
@@ -283,6 +289,11 @@ def _reject_unknown_keys(raw: dict[str, Any], struct: type, where: str, source: 
         sub = _struct_type(fields[key].type)
         if sub is not None and isinstance(value, dict):
             _reject_unknown_keys(value, sub, f"{where}.{key}", source)
+        item = _item_struct(fields[key].type)
+        if item is not None and isinstance(value, list):
+            for index, elem in enumerate(value):
+                if isinstance(elem, dict):
+                    _reject_unknown_keys(elem, item, f"{where}.{key}[{index}]", source)
 
 
 def _unknown_key(key: str, known: list[str], path: str, source: str) -> str:
@@ -295,6 +306,11 @@ def _struct_type(tp: Any) -> type | None:
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
         return tp
     return None
+
+
+def _item_struct(tp: Any) -> type | None:
+    """``Fallback`` of ``list[Fallback]`` (entries such as channels and endpoints)."""
+    return _struct_type(get_args(tp)[0]) if get_origin(tp) is list else None
 
 
 _VALIDATION_RE = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$")

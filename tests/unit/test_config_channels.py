@@ -226,3 +226,17 @@ def test_config_doc_shows_the_channels_example_and_what_check_config_prints(
     got = done.stdout.splitlines()
     assert got[0].split(": OK", 1)[1] == printed[0].split(": OK", 1)[1]
     assert got[1:] == printed[1:]
+
+
+def test_typos_in_entries_get_did_you_mean(tmp_path: Path) -> None:
+    assert "$.channels[1].chanel: unknown key; did you mean 'channel'?" in error_for(
+        tmp_path, {**BASE, "channels": [{"channel": "a"}, {"chanel": "b"}]})
+    assert "$.providers.ollama.endpoints[0].capacty: unknown key; did you mean 'capacity'?" \
+        in error_for(tmp_path, {**BASE, "channel": "a", "providers": {"ollama": {"endpoints": [
+            {"url": "http://gpu1:11434", "capacty": 2}]}}})
+    # every problem at once: the typo, and the entry that then lacks its name, nothing more
+    errors = all_errors(tmp_path, {**BASE, "channels": [
+        {"channel": "a", "llm": {"llm_cooldown": 1}}, {"chanel": "b"}]})
+    assert len(errors) == 2, errors
+    assert "$.channels[1].chanel: unknown key" in errors[0]
+    assert "$.channels[1]: missing key 'channel'" in errors[1]
