@@ -10,7 +10,6 @@ import difflib
 import os
 import re
 import shlex
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -18,7 +17,7 @@ from typing import Any, get_args, get_origin
 import msgspec
 
 from rosey.config_channels import SECTIONS, SHARED_KEYS, channel_configs
-from rosey.config_checks import check_semantics
+from rosey.config_checks import check_semantics, secret_file_warnings
 from rosey.config_endpoints import ProviderName, endpoint_problems, provider_endpoints
 from rosey.config_schema import Config, Endpoint
 from rosey.errors import ConfigError
@@ -235,47 +234,6 @@ def _drop_invalid(raw: dict[str, Any], struct: type, where: str, source: str,
             continue
         kept[key] = value
     return kept
-
-
-_SECRET_WORDS = ("a password", "an API key", "a channel password", "an authorization header")
-
-
-def secret_file_warnings(path: Path, raw: Any) -> list[str]:
-    """A warning when a config file holding a secret can be read by every local user."""
-    if not isinstance(raw, dict):
-        return []
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return []
-    if not mode & stat.S_IROTH:
-        return []
-    user, headers = raw.get("user"), _dig(raw, "providers", "ollama", "headers")
-    held = [
-        isinstance(user, list) and len(user) > 1 and bool(user[1]),
-        bool(_dig(raw, "llm", "openai_api_key")),
-        bool(_dig(raw, "conn", "channel_password")) or any(
-            bool(_dig(entry, "conn", "channel_password")) for entry in _entries(raw)),
-        isinstance(headers, dict) and any(k.lower() == "authorization" for k in headers),
-    ]
-    what = [word for word, has in zip(_SECRET_WORDS, held, strict=True) if has]
-    if not what:
-        return []
-    return [f"{path}: warning: readable by every user (mode {stat.S_IMODE(mode):04o}) and holds "
-            f"{' and '.join(what)}; run `chmod 600 {path}`, or move secrets to the "
-            "environment (ROSEY_PASSWORD, OPENAI_API_KEY, ROSEY_CHANNEL_PASSWORD; under "
-            "systemd in /etc/rosey/rosey.env, mode 600)"]
-
-
-def _entries(raw: dict[str, Any]) -> list[Any]:
-    entries = raw.get("channels")
-    return entries if isinstance(entries, list) else []
-
-
-def _dig(raw: Any, *keys: str) -> Any:
-    for key in keys:
-        raw = raw.get(key) if isinstance(raw, dict) else None
-    return raw
 
 
 # ---- unknown keys ---------------------------------------------------------
