@@ -220,8 +220,12 @@ def _drop_invalid(raw: dict[str, Any], struct: type, where: str, source: str,
             continue
         item = _item_struct(fields[key].type)
         if item is not None and isinstance(value, list):  # entries: their keys one by one
+            before = len(errors)
             value = [_drop_invalid(elem, item, f"{path}[{index}]", source, errors, bad)
                      if isinstance(elem, dict) else elem for index, elem in enumerate(value)]
+            if len(errors) > before:  # reported inside: the list is left out, once
+                bad.append(path)
+                continue
         try:
             msgspec.convert(value, fields[key].type, strict=True)
         except msgspec.ValidationError as exc:
@@ -305,8 +309,10 @@ _TYPE_WORDS = {
 
 
 def _literal_choices(path: str) -> list[str]:
+    path = re.sub(r"^\$\.channels\[\d+\]", "$", path)  # an entry's sections are the top's
     tp: Any = Config
-    for part in path.lstrip("$").strip(".").split("."):
+    for part in re.sub(r"\[\d+\]", "", path).lstrip("$").strip(".").split("."):
+        tp = _item_struct(tp) or tp
         fields = {f.encode_name: f.type for f in msgspec.structs.fields(tp)}
         if part not in fields:
             return []

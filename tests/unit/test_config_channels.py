@@ -234,9 +234,15 @@ def test_typos_in_entries_get_did_you_mean(tmp_path: Path) -> None:
     assert "$.providers.ollama.endpoints[0].capacty: unknown key; did you mean 'capacity'?" \
         in error_for(tmp_path, {**BASE, "channel": "a", "providers": {"ollama": {"endpoints": [
             {"url": "http://gpu1:11434", "capacty": 2}]}}})
-    # every problem at once: the typo, and the entry that then lacks its name, nothing more
+    # every problem at once, each once: the typo (not also the name it leaves missing,
+    # nor a missing top-level channel)
     errors = all_errors(tmp_path, {**BASE, "channels": [
         {"channel": "a", "llm": {"llm_cooldown": 1}}, {"chanel": "b"}]})
-    assert len(errors) == 2, errors
-    assert "$.channels[1].chanel: unknown key" in errors[0]
-    assert "$.channels[1]: missing key 'channel'" in errors[1]
+    assert len(errors) == 1 and "$.channels[1].chanel: unknown key" in errors[0], errors
+    errors = all_errors(tmp_path, {**BASE, "channel": "a", "providers": {"fallbacks": [
+        {"provider": "gtp", "model": "m"}]}})
+    assert errors == ["config.json: $.providers.fallbacks[0].provider: invalid value 'gtp'; "
+                      "expected one of openai, ollama"]
+    assert "$.channels[0].llm.provider: invalid value 'gpt'; expected one of openai, ollama" \
+        in error_for(tmp_path, {**BASE, "channels": [{"channel": "a",
+                                                      "llm": {"provider": "gpt"}}]})
