@@ -122,6 +122,9 @@ def test_model_hosts_are_not_per_channel(tmp_path: Path) -> None:
     message = error_for(tmp_path, {**BASE, "channels": [
         {"channel": "a", "llm": {"ollama_host": "http://x:1"}}]})
     assert "$.channels[0].llm.ollama_host: not per channel" in message
+    message = error_for(tmp_path, {**BASE, "channels": [
+        {"channel": "a"}, {"channel": "b", "llm": {"openai_api_key": "sk-x"}}]})
+    assert "$.channels[1].llm.openai_api_key: not per channel; set OPENAI_API_KEY" in message
 
 
 def test_legacy_ollama_host_is_a_list_of_one(tmp_path: Path) -> None:
