@@ -288,3 +288,20 @@ def test_preinit_conn_and_caller() -> None:
     assert caller["rosey_caller_slots_busy"] == 0
     assert not any(k.startswith("rosey_conn_connected") for k in caller)
     assert "rosey_router_callers_alive" not in caller
+
+
+def test_a_channel_joining_and_leaving_adds_and_drops_its_series() -> None:
+    registry = metrics.registry_for("conn")
+    metrics.add_channel("conn", "joiner")
+    metrics.KICKS.labels("joiner", "kick").inc()
+    metrics.KICKS.labels("stayer", "kick").inc()
+    assert registry.get_sample_value("rosey_conn_connected", {"channel": "joiner"}) == 0
+    assert registry.get_sample_value("rosey_conn_fatal", {"channel": "joiner",
+                                                          "reason": "server_ban"}) == 0
+    metrics.remove_channel("joiner")
+    assert registry.get_sample_value("rosey_conn_connected", {"channel": "joiner"}) is None
+    assert registry.get_sample_value("rosey_conn_kicks_total",
+                                     {"channel": "joiner", "kind": "kick"}) is None
+    assert registry.get_sample_value("rosey_conn_kicks_total",
+                                     {"channel": "stayer", "kind": "kick"}) == 1
+    metrics.remove_channel("stayer")
