@@ -20,6 +20,9 @@ from rosey.caller.base import Backend, LLMError, make_backend, parse_retry_after
 from rosey.protocol import Turn
 from tests.fakes.llm import FakeLLM, Kind
 
+# The fake model servers on loopback, and import checks in subprocesses.
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 KINDS: list[Kind] = ["openai", "ollama"]
 MODEL = {"openai": "gpt-4o-mini", "ollama": "llama3.2:3b"}

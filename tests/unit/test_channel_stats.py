@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from rosey import metrics
 from rosey.config import load_config
 from rosey.protocol import (
@@ -30,6 +32,8 @@ from rosey.protocol import (
 )
 from rosey.router.service import RouterService
 from rosey.store import chanstats
+
+pytestmark = pytest.mark.integration  # the `rosey stats` CLI in a subprocess
 
 TZ = ZoneInfo("Europe/Berlin")
 CONN = b"conn:chan"

@@ -16,6 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from rosey.cli import exit_codes, launch
 from rosey.cli import main as cli
 from rosey.cli import stats as rosey_stats
@@ -96,6 +98,7 @@ def test_each_section_names_every_code_its_command_returns() -> None:
         assert named <= set(exit_codes.ALL), f"rosey {name}: unknown {named - set(exit_codes.ALL)}"
 
 
+@pytest.mark.integration
 def test_rosey_config_stands_in_for_the_option(tmp_path: Path) -> None:
     """`make run` passes no --config when ROSEY_CONFIG is set: rosey itself reads it."""
     cfg = tmp_path / "elsewhere" / "bot.json"

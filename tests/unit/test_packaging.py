@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # pip builds and installs the wheel in subprocesses
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

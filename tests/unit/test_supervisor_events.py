@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rosey import metrics as catalog
 from rosey.events import listener as se
 from rosey.events.exposition import EventMetrics
@@ -177,6 +179,7 @@ def test_lean_families_match_the_catalog() -> None:
     assert catalog.MEMORY_TARGETS["events"] == se.MEMORY_TARGET
 
 
+@pytest.mark.integration
 def test_exposition_parses_and_rpc_reads_supervisord(tmp_path: Path) -> None:
     """/metrics as prometheus_client's own parser reads it; getAllProcessInfo over a real
     supervisord's Unix socket."""
