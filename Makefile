@@ -40,7 +40,7 @@ unit: setup
 	$(PY) -m pytest -q -m unit tests/unit
 
 # The tiers above it, for when a change touches processes, sockets or supervisord.
-integration: setup
+integration: setup test-tools
 	$(PY) -m pytest -q -m integration
 
 e2e: setup test-tools
