@@ -67,7 +67,7 @@ lint: setup
 	$(VENV)/bin/ruff check rosey procs tests bench
 
 types: setup
-	$(VENV)/bin/mypy rosey procs bench
+	$(VENV)/bin/mypy rosey procs tests bench
 
 check: lint types test
 

@@ -73,7 +73,7 @@ async def test_a_registered_guest_name_stops_loudly_and_a_healthy_bot_does_not(
         logins = [d for _, event, d in cytube.frames_from_clients if event == "login"]
         assert logins.count({"name": GUEST}) == 1, logins  # tried once, then stopped
         codes = await asyncio.gather(guest.stop(), healthy.stop())
-        assert codes == [0, 0], (codes, guest.logs()[-3000:], healthy.logs()[-3000:])
+        assert list(codes) == [0, 0], (codes, guest.logs()[-3000:], healthy.logs()[-3000:])
         down = healthy.cli("status")  # and once stopped: not running
         assert down.returncode == exit_codes.NOT_RUNNING and "rosey: not running" in down.stderr
     finally:

@@ -26,7 +26,7 @@ ANSWER = (FIRST + " HAL, the ship's computer, is the part everyone remembers. Th
 
 
 def first_line_at(cytube: FakeCytube) -> float:
-    return next(e["time"] for e in cytube.chat_log if e["username"] == BOT) / 1000.0
+    return float(next(e["time"] for e in cytube.chat_log if e["username"] == BOT)) / 1000.0
 
 
 @pytest.mark.timeout(120)

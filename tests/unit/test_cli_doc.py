@@ -67,7 +67,8 @@ def test_every_command_has_a_section_and_every_option_is_documented() -> None:
     for name, parser in commands.items():
         for action in visible_actions(parser):
             assert action.help, f"rosey {name} {action.dest}: no --help text"
-            shown = action.option_strings or [action.metavar or action.dest.upper()]
+            metavar = action.metavar if isinstance(action.metavar, str) else None
+            shown = action.option_strings or [metavar or action.dest.upper()]
             assert any(f"`{flag}" in documented[name] for flag in shown), \
                 f"docs/CLI.md, rosey {name}: {shown[0]} is not documented"
     for action in visible_actions(cli.build_parser()):
