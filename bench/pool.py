@@ -83,7 +83,7 @@ class Deployment:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("OPENAI_", "OLLAMA_", "ROSEY_"))}
         env["PYTHONPATH"] = str(ROOT)
-        log = open(self.home / f"{module.rsplit('.', 1)[1]}{''.join(args[-1:])}.log", "wb")  # noqa: SIM115
+        log = open(self.home / f"{module.rsplit('.', 1)[1]}{''.join(args[-1:])}.log", "wb")  # noqa: SIM115, ASYNC230 - a local file, closed once the child has it
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", module, "--config", str(self.config), *args,
             stdout=log, stderr=log, env=env, cwd=self.home)

@@ -88,14 +88,17 @@ class Prometheus:
     async def ready(self, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
+            if await asyncio.to_thread(self._is_ready):
+                return
             await asyncio.sleep(0.2)
         raise AssertionError("prometheus did not become ready")
+
+    def _is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -34,7 +34,8 @@ async def test_every_line_arrives_whole_through_a_shell_redirect(cytube: FakeCyt
         command = (f"exec {shlex.quote(sys.executable)} -m rosey.cli.main --config "
                    f"{shlex.quote(str(rosey.config_path))} run > {shlex.quote(str(out))} 2>&1")
         rosey.log_path = out  # what rosey.logs() shows on a failure
-        rosey.proc = subprocess.Popen(["/bin/sh", "-c", command], env=rosey.env(),
+        # Popen returns once the child is forked; the wait for it is Rosey.stop's, in a thread.
+        rosey.proc = subprocess.Popen(["/bin/sh", "-c", command], env=rosey.env(),  # noqa: ASYNC220
                                       start_new_session=True)
         try:
             await wait_joined(cytube, rosey)
