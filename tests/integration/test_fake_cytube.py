@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.fakes.cytube import FakeCytube
+from fakes.cytube import FakeCytube
 from tests.transcript import LIFECYCLE_EVENTS, frames
 
 

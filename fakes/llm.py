@@ -36,7 +36,7 @@ Records, one entry per chat call in parallel lists: ``requests`` (JSON bodies),
 ``received_at`` (wall clock on arrival, for latency benches); ``calls`` counts them.
 
 Standalone (for e2e tests that need a separate process):
-    python -m tests.fakes.llm --kind ollama --port 0 --delay 0 [--reply TEXT]
+    python -m fakes.llm --kind ollama --port 0 --delay 0 [--reply TEXT]
 prints ``READY <url>`` and serves until SIGTERM / SIGINT.
 """
 
@@ -493,7 +493,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.llm",
+        prog="python -m fakes.llm",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -14,11 +14,11 @@ channel bans (kick); the channel password (``needPassword``/``channelPassword``)
 for rank >= 2 (antiflood, password, afk_timeout); mutes (``noflood``); ``/afk`` and AFK meta;
 ``changeMedia`` for what plays now; the channel page's chat ``maxlength``.
 
-The playlist, voteskip and ``/kick`` are in tests/fakes/cytube_playlist.py.
+The playlist, voteskip and ``/kick`` are in fakes/cytube_playlist.py.
 
 Not modelled: polls, shadow mutes, the auto-AFK timer, playback ending by itself.
 
-Standalone: ``python -m tests.fakes.cytube --port 0 --channel testchan --account roseybot:pw:2``
+Standalone: ``python -m fakes.cytube --port 0 --channel testchan --account roseybot:pw:2``
 prints ``READY http://127.0.0.1:PORT``.
 """
 
@@ -35,9 +35,9 @@ from typing import Any
 
 from socketio.exceptions import ConnectionRefusedError as Refused
 
-from tests.fakes import cytube_filters as cf
-from tests.fakes.cytube_base import _Sock, _User
-from tests.fakes.cytube_playlist import FakeCytubePlaylist
+from fakes import cytube_filters as cf
+from fakes.cytube_base import _Sock, _User
+from fakes.cytube_playlist import FakeCytubePlaylist
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The fake CyTube's state, test-control API and HTTP side (see tests/fakes/cytube.py)."""
+"""The fake CyTube's state, test-control API and HTTP side (see fakes/cytube.py)."""
 
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Self
 import socketio
 from aiohttp import web
 
-from tests.fakes import cytube_filters as cf
+from fakes import cytube_filters as cf
 
 log = logging.getLogger(__name__)
 _BUFFER_SIZE = 15
@@ -47,7 +47,7 @@ class _Sock:
 
 class FakeCytubeBase:
     """State, test-control API, helpers and HTTP of the fake; the socket.io dialogue is in
-    :class:`tests.fakes.cytube.FakeCytube`."""
+    :class:`fakes.cytube.FakeCytube`."""
 
     def __init__(
         self, channel: str = "testchan", *, max_length: int = 320, antiflood: bool = False,
