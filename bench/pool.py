@@ -115,6 +115,13 @@ class Deployment:
                 await proc.wait()
         shutil.rmtree(self.home, ignore_errors=True)
 
+    async def wait_callers(self, callers: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.router_metric("rosey_router_callers_alive") < callers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"callers did not come up; see {self.home}")
+            await asyncio.sleep(0.2)
+
 
 async def throughput(callers: int, slots: int, latency: float, rounds: int) -> dict[str, float]:
     async with FakeLLM("ollama", models=["m"], reply="ok") as llm:
@@ -127,11 +134,7 @@ async def throughput(callers: int, slots: int, latency: float, rounds: int) -> d
             await dep.spawn("procs.router")
             for n in range(callers):
                 await dep.spawn("procs.caller", "--index", str(n))
-            deadline = time.monotonic() + 60
-            while dep.router_metric("rosey_router_callers_alive") < callers:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"callers did not come up; see {dep.home}")
-                await asyncio.sleep(0.2)
+            await dep.wait_callers(callers)
             # Connected only now that the router has bound: a DEALER that connected to a
             # missing ipc path retries on a back-off (up to 1 s) that would be timed too.
             conn = ipc.dealer_socket(ctx, ipc.endpoint(str(dep.run_dir), "conn"),
