@@ -80,6 +80,9 @@ bench: setup
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.memory
 	$(PY) -m bench.streaming
+	$(PY) -m bench.channels
+	$(PY) -m bench.fairness
+	$(PY) -m bench.endpoints
 
 scale: setup
 	$(VENV)/bin/rosey --config $(CONFIG) scale $(N)
