@@ -10,6 +10,7 @@ must return data, and the key series must hold the values the traffic implies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ import pytest
 from fakes.cytube import FakeCytube
 from fakes.llm import FakeLLM
 from tests import promfiles
-from tests.e2e.harness import Rosey, bot_lines, expect_lines, free_port, run_rosey
+from tests.e2e.harness import Rosey, bot_lines, deployed, expect_lines, free_port
 
 MiB = 1024 * 1024
 
@@ -111,6 +113,17 @@ class Prometheus:
         self.log.close()
 
 
+@contextlib.asynccontextmanager
+async def scraping(rosey: Rosey) -> AsyncIterator[Prometheus]:
+    """A Prometheus scraping the deployment, ready for the body and always stopped."""
+    prom = Prometheus(prometheus_config(rosey, rosey.home, free_port()), rosey.home)
+    try:
+        await prom.ready()
+        yield prom
+    finally:
+        prom.stop()
+
+
 def supervisor_pid(rosey: Rosey, name: str) -> int:
     done = subprocess.run([sys.executable, "-m", "supervisor.supervisorctl", "-c",
                            str(rosey.run_dir / "supervisord.conf"), "pid", name],
@@ -124,10 +137,7 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
         rosey = Rosey(cytube, {"provider": "ollama", "model": "llama3.2:3b",
                                "ollama_host": llm.url, "llm_cooldown": 0,
                                "response_timeout": 2})
-        prom = Prometheus(prometheus_config(rosey, rosey.home, free_port()), rosey.home)
-        try:
-            await run_rosey(rosey, cytube)
-            await prom.ready()
+        async with deployed(rosey, cytube), scraping(rosey) as prom:
             # A caller killed behind supervisord's back: the listener counts it.  (First,
             # so that the traffic's counters are not reset with the killed process.)
             os.kill(supervisor_pid(rosey, "caller:caller-1"), signal.SIGKILL)
@@ -195,8 +205,3 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
                                 "group_left(process) rosey_build_info")
             print({m["metric"]["process"]: round(float(m["value"][1]) / MiB, 1)
                    for m in memory})
-        finally:
-            prom.stop()
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0, "rosey run did not stop cleanly"
