@@ -83,7 +83,7 @@ class Deployment:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("OPENAI_", "OLLAMA_", "ROSEY_"))}
         env["PYTHONPATH"] = str(ROOT)
-        log = open(self.home / f"{module.rsplit('.', 1)[1]}{''.join(args[-1:])}.log", "wb")  # noqa: SIM115, ASYNC230 - a local file, closed once the child has it
+        log = open(self.home / f"{module.rsplit('.', 1)[1]}{''.join(args[-1:])}.log", "wb")  # noqa: SIM115
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", module, "--config", str(self.config), *args,
             stdout=log, stderr=log, env=env, cwd=self.home)
@@ -115,13 +115,6 @@ class Deployment:
                 await proc.wait()
         shutil.rmtree(self.home, ignore_errors=True)
 
-    async def wait_callers(self, callers: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.router_metric("rosey_router_callers_alive") < callers:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"callers did not come up; see {self.home}")
-            await asyncio.sleep(0.2)
-
 
 async def throughput(callers: int, slots: int, latency: float, rounds: int) -> dict[str, float]:
     async with FakeLLM("ollama", models=["m"], reply="ok") as llm:
@@ -134,7 +127,11 @@ async def throughput(callers: int, slots: int, latency: float, rounds: int) -> d
             await dep.spawn("procs.router")
             for n in range(callers):
                 await dep.spawn("procs.caller", "--index", str(n))
-            await dep.wait_callers(callers)
+            deadline = time.monotonic() + 60
+            while dep.router_metric("rosey_router_callers_alive") < callers:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"callers did not come up; see {dep.home}")
+                await asyncio.sleep(0.2)
             # Connected only now that the router has bound: a DEALER that connected to a
             # missing ipc path retries on a back-off (up to 1 s) that would be timed too.
             conn = ipc.dealer_socket(ctx, ipc.endpoint(str(dep.run_dir), "conn"),
