@@ -94,6 +94,8 @@ async def test_two_channels_then_a_third_applied_without_touching_them(
             await answered(music, rosey, 1)
             assert bot_lines(music) == ["dave: [music] dave: rosey, a song?"]
             assert (movies.join_count(), anime.join_count(), music.join_count()) == (1, 1, 1)
+            joins = re.findall(r"joining (\w+) as", rosey.logs())  # conn's one line per join
+            assert sorted(joins) == ["anime", "music", movies.channel], joins
             assert BOT in movies.usernames and BOT in anime.usernames
 
             # Banned from anime: kicked there; movies and music keep answering.
