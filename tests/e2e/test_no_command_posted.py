@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from fakes import command_replies as cr
 from fakes.cytube import FakeCytube
 from fakes.llm import FakeLLM
-from tests.e2e import command_replies as cr
 from tests.e2e.harness import BOT, Rosey, deployed
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
