@@ -1,4 +1,4 @@
-"""OpenAI and Ollama backends against the fake servers in tests/fakes/llm.py."""
+"""OpenAI and Ollama backends against the fake servers in fakes/llm.py."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from fakes.llm import FakeLLM, Kind
 from rosey.caller.base import Backend, LLMError, make_backend, parse_retry_after
 from rosey.protocol import Turn
-from tests.fakes.llm import FakeLLM, Kind
+
+# The fake model servers on loopback, and import checks in subprocesses.
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS: list[Kind] = ["openai", "ollama"]
@@ -184,7 +187,9 @@ async def test_hang_times_out_within_the_deadline(fake: FakeLLM, backend: Backen
 async def test_cancellation_is_not_swallowed(fake: FakeLLM, backend: Backend) -> None:
     fake.hang = True
     task = asyncio.create_task(backend.complete(TURNS, MODEL[fake.kind], 5.0))
+    deadline = asyncio.get_running_loop().time() + 5
     while not fake.requests:
+        assert asyncio.get_running_loop().time() < deadline, "the request never reached the fake"
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -377,7 +382,7 @@ def test_llm_error_retryable_and_retry_after_parsing() -> None:
 
 async def test_standalone_fake_serves_until_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.llm", "--kind", "ollama", "--port", "0",
+        sys.executable, "-m", "fakes.llm", "--kind", "ollama", "--port", "0",
         "--delay", "0", "--reply", "hello from afar",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip

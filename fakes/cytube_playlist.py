@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes import cytube_filters as cf
-from tests.fakes.cytube_base import FakeCytubeBase, _Sock, _User
+from fakes import cytube_filters as cf
+from fakes.cytube_base import FakeCytubeBase, _Sock, _User
 
 KNOWN_TYPES = frozenset({"yt", "vi", "dm", "sc", "li", "tw", "tv", "tc", "rt", "cu", "gd", "fi",
                          "hl", "sb", "cm", "yp", "pt", "bc", "bn", "od", "nv"})
@@ -94,7 +94,7 @@ class FakeCytubePlaylist(FakeCytubeBase):
         if node.startswith("playlist") and not self.playlist_locked and \
                 rank >= self.permissions["o" + node]:
             return True
-        return rank >= self.permissions[node]
+        return rank >= float(self.permissions[node])
 
     # ---------------------------------------------------------------- helpers
     def _rank_of(self, s: _Sock) -> float:
