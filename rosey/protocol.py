@@ -257,6 +257,9 @@ class CtlRequest(Message, tag="ctl"):
     command: str
     args: list[str] = []  # noqa: RUF012 - a msgspec Struct field (the base is imported)
     actor: str = "cli"
+    # The channel it acts on; "" means the only one (with several, the router answers with
+    # their names).
+    channel: str = ""
 
 
 class CtlReply(Message, tag="ctl_reply"):

@@ -1,8 +1,12 @@
-"""The life of one trigger: accept → journal → dispatch → result → reply → delivered.
+"""Delivery, for every channel: accept → journal → dispatch → result → reply → delivered.
 
-Sockets are injected (``send_request``, ``send_say``), so the whole flow runs in tests
-without ZeroMQ.  Exactly one reply per accepted trigger: late or duplicate results are
-dropped by id, and the journal lets a restarted router resume what it had accepted.
+The sockets come in as one ``Wire`` (the service's, or a test's lists), so the whole flow
+runs without ZeroMQ.  Each accepted trigger carries its channel's ``Lane`` (records, reply
+policy, fallback, post TTL), fixed when it was accepted.  Exactly one reply per accepted
+trigger: late or duplicate results are dropped by id, and the journal lets a restarted
+router resume what it had accepted.  What a concluded request leaves for its channel's
+conversation (history, statistics, budget) is handed back as ``Answered`` outcomes
+(``concluded()``), never called into.
 
 Replies leave through the outbox, one entry per reply segment ``(id, seq)``: an entry is
 offered to conn at once and re-offered (``REOFFER`` s, backing off to ``REOFFER_MAX`` s, and
@@ -17,8 +21,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from rosey import metrics
 from rosey.protocol import (
@@ -31,9 +34,10 @@ from rosey.protocol import (
     encode,
 )
 from rosey.router.dispatch import Job, Pool
+from rosey.router.lane import Answered, Lane, Offer, Pending, Wire
 from rosey.router.prompts import address
 from rosey.router.records import JournalEntry, Records
-from rosey.router.replies import ReplyPolicy, finish
+from rosey.router.replies import finish
 from rosey.router.streaming import Stream, accept, ending, piece
 
 log = logging.getLogger("rosey.router")
@@ -44,42 +48,12 @@ REOFFER_MAX = 2.0  # s: re-offer interval once conn has been taking the offers
 SegKey = tuple[str, int]
 
 
-@dataclass(slots=True)
-class Pending:
-    user: str
-    channel: str
-    private: bool
-    received_at: float
-
-
-@dataclass(slots=True)
-class Offer:
-    """One reply segment waiting for conn's acknowledgement."""
-
-    say: Say
-    received_at: float
-    next_at: float = 0.0  # when to offer it again
-    taken: int = 0  # offers the socket accepted (conn may still have lost them)
-    refused: bool = False  # the last offer could not be sent
-
-
 class Flow:
-    def __init__(self, *, channel: str, pool: Pool, records: Records | None,
-                 policy: ReplyPolicy, fallback: str, post_ttl: float,
-                 send_request: Callable[[bytes, Request], Awaitable[bool]],
-                 send_say: Callable[[Say], Awaitable[bool]],
-                 on_answer: Callable[[str, str, Result], None],
-                 clock: Callable[[], float] = time.time):
-        self.channel = channel
+    def __init__(self, *, pool: Pool, wire: Wire, clock: Callable[[], float] = time.time):
         self.pool = pool
-        self.records = records
-        self.policy = policy
-        self.fallback = fallback
-        self.post_ttl = post_ttl
-        self.send_request = send_request
-        self.send_say = send_say
-        self.on_answer = on_answer
+        self.wire = wire
         self.clock = clock
+        self._answered: list[Answered] = []  # outcomes not yet taken by concluded()
         self.pending: dict[str, Pending] = {}
         self.outbox: OrderedDict[SegKey, Offer] = OrderedDict()
         self.finals: set[str] = set()  # reply ids whose final segment is in the outbox
@@ -87,19 +61,27 @@ class Flow:
         self.latencies: deque[float] = deque(maxlen=500)
         self.streams: dict[str, Stream] = {}  # streamed answers in progress, by request id
         self._first_seen: OrderedDict[str, None] = OrderedDict()  # replies with a part out
-        # Says with a journal row (replies to triggers), so only those get closed.
-        self.journaled: set[str] = set()
+        # Says with a journal row (replies to triggers), so only those get closed, each
+        # in its own channel's records.
+        self.journaled: dict[str, Records] = {}
+
+    def concluded(self) -> list[Answered]:
+        """The requests concluded since the last call (their channels' conversations keep
+        them).  The router takes them after every call into the flow."""
+        done, self._answered = self._answered, []
+        return done
 
     # ---- accepting -----------------------------------------------------------
 
-    def open_for(self, user: str, private: bool) -> tuple[str, Job] | None:
-        """The user's unanswered request of the same kind (a PM never joins a channel
-        reply): ("queued", job) not yet dispatched, or ("in_flight", job)."""
+    def open_for(self, channel: str, user: str, private: bool) -> tuple[str, Job] | None:
+        """The user's unanswered request of the same kind in ``channel`` (a PM never joins
+        a channel reply): ("queued", job) not yet dispatched, or ("in_flight", job)."""
         places = (("queued", self.pool.queue), ("in_flight", self.pool.in_flight.values()))
         for where, jobs in places:
             for job in jobs:
                 pending = self.pending.get(job.request.id)
                 if pending is not None and pending.private == private \
+                        and pending.lane.channel == channel \
                         and pending.user.lower() == user.lower():
                     return where, job
         return None
@@ -107,31 +89,29 @@ class Flow:
     def rejournal(self, job: Job) -> None:
         """A coalesced turn changed a queued request: store it again (a restart resumes it)."""
         pending = self.pending.get(job.request.id)
-        if self.records is not None and pending is not None:
+        if pending is not None:
             self._journal(job.request, pending)
 
     def _journal(self, request: Request, pending: Pending) -> None:
-        assert self.records is not None
         entry = JournalEntry(request.id, pending.user, pending.private, encode(request),
                              pending.received_at, request.deadline, "open", "", "")
-        if self.records.journal_open(entry, self.clock()) is None:
+        if pending.lane.records.journal_open(entry, self.clock()) is None:
             metrics.REQUESTS.labels("unjournaled").inc()
 
     def full(self) -> bool:
         return len(self.pool.queue) >= self.pool.queue_max
 
-    async def accept(self, user: str, private: bool, received_at: float, deadline: float,
-                     provider: str, model: str, turns: list[Turn]) -> str:
+    async def accept(self, lane: Lane, user: str, private: bool, received_at: float,
+                     deadline: float, provider: str, model: str, turns: list[Turn]) -> str:
         now = self.clock()
         request = Request(id=uuid.uuid4().hex, deadline=deadline, provider=provider,
                           model=model, turns=turns)
-        pending = self.pending[request.id] = Pending(user, self.channel, private, received_at)
-        if self.records is not None:
-            # Queued before dispatch, and the writer commits in queue order, so the reply's
-            # own journal update can never overtake it.  Dispatch does not wait for the
-            # commit (~1 ms): a crash in that window loses the entry whether or not the
-            # call had started, and a result nobody journaled is simply dropped as late.
-            self._journal(request, pending)
+        pending = self.pending[request.id] = Pending(user, lane, private, received_at)
+        # Queued before dispatch, and the writer commits in queue order, so the reply's
+        # own journal update can never overtake it.  Dispatch does not wait for the
+        # commit (~1 ms): a crash in that window loses the entry whether or not the
+        # call had started, and a result nobody journaled is simply dropped as late.
+        self._journal(request, pending)
         await self._submit(Job(request, now), pending)
         metrics.REQUESTS.labels("accepted").inc()
         await self.dispatch()
@@ -141,13 +121,13 @@ class Flow:
         if not self.pool.submit(job):  # the queue is full: answer now rather than lose it
             self.pending.pop(job.request.id, None)
             metrics.REQUESTS.labels("shed").inc()
-            await self.reply(job.request.id, pending, self.fallback, "fallback")
+            await self.reply(job.request.id, pending, pending.lane.fallback, "fallback")
 
     async def dispatch(self) -> None:
         for identity, job in self.pool.assign(self.clock()):
             if job.caller != identity:  # an earlier failed send requeued it with its caller
                 continue
-            if not await self.send_request(identity, job.request):
+            if not await self.wire.send_request(identity, job.request):
                 log.warning("caller %s unreachable; requeueing %s", identity.decode(),
                             job.request.id)
                 # The caller's other jobs go back too: one that was posting ends there.
@@ -182,8 +162,9 @@ class Flow:
         if stream is not None and stream.segments:
             await self._end_stream(result, pending, stream)
             return
-        text, kind = finish(self.policy, result.text) if result.ok else ("", "error")
-        self.on_answer(pending.user, text if kind == "llm" else "", result)
+        text, kind = finish(pending.lane.policy, result.text) if result.ok else ("", "error")
+        self._answered.append(Answered(pending.lane.channel, pending.user,
+                                       text if kind == "llm" else "", result))
         if kind in ("llm", "blocked"):
             metrics.REQUESTS.labels("answered").inc()
             await self.reply(result.id, pending, text, kind)
@@ -191,7 +172,7 @@ class Flow:
         metrics.REQUESTS.labels(f"error_{result.error_kind or 'empty'}").inc()
         log.warning("request %s failed after %.2f s: %s %s", result.id, result.latency,
                     result.error_kind or "empty", result.error)
-        await self.reply(result.id, pending, self.fallback, "fallback")
+        await self.reply(result.id, pending, pending.lane.fallback, "fallback")
 
     # ---- streamed answers (issue 13; rules in router/streaming.py) -----------
 
@@ -203,7 +184,7 @@ class Flow:
         stream = self.streams.setdefault(partial.id, Stream())
         if not accept(stream, partial.seq, partial.text):
             return
-        text = piece(self.policy, stream, partial.text)
+        text = piece(pending.lane.policy, stream, partial.text)
         if text:
             await self._segment(partial.id, pending, stream, text, final=False)
 
@@ -212,18 +193,19 @@ class Flow:
         if stream.closed:  # conn gave the reply up (or it expired): it stays closed
             return
         pm_to, first = pending.user if pending.private else "", stream.segments == 0
-        if self.records is not None:  # what was shown so far: a restart re-offers just that
-            shown = stream.text if pm_to else address(pending.user, stream.text)
-            self.records.journal_replied(request_id, shown, kind, self.clock())
-            self.journaled.add(request_id)
-        await self.say(address(pending.user, text) if first and not pm_to else text,
+        # What was shown so far: a restart re-offers just that.
+        shown = stream.text if pm_to else address(pending.user, stream.text)
+        pending.lane.records.journal_replied(request_id, shown, kind, self.clock())
+        self.journaled[request_id] = pending.lane.records
+        await self.say(pending.lane, address(pending.user, text) if first and not pm_to else text,
                        pm_to=pm_to, say_id=request_id, received_at=pending.received_at,
                        seq=stream.segments, final=final, stream=True)
         stream.segments += 1
 
     async def _end_stream(self, result: Result, pending: Pending, stream: Stream) -> None:
         """The final segment of a streamed reply, whether the answer completed or not."""
-        rest = piece(self.policy, stream, result.text[stream.covered:]) if result.ok else ""
+        rest = piece(pending.lane.policy, stream, result.text[stream.covered:]) if result.ok \
+            else ""
         rest += ending(stream, result.ok)
         kind = "blocked" if stream.blocked else "llm" if result.ok else "cut_short"
         if not result.ok:
@@ -232,7 +214,7 @@ class Flow:
         metrics.REQUESTS.labels("answered" if result.ok else
                                 f"error_{result.error_kind or 'empty'}").inc()
         metrics.REPLIES.labels(kind).inc()
-        self.on_answer(pending.user, stream.text, result)
+        self._answered.append(Answered(pending.lane.channel, pending.user, stream.text, result))
         await self._segment(result.id, pending, stream, rest, final=True, kind=kind)
 
     async def requeued(self, jobs: list[Job]) -> None:
@@ -249,19 +231,18 @@ class Flow:
     async def reply(self, request_id: str, pending: Pending, text: str, kind: str) -> None:
         metrics.REPLIES.labels(kind).inc()
         body = text if pending.private else address(pending.user, text)
-        if self.records is not None:
-            self.records.journal_replied(request_id, body, kind, self.clock())
-            self.journaled.add(request_id)
-        await self.say(body, pm_to=pending.user if pending.private else "",
+        pending.lane.records.journal_replied(request_id, body, kind, self.clock())
+        self.journaled[request_id] = pending.lane.records
+        await self.say(pending.lane, body, pm_to=pending.user if pending.private else "",
                        say_id=request_id, received_at=pending.received_at)
 
-    async def say(self, text: str, *, pm_to: str = "", say_id: str = "",
+    async def say(self, lane: Lane, text: str, *, pm_to: str = "", say_id: str = "",
                   received_at: float | None = None, priority: int = PRIORITY_REPLY,
                   seq: int = 0, final: bool = True, stream: bool = False) -> None:
         """Queue one segment of a reply for conn (a whole reply is segment 0, final)."""
         now = self.clock()
-        say = Say(id=say_id or uuid.uuid4().hex, channel=self.channel, text=text, pm_to=pm_to,
-                  expires_at=(received_at or now) + self.post_ttl, priority=priority,
+        say = Say(id=say_id or uuid.uuid4().hex, channel=lane.channel, text=text, pm_to=pm_to,
+                  expires_at=(received_at or now) + lane.post_ttl, priority=priority,
                   seq=seq, final=final, stream=stream)
         key = (say.id, say.seq)
         if key in self.outbox:  # the same segment again: one offer is enough
@@ -278,7 +259,7 @@ class Flow:
             await self._offer(offer, now)
 
     async def _offer(self, offer: Offer, now: float) -> None:
-        if await self.send_say(offer.say):
+        if await self.wire.send_say(offer.say):
             offer.taken += 1
             metrics.SAY_OFFERS.labels("taken").inc()
             offer.refused = False
@@ -296,9 +277,9 @@ class Flow:
             stream.stopped = stream.closed = True
         for key in [k for k in self.outbox if k[0] == say_id]:
             del self.outbox[key]
-        if self.records is not None and say_id in self.journaled:
-            self.journaled.discard(say_id)
-            self.records.journal_close(say_id, now)
+        records = self.journaled.pop(say_id, None)
+        if records is not None:
+            records.journal_close(say_id, now)
 
     def _expire_outbox(self, now: float) -> None:
         for key, offer in list(self.outbox.items()):
@@ -370,7 +351,7 @@ class Flow:
                                        pending, stream)
             elif pending is not None:
                 log.warning("request %s missed its deadline: fallback", job.request.id)
-                await self.reply(job.request.id, pending, self.fallback, "fallback")
+                await self.reply(job.request.id, pending, pending.lane.fallback, "fallback")
         self._expire_outbox(now)
         await self.reoffer_due(now)
         metrics.QUEUE_OLDEST.set(self.pool.oldest_age(now))
