@@ -85,6 +85,8 @@ class RouterService:
 
     async def run(self) -> None:
         self._ctl_tasks: set[asyncio.Task[None]] = set()
+        # `rosey apply`: re-read the config (the default action would end the process).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
         run_dir = self.cfg.paths.run_dir
         ipc.prepare_run_dir(run_dir)
         self._lock = ipc.lock_run_dir(run_dir, "router")
@@ -98,7 +100,6 @@ class RouterService:
                  ",".join(self.router.cores), self.cfg.llm.provider, self.cfg.llm.model,
                  self.cfg.paths.database)
         await self.router.resume()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
         tasks = [
             asyncio.create_task(self._recv_loop(self.conn_sock, self.on_conn_message, CONN_UP)),
             asyncio.create_task(self._recv_loop(self.work_sock, self.on_work_message, WORK_UP)),
