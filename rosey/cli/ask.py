@@ -16,12 +16,13 @@ from rosey.caller.service import CallerService
 from rosey.config import Config
 from rosey.conn.governor import Governor
 from rosey.conn.split import utf16_len
+from rosey.errors import RoseyError
 from rosey.protocol import Result, Say
 from rosey.router.build import ListWire, build_router
 from rosey.router.dispatch import Pool
 
 
-class AskError(Exception):
+class AskError(RoseyError):
     pass
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from rosey.config import Config
+from rosey.config import Config, channel_configs
 from rosey.protocol import Action, Request, Say
 from rosey.router.actions import ActionDesk
 from rosey.router.channel import ChannelState
@@ -53,11 +53,6 @@ class ListWire:
 
     async def send_action(self, action: Action) -> bool:
         return False
-
-
-def channel_configs(cfg: Config) -> list[Config]:
-    """Stand-in for ``rosey.config.channel_configs`` (helper h-shared): one per channel."""
-    return [cfg]
 
 
 def build_router(cfg: Config, *, wire: RouterWire, pool: Pool | None = None,

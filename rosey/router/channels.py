@@ -100,7 +100,7 @@ class Router:
         if isinstance(msg, (Ready, Heartbeat)):
             requeued = self.flow.pool.seen(identity, msg.incarnation, msg.slots, now)
             if requeued:
-                metrics.REQUESTS.labels("requeued").inc(len(requeued))
+                self.flow.count_requeued(requeued)
                 log.warning("caller %s restarted: requeued %d requests", msg.caller,
                             len(requeued))
                 await self.flow.requeued(requeued)

@@ -74,7 +74,7 @@ class ChannelCore(CommandsMixin):
         self.reload_config = reload
         self.clock = clock
         self.lane = lane_of(cfg, records)
-        self.statskeeper = StatsKeeper(records, judge.limiter.day)
+        self.statskeeper = StatsKeeper(records, judge.limiter.day, cfg.channel)
         self._refused_notice: dict[str, float] = {}
         self._commands: set[asyncio.Task[None]] = set()  # PM commands waiting for the server
 
@@ -116,7 +116,7 @@ class ChannelCore(CommandsMixin):
             return None
         if heard.decision != ACCEPTED:
             return Decision(user, text, heard.decision, heard.detail)
-        metrics.TRIGGERS.labels(heard.kind).inc()
+        metrics.TRIGGERS.labels(self.name, heard.kind).inc()
         return await self.answer(self.channel.exact_name(user), text, private,
                                  received_at or now)
 
@@ -131,16 +131,16 @@ class ChannelCore(CommandsMixin):
             if where == "queued":  # not yet dispatched: one answer for both
                 job.request.turns.append(Turn("user", line))
                 self.flow.rejournal(job)
-                metrics.REQUESTS.labels("coalesced").inc()
+                metrics.REQUESTS.labels(self.name, "coalesced").inc()
                 return Decision(user, text, "coalesced", job.request.id[:8])
             # The model is already on it: the line only joins history.
-            metrics.REQUESTS.labels("joined_history").inc()
+            metrics.REQUESTS.labels(self.name, "joined_history").inc()
             return Decision(user, text, "history", f"{job.request.id[:8]} in flight")
         now = self.clock()
         verdict = self.judge.admit(self.channel.limit_key(user), self.channel.rank_of(user),
                                    now, self.flow.full())
         if verdict.decision != ACCEPTED:
-            metrics.RATE_LIMITED.labels(verdict.scope).inc()
+            metrics.RATE_LIMITED.labels(self.name, verdict.scope).inc()
             await self._refused(user, private, verdict.scope, verdict.retry_in, now)
             return Decision(user, text, "refused", verdict.detail)
         for key, state in verdict.charged:
@@ -232,7 +232,7 @@ class ChannelCore(CommandsMixin):
             self.channel.profiles[msg.name.lower()] = msg.text
         elif isinstance(msg, wire.UserCount):
             self.channel.user_count = msg.count
-            metrics.CHANNEL_CONNECTIONS.set(msg.count)
+            metrics.CHANNEL_CONNECTIONS.labels(self.name).set(msg.count)
 
     def idle(self) -> bool:
         """Nothing of this channel left to deliver (a removed channel is dropped then)."""

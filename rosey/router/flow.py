@@ -54,6 +54,7 @@ class Flow:
         self.wire = wire
         self.clock = clock
         self._answered: list[Answered] = []  # outcomes not yet taken by concluded()
+        self._depth_channels: set[str] = set()  # queue depth labels set so far
         self.pending: dict[str, Pending] = {}
         self.outbox: OrderedDict[SegKey, Offer] = OrderedDict()
         self.finals: set[str] = set()  # reply ids whose final segment is in the outbox
@@ -96,7 +97,7 @@ class Flow:
         entry = JournalEntry(request.id, pending.user, pending.private, encode(request),
                              pending.received_at, request.deadline, "open", "", "")
         if pending.lane.records.journal_open(entry, self.clock()) is None:
-            metrics.REQUESTS.labels("unjournaled").inc()
+            metrics.REQUESTS.labels(pending.lane.channel, "unjournaled").inc()
 
     def full(self) -> bool:
         return len(self.pool.queue) >= self.pool.queue_max
@@ -113,14 +114,14 @@ class Flow:
         # call had started, and a result nobody journaled is simply dropped as late.
         self._journal(request, pending)
         await self._submit(Job(request, now), pending)
-        metrics.REQUESTS.labels("accepted").inc()
+        metrics.REQUESTS.labels(lane.channel, "accepted").inc()
         await self.dispatch()
         return request.id
 
     async def _submit(self, job: Job, pending: Pending) -> None:
         if not self.pool.submit(job):  # the queue is full: answer now rather than lose it
             self.pending.pop(job.request.id, None)
-            metrics.REQUESTS.labels("shed").inc()
+            metrics.REQUESTS.labels(pending.lane.channel, "shed").inc()
             await self.reply(job.request.id, pending, pending.lane.fallback, "fallback")
 
     async def dispatch(self) -> None:
@@ -132,7 +133,7 @@ class Flow:
                             job.request.id)
                 # The caller's other jobs go back too: one that was posting ends there.
                 await self.requeued(self.pool.unassign(job.request.id))
-        metrics.QUEUE_DEPTH.set(len(self.pool.queue))
+        self._export_depth()
         metrics.IN_FLIGHT.set(len(self.pool.in_flight))
         metrics.CALLERS_ALIVE.set(self.pool.alive())
         metrics.JOURNAL_OPEN.set(len(self.pending) + len(self.outbox))
@@ -149,7 +150,7 @@ class Flow:
         if held is not None and held.caller != result.caller.encode():
             # Another caller runs it now (it was requeued): its slot stays taken and its
             # own Result answers; taking this one would free that slot too early.
-            metrics.REQUESTS.labels("late").inc()
+            metrics.REQUESTS.labels(self.channel_of(result.id), "late").inc()
             return
         # A result for a job that was requeued (its caller looked dead, or the router
         # restarted) still answers it: take it out of the queue instead of asking again.
@@ -157,7 +158,7 @@ class Flow:
         pending = self.pending.pop(result.id, None)
         stream = self.streams.pop(result.id, None)
         if job is None or pending is None:
-            metrics.REQUESTS.labels("late").inc()
+            metrics.REQUESTS.labels(pending.lane.channel if pending else "", "late").inc()
             return
         if stream is not None and stream.segments:
             await self._end_stream(result, pending, stream)
@@ -166,10 +167,11 @@ class Flow:
         self._answered.append(Answered(pending.lane.channel, pending.user,
                                        text if kind == "llm" else "", result))
         if kind in ("llm", "blocked"):
-            metrics.REQUESTS.labels("answered").inc()
+            metrics.REQUESTS.labels(pending.lane.channel, "answered").inc()
             await self.reply(result.id, pending, text, kind)
             return
-        metrics.REQUESTS.labels(f"error_{result.error_kind or 'empty'}").inc()
+        metrics.REQUESTS.labels(pending.lane.channel,
+                                f"error_{result.error_kind or 'empty'}").inc()
         log.warning("request %s failed after %.2f s: %s %s", result.id, result.latency,
                     result.error_kind or "empty", result.error)
         await self.reply(result.id, pending, pending.lane.fallback, "fallback")
@@ -211,11 +213,29 @@ class Flow:
         if not result.ok:
             log.warning("request %s failed after %d segments: %s %s; the reply ends there",
                         result.id, stream.segments, result.error_kind, result.error)
-        metrics.REQUESTS.labels("answered" if result.ok else
+        metrics.REQUESTS.labels(pending.lane.channel, "answered" if result.ok else
                                 f"error_{result.error_kind or 'empty'}").inc()
-        metrics.REPLIES.labels(kind).inc()
+        metrics.REPLIES.labels(pending.lane.channel, kind).inc()
         self._answered.append(Answered(pending.lane.channel, pending.user, stream.text, result))
         await self._segment(result.id, pending, stream, rest, final=True, kind=kind)
+
+    def channel_of(self, request_id: str) -> str:
+        pending = self.pending.get(request_id)
+        return pending.lane.channel if pending is not None else ""
+
+    def count_requeued(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            metrics.REQUESTS.labels(self.channel_of(job.request.id), "requeued").inc()
+
+    def _export_depth(self) -> None:
+        """``rosey_router_queue_depth{channel}``: every channel seen, 0 when none waits."""
+        depth = dict.fromkeys(self._depth_channels, 0)
+        for job in self.pool.queue:
+            channel = self.channel_of(job.request.id)
+            depth[channel] = depth.get(channel, 0) + 1
+        self._depth_channels.update(depth)
+        for channel, waiting in depth.items():
+            metrics.QUEUE_DEPTH.labels(channel).set(waiting)
 
     async def requeued(self, jobs: list[Job]) -> None:
         """A dead caller's jobs, back in the queue: one that had started posting ends there
@@ -229,7 +249,7 @@ class Flow:
             self.streams.pop(job.request.id, None)
 
     async def reply(self, request_id: str, pending: Pending, text: str, kind: str) -> None:
-        metrics.REPLIES.labels(kind).inc()
+        metrics.REPLIES.labels(pending.lane.channel, kind).inc()
         body = text if pending.private else address(pending.user, text)
         pending.lane.records.journal_replied(request_id, body, kind, self.clock())
         self.journaled[request_id] = pending.lane.records
@@ -251,8 +271,8 @@ class Flow:
         if final:
             self.finals.add(say.id)
         while len(self.outbox) > OUTBOX_MAX:
-            (dropped_id, _), _ = self.outbox.popitem(last=False)
-            metrics.REPLIES.labels("dropped").inc()
+            (dropped_id, _), dropped = self.outbox.popitem(last=False)
+            metrics.REPLIES.labels(dropped.say.channel, "dropped").inc()
             log.warning("outbox full: dropped reply %s", dropped_id)
             self._close(dropped_id, now)
         if key in self.outbox:
@@ -284,7 +304,7 @@ class Flow:
     def _expire_outbox(self, now: float) -> None:
         for key, offer in list(self.outbox.items()):
             if key in self.outbox and offer.say.expires_at <= now:
-                metrics.REPLIES.labels("expired").inc()
+                metrics.REPLIES.labels(offer.say.channel, "expired").inc()
                 self._close(key[0], now)
 
     def on_delivered(self, say_id: str, ok: bool, reason: str, seq: int = 0,
@@ -294,20 +314,22 @@ class Flow:
         if entry is None:
             metrics.SAY_OFFERS.labels("acked_again").inc()
             return
-        metrics.REPLIES.labels("delivered" if ok else "undelivered").inc()
+        channel = entry.say.channel
+        metrics.REPLIES.labels(channel, "delivered" if ok else "undelivered").inc()
         now = self.clock()
         if ok and parts and say_id not in self._first_seen:  # the reply's first chat line
             self._first_seen[say_id] = None
             while len(self._first_seen) > OUTBOX_MAX:
                 self._first_seen.popitem(last=False)
-            metrics.FIRST_PART_LATENCY.observe(max(0.0, now - entry.received_at))
+            metrics.FIRST_PART_LATENCY.labels(channel).observe(
+                max(0.0, now - entry.received_at))
         if not ok:
             log.warning("reply %s segment %d not delivered: %s", say_id, seq, reason)
             self._close(say_id, now)
             return
         if say_id in self.finals and not any(k[0] == say_id for k in self.outbox):
             latency = max(0.0, now - entry.received_at)
-            metrics.REPLY_LATENCY.observe(latency)
+            metrics.REPLY_LATENCY.labels(channel).observe(latency)
             self.latencies.append(latency)
             self._close(say_id, now)
 
@@ -338,12 +360,12 @@ class Flow:
             log.warning("caller %s silent for %.1f s: dropped", identity.decode(),
                         self.pool.liveness)
         if expired.requeued:
-            metrics.REQUESTS.labels("requeued").inc(len(expired.requeued))
+            self.count_requeued(expired.requeued)
             await self.requeued(expired.requeued)
         for job in expired.shed:
             pending = self.pending.pop(job.request.id, None)
             stream = self.streams.pop(job.request.id, None)
-            metrics.REQUESTS.labels("shed").inc()
+            metrics.REQUESTS.labels(pending.lane.channel if pending else "", "shed").inc()
             if pending is not None and stream is not None and stream.segments:
                 # It is showing: it ends with what was shown, never with the fallback.
                 await self._end_stream(Result(id=job.request.id, caller="", ok=False,

@@ -50,7 +50,7 @@ async def resume(flow: Flow, lane: Lane) -> tuple[int, int]:
         else:
             flow._close(entry.id, now)
     if requeued or resent:
-        metrics.REQUESTS.labels("resumed").inc(requeued)
+        metrics.REQUESTS.labels(lane.channel, "resumed").inc(requeued)
         log.info("resumed %d accepted triggers and %d undelivered replies", requeued, resent)
     await flow.dispatch()
     return requeued, resent

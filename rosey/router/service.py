@@ -18,7 +18,7 @@ import zmq
 import zmq.asyncio
 
 from rosey import ipc, metrics
-from rosey.config import Config, ConfigError, load_config
+from rosey.config import Config, ConfigError, channel_configs, load_config, provider_endpoints
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import (
     Action,
@@ -47,7 +47,7 @@ from rosey.protocol import (
     UserMeta,
 )
 from rosey.protocol_moderation import MODERATION_UP
-from rosey.router.build import build_router, channel_configs
+from rosey.router.build import build_router
 from rosey.router.dispatch import Pool
 from rosey.router.records import Records
 from rosey.store import Store
@@ -226,6 +226,8 @@ class RouterService:
 
 
 def main_loop(cfg: Config, config_path: str | None = None) -> None:
-    metrics.serve("router", cfg.metrics.host, cfg.metrics.router_port, cfg.metrics.enabled)
+    endpoints = [(e.name, e.capacity) for e in provider_endpoints(cfg, cfg.llm.provider)]
+    metrics.serve("router", cfg.metrics.host, cfg.metrics.router_port, cfg.metrics.enabled,
+                  channels=[c.channel for c in channel_configs(cfg)], endpoints=endpoints)
     service = RouterService(cfg, config_path=config_path)
     run_until_signalled(service.run)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rosey import metrics
 from rosey.config import Config, parse_config
 from rosey.protocol import Chat, Delivered, Pm, Request, Result, Say, User, UserList
 from rosey.router.build import ListWire, build_router
@@ -28,18 +29,25 @@ class Channels:
     def __init__(self, tmp: Path) -> None:
         self.now = 1_800_000_000.0
         self.tmp = tmp
-        self.movies = channel_cfg(tmp, "movies", system_prompt="You are {bot_name} of movies.")
-        self.anime = channel_cfg(tmp, "anime", system_prompt="You are {bot_name}-chan.",
-                                 llm_cooldown=5)
-        self.store = Store(self.movies.paths.database)
+        # The operator's shape: a channels list, each entry overriding the top level.
+        self.cfg = parse_config({
+            "user": ["rosey", "pw"],
+            "llm": {"llm_cooldown": 10, "fallback_response": "Sorry."},
+            "channels": [
+                {"channel": "movies",
+                 "llm": {"system_prompt": "You are {bot_name} of movies."}},
+                {"channel": "anime",
+                 "llm": {"system_prompt": "You are {bot_name}-chan.", "llm_cooldown": 5}}]},
+            base_dir=tmp, env={})
+        self.store = Store(self.cfg.paths.database)
         self.store.open()
         self.pool = Pool(liveness=1e9)
         self.pool.seen(b"caller-0", "inc", 16, self.now)
         self.wire = ListWire()
         self.requests: list[Request] = self.wire.requests
         self.says: list[Say] = self.wire.says
-        self.router = build_router(self.movies, wire=self.wire, pool=self.pool, store=self.store,
-                                   clock=lambda: self.now, channels=[self.movies, self.anime])
+        self.router = build_router(self.cfg, wire=self.wire, pool=self.pool, store=self.store,
+                                   clock=lambda: self.now)
         self.router.restore()
 
     async def chat(self, channel: str, user: str, text: str) -> None:
@@ -75,12 +83,19 @@ async def test_each_channel_answers_in_its_own_channel_with_its_own_persona(
                             ("movies", "alice", "assistant"), ("movies", "alice", "user")]
 
 
+def refused(channel: str) -> float:
+    return float(metrics.RATE_LIMITED.labels(channel, "user")._value.get())
+
+
 async def test_a_cooldown_in_one_channel_does_not_touch_another(rig: Channels) -> None:
+    assert list(rig.router.cores) == ["movies", "anime"]
+    before = refused("movies"), refused("anime")
     await rig.chat("movies", "alice", "rosey, one")
     await rig.answer(rig.requests[0], "ok")
     rig.now += 1
     await rig.chat("movies", "alice", "rosey, two")  # her 10 s cooldown in movies
     assert len(rig.requests) == 1
+    assert (refused("movies"), refused("anime")) == (before[0] + 1, before[1])
     await rig.chat("anime", "alice", "rosey, one")  # the same name in anime: answered
     assert len(rig.requests) == 2 and rig.requests[1].turns[-1].content == "alice: rosey, one"
     await rig.answer(rig.requests[1], "ok")
@@ -88,6 +103,7 @@ async def test_a_cooldown_in_one_channel_does_not_touch_another(rig: Channels) -
     await rig.chat("anime", "alice", "rosey, two")
     await rig.chat("movies", "alice", "rosey, three")
     assert len(rig.requests) == 3 and rig.requests[2].turns[-1].content == "alice: rosey, two"
+    assert (refused("movies"), refused("anime")) == (before[0] + 2, before[1])
 
 
 async def test_ctl_needs_a_channel_when_there_are_several(rig: Channels) -> None:
