@@ -104,6 +104,20 @@ JOURNAL_OPEN = Gauge("rosey_router_journal_open", "Accepted triggers not yet del
 BUDGET_RATIO = Gauge("rosey_router_budget_used_ratio", "Spend so far over the budget",
                      ["period"])
 
+# the model endpoints (operator-named, few), scheduled by the router
+ENDPOINT_CAPACITY = Gauge("rosey_endpoint_capacity",
+                          "Calls the endpoint may run at once (providers.<p>.endpoints[].capacity)",
+                          ["endpoint"])
+ENDPOINT_IN_FLIGHT = Gauge("rosey_endpoint_in_flight", "Calls running on the endpoint now",
+                           ["endpoint"])
+ENDPOINT_UP = Gauge("rosey_endpoint_up", "1 while the endpoint's breaker lets calls through, 0 "
+                    "while it is taken out (probed back in after the cool-off)", ["endpoint"])
+ENDPOINT_REQUESTS = Counter("rosey_endpoint_requests_total",
+                            "Calls sent to the endpoint, by outcome", ["endpoint", "outcome"])
+ENDPOINT_LATENCY = Histogram("rosey_endpoint_latency_seconds",
+                             "Time from a call sent to the endpoint to its answer", ["endpoint"],
+                             buckets=LATENCY_BUCKETS)
+
 # caller
 LLM_REQUESTS = Counter("rosey_llm_requests_total", "Provider calls by outcome",
                        ["provider", "model", "outcome"])

@@ -152,7 +152,7 @@ class CallerService:
         metrics.CALLER_DRAINING.set(1)
         with contextlib.suppress(Exception):
             await self.sock.send(encode(Heartbeat(caller=self.name, incarnation=self.incarnation,
-                                                  slots=0, busy=self.busy)))
+                                                  slots=0)))
         # supervisord's stopwaitsecs is response_timeout + 5: every request here has a
         # deadline inside response_timeout, so this bound is only a backstop.
         loop = asyncio.get_running_loop()
@@ -233,8 +233,7 @@ class CallerService:
         async def step() -> None:
             await asyncio.sleep(self.cfg.callers.heartbeat_interval)
             await self.sock.send(encode(Heartbeat(
-                caller=self.name, incarnation=self.incarnation, slots=self.slots,
-                busy=self.busy)))
+                caller=self.name, incarnation=self.incarnation, slots=self.slots)))
 
         await survive("caller heartbeat", log, step)
 

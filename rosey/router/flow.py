@@ -160,7 +160,9 @@ class Flow:
     # ---- answering -------------------------------------------------------------
 
     async def on_result(self, result: Result) -> None:
-        await self._conclude(result)
+        # An endpoint failure with another endpoint to try puts the request back instead.
+        if not self.pool.report(result, self.clock()):
+            await self._conclude(result)
         await self.dispatch()
 
     async def _conclude(self, result: Result) -> None:
