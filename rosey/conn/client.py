@@ -23,7 +23,7 @@ import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
 from rosey import ipc, metrics
-from rosey.config import Config
+from rosey.config import Config, channel_configs
 from rosey.conn import refusals
 from rosey.conn.backoff import Cause, ReconnectPolicy, classify_connect_error
 from rosey.conn.governor import Governor
@@ -292,7 +292,7 @@ class ConnService:
             except Exception as exc:
                 log.warning("connection failed: %s: %s", type(exc).__name__, exc)
                 cause = "rate_limited" if "Rate limit" in str(exc) else "failure"
-            metrics.CONNECTED.set(0)
+            metrics.CONNECTED.labels(self.channel).set(0)
             metrics.RECONNECTS.labels(cause).inc()
             # Until the next socket has joined, the send loop must hold every part: what
             # it emitted on the dead socket never reached the server.
@@ -308,8 +308,8 @@ class ConnService:
         """Stay up and idle (an exit would restart us into the server's limits and take away
         the /metrics that status and the alert read), repeating the fix every
         ``fatal_reminder`` s so a foreground ``rosey run`` cannot scroll it away."""
-        metrics.FATAL.labels(exc.reason).set(1)
-        metrics.CONNECTED.set(0)
+        metrics.FATAL.labels(self.channel, exc.reason).set(1)
+        metrics.CONNECTED.labels(self.channel).set(0)
         metrics.CONNECT_ATTEMPTS.labels("fatal").inc()
         names = refusals.Names(name=self.session.name, domain=self.cfg.domain,
                                channel=self.channel)
@@ -422,5 +422,6 @@ class ConnService:
 
 
 def main_loop(cfg: Config) -> None:
-    metrics.serve("conn", cfg.metrics.host, cfg.metrics.conn_port, cfg.metrics.enabled)
+    metrics.serve("conn", cfg.metrics.host, cfg.metrics.conn_port, cfg.metrics.enabled,
+                  channels=[c.channel for c in channel_configs(cfg)])
     run_until_signalled(ConnService(cfg).run)

@@ -277,7 +277,7 @@ class Session:
     def _set_muted(self, muted: bool) -> None:
         if muted != self.governor.muted:
             self.governor.muted = muted
-            metrics.MUTED.set(1 if muted else 0)
+            metrics.MUTED.labels(self.channel).set(1 if muted else 0)
             self.signals.append("muted" if muted else "unmuted")
             log.warning("the channel %s the bot", "muted" if muted else "unmuted")
 
@@ -311,7 +311,7 @@ class Session:
         self.logged_in = self.logged_in or login
         self.userlist_seen = self.userlist_seen or userlist
         if self.joined and not was:
-            metrics.CONNECTED.set(1)
+            metrics.CONNECTED.labels(self.channel).set(1)
             if self.guest:  # a guest's rank is final at its login (PROTOCOL §3.3)
                 log.info("joined %s as %s (guest)", self.channel, self.name)
                 self._say_rank()
@@ -324,7 +324,7 @@ class Session:
     def _kick(self, f: fr.KickFrame) -> None:
         self.kick_reason = f.reason or "kicked"
         self.kick_verdict = classify_kick(f.reason)
-        metrics.KICKS.labels(self.kick_verdict).inc()
+        metrics.KICKS.labels(self.channel, self.kick_verdict).inc()
         fatal = refusals.kick_reason(f.reason)
         if fatal is not None:
             self._fatal(fatal, f"kicked: {self.kick_reason}")

@@ -140,9 +140,9 @@ def test_noflood_mutes_and_unmute_resumes() -> None:
     assert out == [Delivered(channel="testchan", say_id="r1", ok=False, parts=1,
                              reason="muted")]
     assert signals == ["muted"] and s.governor.muted
-    assert metric("rosey_conn_muted") == 1
+    assert metric("rosey_conn_muted", channel="testchan") == 1
     s.on_frame("setUserMeta", {"name": "roseybot", "meta": {"afk": False, "muted": False}})
-    assert not s.governor.muted and metric("rosey_conn_muted") == 0
+    assert not s.governor.muted and metric("rosey_conn_muted", channel="testchan") == 0
     assert s.take()[2] == ["unmuted"]
 
 
