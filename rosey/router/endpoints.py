@@ -6,6 +6,7 @@ caller pool: an endpoint's capacity is shared by every caller process, not per p
 
 - ``pick`` gives a request the endpoint of its provider that is up, has free capacity and
   the least outstanding work (in flight / capacity; ties by latency, then config order).
+  A host that just failed, not yet taken out, comes last and gets one request at a time.
   Endpoints the request already failed on are avoided.  When every endpoint of the provider
   is down (or was tried), it still gets one with free capacity, without a hand-back: the
   caller then runs its usual retries and ``providers.fallbacks``, as with one endpoint.
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rosey import metrics
+from rosey.config import Config, provider_endpoints
 
 EWMA_ALPHA = 0.3
 SLOW_FLOOR = 1.0  # s: an answer faster than this is never "slow"
@@ -60,6 +62,11 @@ class EndpointState:
     @property
     def load(self) -> float:
         return self.in_flight / self.capacity
+
+    @property
+    def free(self) -> bool:
+        """Room for one more: a host that just failed (not yet out) gets one at a time."""
+        return self.in_flight < (1 if self.failures else self.capacity)
 
     def due(self, now: float, cooloff: float) -> bool:
         """Up, or down long enough that one probe may go (and none is out)."""
@@ -109,10 +116,10 @@ class Endpoints:
             free = [e for e in states if e.in_flight < e.capacity]
             best = min(free, key=lambda e: (e.name in tried, e.load, e.latency), default=None)
             return None if best is None else Choice(best.name, best.url, False)
-        free = [e for e in usable if e.in_flight < e.capacity]
+        free = [e for e in usable if e.free]
         if not free:
             return None
-        best = min(free, key=lambda e: (e.load, e.latency))
+        best = min(free, key=lambda e: (e.failures > 0, e.load, e.latency))
         return Choice(best.name, best.url, any(e is not best for e in usable))
 
     def started(self, name: str) -> None:
@@ -177,3 +184,14 @@ def export(endpoints: Endpoints) -> None:
         metrics.ENDPOINT_CAPACITY.labels(state.name).set(state.capacity)
         metrics.ENDPOINT_IN_FLIGHT.labels(state.name).set(state.in_flight)
         metrics.ENDPOINT_UP.labels(state.name).set(0 if state.down_since is not None else 1)
+
+
+def endpoints_from_config(cfg: Config) -> Endpoints:
+    """The endpoints of every provider the router may ask for (the chain's and the
+    budget's switch), with the providers' breaker settings."""
+    providers = [cfg.llm.provider, *(f.provider for f in cfg.providers.fallbacks)]
+    if cfg.budget.action == "switch" and cfg.budget.switch_provider:
+        providers.append(cfg.budget.switch_provider)
+    return Endpoints({p: provider_endpoints(cfg, p) for p in dict.fromkeys(providers)},
+                     failures=max(1, cfg.providers.breaker_failures),
+                     cooloff=cfg.providers.breaker_cooloff)

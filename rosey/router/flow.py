@@ -132,7 +132,7 @@ class Flow:
             # commit (~1 ms): a crash in that window loses the entry whether or not the
             # call had started, and a result nobody journaled is simply dropped as late.
             self._journal(request, pending)
-        await self._submit(Job(request, now), pending)
+        await self._submit(Job(request, now, channel=self.channel), pending)
         metrics.REQUESTS.labels(self.channel, "accepted").inc()
         await self.dispatch()
         return request.id

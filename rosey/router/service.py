@@ -51,6 +51,7 @@ from rosey.router import commands
 from rosey.router.actions import ActionDesk
 from rosey.router.brain import Brain
 from rosey.router.dispatch import Pool
+from rosey.router.endpoints import endpoints_from_config
 from rosey.router.flow import Flow
 from rosey.router.modwiring import mod_context
 from rosey.router.records import Records
@@ -78,7 +79,7 @@ class RouterService:
         self.config_path = config_path or os.environ.get("ROSEY_CONFIG")
         self.store = Store(cfg.paths.database)
         self.records = Records(self.store, cfg.channel)
-        self.pool = Pool(cfg.callers.liveness, cfg.router.queue_max)
+        self.pool = Pool(cfg.callers.liveness, cfg.router.queue_max, endpoints_from_config(cfg))
         self.conn_identity = f"conn:{cfg.channel}".encode()
         self.brain = Brain(cfg, self.records, clock)
         self.flow = Flow(channel=cfg.channel, pool=self.pool, records=self.records,

@@ -122,3 +122,19 @@ def test_pool_hands_a_failed_endpoints_request_to_the_other_and_only_that_one() 
     assert pool.complete(dead.id) is not None
     # Only the other request is still counted, on gpu1.
     assert [(e.name, e.in_flight) for e in pool.endpoints.all()] == [("gpu1", 1), ("gpu2", 0)]
+
+
+def test_a_host_that_just_failed_comes_last_and_gets_one_request_at_a_time() -> None:
+    eps = two(fast_cap=4, slow_cap=1, failures=3)
+    eps.started("gpu1")
+    eps.failed("gpu1", now=0)  # one failure: still up, but suspect
+    assert eps.up("gpu1")
+    first = eps.pick("ollama", now=0)
+    assert first is not None and first.name == "gpu2"  # the healthy one first
+    eps.started("gpu2")
+    second = eps.pick("ollama", now=0)
+    assert second is not None and second.name == "gpu1"  # one at a time on the suspect
+    eps.started("gpu1")
+    assert eps.pick("ollama", now=0) is None
+    eps.succeeded("gpu1", 0.5, now=1)  # it answered: full capacity again
+    assert eps.by_name["gpu1"].free and eps.by_name["gpu1"].failures == 0
