@@ -10,10 +10,11 @@ caller pool: an endpoint's capacity is shared by every caller process, not per p
   Endpoints the request already failed on are avoided.  When every endpoint of the provider
   is down (or was tried), it still gets one with free capacity, without a hand-back: the
   caller then runs its usual retries and ``providers.fallbacks``, as with one endpoint.
-- A breaker per endpoint: ``failures`` endpoint failures in a row (connection refused, HTTP
-  5xx, timeout; never a model's own error), or ``slow_streak`` answers in a row slower than
-  ``slow_factor`` × the fastest up peer's average, take it out ("down").  After ``cooloff``
-  one request probes it: success brings it back, failure takes it out again.
+- A breaker per endpoint: ``failures`` (at most its capacity) endpoint failures in a row
+  (connection refused, HTTP 5xx, timeout; never a model's own error), or ``slow_streak``
+  answers in a row slower than ``slow_factor`` × the fastest up peer's average, take it out
+  ("down").  After ``cooloff`` one request probes it: success brings it back, failure takes
+  it out again.
 - A provider the scheduler does not know (no endpoints given) is not scheduled: ``pick``
   returns the ``UNSCHEDULED`` choice and the caller uses its configured default.
 """
@@ -163,7 +164,10 @@ class Endpoints:
         self.released(name)
         state.failed += 1
         state.failures += 1
-        if state.down_since is not None or state.failures >= self.failures:
+        # A whole capacity of failures in a row is every slot failing: out, even below
+        # ``failures`` (a dead host's in-flight calls fail together; one more would not
+        # tell more and would cost its request a retry).
+        if state.down_since is not None or state.failures >= min(self.failures, state.capacity):
             state.down_since = now  # a failed probe waits a whole cool-off again
 
     def up(self, name: str) -> bool:

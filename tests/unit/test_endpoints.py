@@ -138,3 +138,15 @@ def test_a_host_that_just_failed_comes_last_and_gets_one_request_at_a_time() -> 
     assert eps.pick("ollama", now=0) is None
     eps.succeeded("gpu1", 0.5, now=1)  # it answered: full capacity again
     assert eps.by_name["gpu1"].free and eps.by_name["gpu1"].failures == 0
+
+
+def test_a_whole_capacity_of_failures_takes_a_small_host_out_below_the_threshold() -> None:
+    eps = two(fast_cap=4, slow_cap=2, failures=5)
+    for n in range(2):
+        eps.started("gpu2")
+        eps.failed("gpu2", now=n)
+    assert not eps.up("gpu2")  # both of its slots failed
+    for n in range(4):
+        eps.started("gpu1")
+        eps.failed("gpu1", now=n)
+        assert eps.up("gpu1") == (n < 3)
