@@ -13,6 +13,7 @@ counters are counted here, where each endpoint's verdicts are known.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import msgspec
@@ -70,6 +71,7 @@ class Pool:
         self.queue: FairQueue[Job] = FairQueue(queue_max, channel_max)
         self.in_flight: dict[str, Job] = {}
         self._evicted: list[Job] = []  # made room for another channel's job; shed next tick
+        self._running: Counter[str] = Counter()  # in-flight jobs by channel
 
     # -- caller lifecycle --------------------------------------------------
 
@@ -91,7 +93,7 @@ class Pool:
         info = self.callers.pop(identity)
         requeued = []
         for request_id in sorted(info.in_flight, reverse=True):
-            job = self.in_flight.pop(request_id, None)
+            job = self._landed(request_id)
             if job is not None:
                 self._release(job)
                 job.caller = None
@@ -99,6 +101,15 @@ class Pool:
                 self.queue.push_front(job)
                 requeued.append(job)
         return requeued
+
+    def _landed(self, request_id: str) -> Job | None:
+        """Take a job out of flight (whatever happens to it next)."""
+        job = self.in_flight.pop(request_id, None)
+        if job is not None:
+            self._running[job.channel] -= 1
+            if self._running[job.channel] <= 0:
+                del self._running[job.channel]
+        return job
 
     def _release(self, job: Job) -> None:
         """The job no longer runs on its endpoint: free its place there (no verdict)."""
@@ -144,13 +155,17 @@ class Pool:
             job.dispatched_at = now
             caller.in_flight.add(job.request.id)
             self.in_flight[job.request.id] = job
+            self._running[job.channel] += 1
             assignments.append((caller.identity, job))
         export(self.endpoints)
         return assignments
 
     def _place_next(self, now: float) -> tuple[Job, Choice] | None:
-        """The first channel's next job (in ring order) that an endpoint can take now."""
-        for job in self.queue.peek_heads():
+        """The next job an endpoint can take now: of the channel with the fewest jobs in
+        flight, ties in ring order.  A slot that frees goes to a quiet channel before one
+        that already runs several (it cannot be taken back from a long call)."""
+        heads = self.queue.peek_heads()
+        for job in sorted(heads, key=lambda j: self._running[j.channel]):  # stable: ring order
             choice = self.endpoints.pick(job.request.provider, now, job.tried)
             if choice is not None:
                 return job, choice
@@ -180,7 +195,7 @@ class Pool:
             and result.endpoint == name and job.request.deadline > now
         if not handed_back:
             return False
-        self.in_flight.pop(result.id)
+        self._landed(result.id)
         if job.caller in self.callers:
             self.callers[job.caller].in_flight.discard(result.id)
         job.caller = None
@@ -193,7 +208,7 @@ class Pool:
         """A send to the caller failed: put the job back at the front of the queue.  The
         caller is gone, so its other jobs go back too; all of them are returned, so that
         the flow ends those that had started posting (``Flow.requeued``)."""
-        job = self.in_flight.pop(request_id, None)
+        job = self._landed(request_id)
         if job is None:
             return []
         requeued = []
@@ -207,7 +222,7 @@ class Pool:
 
     def complete(self, request_id: str) -> Job | None:
         """The job a result answers, or None for a late or duplicate result."""
-        job = self.in_flight.pop(request_id, None)
+        job = self._landed(request_id)
         if job is None:
             return None
         if job.caller is not None and job.caller in self.callers:

@@ -3,7 +3,9 @@
 One FIFO per channel, served round-robin: the next job to go is the head of the channel
 whose turn it is, then that channel goes to the back of the ring.  So a job waits behind
 at most one job of each other channel plus the jobs of its own channel ahead of it; a
-burst of 50 in one channel cannot starve a quiet one.
+burst of 50 in one channel cannot starve a quiet one.  (The router's Pool looks at every
+channel's head, ``peek_heads``, and gives a freed slot to the channel with the fewest
+calls running, ties in ring order.)
 
 Bounds: ``channel_max`` per channel and ``total_max`` in all.  When the whole queue is full,
 a channel with fewer queued jobs than the longest one still gets in: the longest channel's

@@ -111,3 +111,19 @@ def test_no_channel_waits_behind_more_than_its_own_queue_plus_one_of_each_other(
                     if other != queued.channel:
                         assert n <= mine + 1, (queued.request.id, other, n, mine)
     assert len(pool.queue) == len(ahead)  # everything submitted is queued or was served
+
+
+def test_a_freed_slot_goes_to_the_channel_with_fewer_calls_running() -> None:
+    pool = Pool(liveness=1e9, queue_max=64)
+    pool.seen(b"c0", "a", slots=4, now=0)
+    for n in range(10):
+        pool.submit(job(n, "flood"))
+    assert len(pool.assign(now=0)) == 4  # the flood holds every slot
+    pool.submit(job(0, "quiet"))
+    pool.submit(job(10, "flood"))
+    assert [j.channel for j in pool.queue.peek_heads()] == ["flood", "quiet"]  # flood's turn
+    pool.complete("flood0")
+    # ...but flood runs 3 calls and quiet none: the slot goes to quiet.
+    assert [j.request.id for _, j in pool.assign(now=1)] == ["quiet0"]
+    pool.complete("flood1")
+    assert [j.request.id for _, j in pool.assign(now=1)] == ["flood4"]
