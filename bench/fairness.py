@@ -151,15 +151,19 @@ async def main(args: argparse.Namespace) -> None:
     for fair in (True, False):
         got = await run(args.latency, args.capacity, args.seconds, flood=True, fair=fair)
         q = quiet(got)
-        name = "fair queue (now)" if fair else "one FIFO (before)"
-        print(f"  flood, {name + ':':<19} quiet p50 {pct(q, 50):.2f} s  p95 {pct(q, 95):.2f} s "
-              f"= {pct(q, 95) / b95:.2f}x unloaded (target <= 1.5x); flood's last answer "
+        name = "fair queue (now):" if fair else "one FIFO (before):"
+        ratio = pct(q, 95) / b95
+        print(f"  flood, {name:<19} quiet p50 {pct(q, 50):.2f} s  p95 {pct(q, 95):.2f} s = "
+              f"{ratio:.2f}x unloaded (target <= 1.5x); the flood's last answer "
               f"{max(got['flood']):.1f} s after it", flush=True)
 
 
-if __name__ == "__main__":
+def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--latency", type=float, default=0.5)
-    parser.add_argument("--capacity", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    asyncio.run(main(parser.parse_args()))
+    for flag, default in (("--latency", 0.5), ("--capacity", 4), ("--seconds", 20.0)):
+        parser.add_argument(flag, type=type(default), default=default)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(options()))
