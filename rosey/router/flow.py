@@ -113,7 +113,7 @@ class Flow:
         # commit (~1 ms): a crash in that window loses the entry whether or not the
         # call had started, and a result nobody journaled is simply dropped as late.
         self._journal(request, pending)
-        await self._submit(Job(request, now), pending)
+        await self._submit(Job(request, now, channel=lane.channel), pending)
         metrics.REQUESTS.labels(lane.channel, "accepted").inc()
         await self.dispatch()
         return request.id
@@ -141,7 +141,9 @@ class Flow:
     # ---- answering -------------------------------------------------------------
 
     async def on_result(self, result: Result) -> None:
-        await self._conclude(result)
+        # An endpoint failure with another endpoint to try puts the request back instead.
+        if not self.pool.report(result, self.clock()):
+            await self._conclude(result)
         await self.dispatch()
 
     async def _conclude(self, result: Result) -> None:

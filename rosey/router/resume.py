@@ -43,7 +43,7 @@ async def resume(flow: Flow, lane: Lane) -> tuple[int, int]:
             request = None
         if isinstance(request, Request) and request.deadline > now:
             flow.pending[entry.id] = pending
-            await flow._submit(Job(request, now), pending)
+            await flow._submit(Job(request, now, channel=lane.channel), pending)
             requeued += 1
         elif entry.received_at + lane.post_ttl > now:
             await flow.reply(entry.id, pending, lane.fallback, "fallback")

@@ -49,6 +49,7 @@ from rosey.protocol import (
 from rosey.protocol_moderation import MODERATION_UP
 from rosey.router.build import build_router
 from rosey.router.dispatch import Pool
+from rosey.router.endpoints import endpoints_from_config
 from rosey.router.records import Records
 from rosey.store import Store
 
@@ -74,7 +75,7 @@ class RouterService:
         self.clock = clock
         self.config_path = config_path or os.environ.get("ROSEY_CONFIG")
         self.store = Store(cfg.paths.database)
-        self.pool = Pool(cfg.callers.liveness, cfg.router.queue_max)
+        self.pool = Pool(cfg.callers.liveness, cfg.router.queue_max, endpoints_from_config(cfg))
         self.conn_identities: dict[str, bytes] = {}  # channel -> conn's DEALER, as it spoke
         self.router = build_router(cfg, wire=self, pool=self.pool, store=self.store,
                                    clock=clock, reload=self.reload)

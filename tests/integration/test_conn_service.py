@@ -15,6 +15,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
+from fakes.cytube import FakeCytube
 from rosey import ipc, metrics
 from rosey.config_schema import Config, Conn, Metrics, Paths
 from rosey.conn import refusals
@@ -30,7 +31,6 @@ from rosey.protocol import (
     decode,
     encode,
 )
-from tests.fakes.cytube import FakeCytube
 
 BOT, PW = "roseybot", "roseybot-test-pw"
 
