@@ -15,9 +15,10 @@ from typing import Protocol
 from rosey.config import Config, channel_configs
 from rosey.protocol import Action, Request, Say
 from rosey.router.actions import ActionDesk
+from rosey.router.budget import BudgetTracker
 from rosey.router.channel import ChannelState
 from rosey.router.channels import Router
-from rosey.router.conversation import Conversation
+from rosey.router.conversation import Conversation, new_budget
 from rosey.router.core import ChannelCore
 from rosey.router.dispatch import Pool
 from rosey.router.flow import Flow
@@ -62,21 +63,23 @@ def build_router(cfg: Config, *, wire: RouterWire, pool: Pool | None = None,
     """A router serving ``channels`` (default: every channel of ``cfg``)."""
     flow = Flow(pool=pool or Pool(cfg.callers.liveness, cfg.router.queue_max), wire=wire,
                 clock=clock)
+    budget = new_budget(cfg)  # one for the deployment
 
     def make_core(channel_cfg: Config) -> ChannelCore:
         return build_core(channel_cfg, flow=flow, send_action=wire.send_action, store=store,
-                          clock=clock, reload=reload)
+                          clock=clock, reload=reload, budget=budget)
 
-    return Router(flow, make_core, channel_configs(cfg) if channels is None else channels)
+    return Router(flow, make_core, channel_configs(cfg) if channels is None else channels,
+                  budget)
 
 
 def build_core(cfg: Config, *, flow: Flow, send_action: Callable[[Action], Awaitable[bool]],
                store: Store | None, clock: Callable[[], float],
-               reload: Callable[[], str]) -> ChannelCore:
+               reload: Callable[[], str], budget: BudgetTracker) -> ChannelCore:
     """One channel's core: its records, conversation, judge and channel state."""
     records = MemoryRecords(cfg.channel) if store is None else Records(store, cfg.channel)
-    conversation = Conversation(cfg, records, clock)
-    judge = Judge(cfg, conversation.toggles, conversation.budget)
+    conversation = Conversation(cfg, records, clock, budget)
+    judge = Judge(cfg, conversation.toggles, budget)
     return ChannelCore(cfg, records=records, flow=flow, desk=ActionDesk(send_action),
                        channel=ChannelState(cfg.router.channel_context, bot_name=cfg.bot_name),
                        conversation=conversation, judge=judge, store=store, reload=reload,

@@ -26,7 +26,9 @@ from rosey.protocol import (
     Ready,
     Result,
 )
+from rosey.router.budget import BudgetTracker
 from rosey.router.commands import Actor
+from rosey.router.conversation import restore_budget
 from rosey.router.core import ChannelCore, Decision
 from rosey.router.flow import Flow
 from rosey.router.resume import resume
@@ -36,8 +38,9 @@ log = logging.getLogger("rosey.router")
 
 class Router:
     def __init__(self, flow: Flow, make_core: Callable[[Config], ChannelCore],
-                 cfgs: list[Config]) -> None:
+                 cfgs: list[Config], budget: BudgetTracker) -> None:
         self.flow = flow
+        self.budget = budget  # the deployment's: every core adds its costs to it
         self.make_core = make_core
         self.cores: dict[str, ChannelCore] = {cfg.channel: make_core(cfg) for cfg in cfgs}
         self.leaving: dict[str, ChannelCore] = {}  # removed, still delivering
@@ -54,8 +57,13 @@ class Router:
     # ---- start ---------------------------------------------------------------------
 
     def restore(self) -> None:
+        """Each channel's toggles, limits and statistics; the spend of all of them."""
         for core in self.cores.values():
             core.restore()
+        now = self.flow.clock()
+        if self.cores:
+            day = next(iter(self.cores.values())).judge.limiter.day(now)
+            restore_budget(self.budget, [c.records for c in self.cores.values()], day, now)
 
     async def resume(self) -> None:
         """Take back what the previous router accepted, channel by channel (its journal)."""

@@ -1,5 +1,7 @@
 """What one channel's conversation keeps: the operator's toggles, each user's history, the
-day's statistics and the budget's spend, in memory and through ``Records``.
+day's statistics, in memory and through ``Records``; and it adds each answer's cost to the
+deployment's budget (one ``BudgetTracker`` for every channel: ``budget`` is a top-level
+setting, money is not per channel).
 
 It decides nothing (``judge.py`` does) and sends nothing (``flow.py`` does): it is told
 what was said and what was answered, and remembers.
@@ -25,7 +27,8 @@ LOADED_USERS_MAX = 5000
 
 
 class Conversation:
-    def __init__(self, cfg: Config, records: Records, clock: Callable[[], float]) -> None:
+    def __init__(self, cfg: Config, records: Records, clock: Callable[[], float],
+                 budget: BudgetTracker) -> None:
         self.records = records
         self.clock = clock
         self.persist_guest_history = cfg.router.persist_guest_history
@@ -34,12 +37,12 @@ class Conversation:
         self._history_loaded: set[str] = set()
         self.stats_day = ""
         self.stats: dict[str, float] = {}
-        self.budget = BudgetTracker(cfg.budget.daily_usd, cfg.budget.monthly_usd,
-                                    tz=ZoneInfo(cfg.router.limits.timezone))
+        self.budget = budget
 
     def restore(self, day: str, personas: dict[str, str]) -> None:
-        """Toggles, today's statistics and the spend from the database (before the first
-        event); the limiter's state is the judge's (``ChannelCore.restore``)."""
+        """Toggles and today's statistics from the database (before the first event); the
+        limiter's state is the judge's (``ChannelCore.restore``), the spend the router's
+        (``restore_budget``)."""
         saved = self.records.load_toggles()
         if "llm_enabled" in saved:
             self.toggles.llm_enabled = saved["llm_enabled"] == "1"
@@ -50,10 +53,6 @@ class Conversation:
         self.toggles.persona = persona if persona in personas else ""
         self.toggles.optouts = set(json.loads(saved.get("optouts", "[]")))
         self.stats_day, self.stats = day, self.records.load_stats(day)
-        now = self.clock()
-        self.budget.restore(Snapshot(day, self.records.spend_since(day), day[:7],
-                                     self.records.spend_since(day[:7] + "-01")), now)
-        self._export_budget(now)
 
     def save_toggles(self) -> None:
         t = self.toggles
@@ -113,12 +112,27 @@ class Conversation:
         now = self.clock()
         if self.budget.add(cost, now) != "ok":
             log.warning("budget at %.0f %%", 100 * self.budget.ratio(now))
-        self._export_budget(now)
+        export_budget(self.budget, now)
         self.records.stats(day, user, result.ok, result.prompt_tokens,
                            result.completion_tokens, cost)
 
-    def _export_budget(self, now: float) -> None:
-        day, month = self.budget.spent(now)
-        for period, spent, limit in (("day", day, self.budget.daily_usd),
-                                     ("month", month, self.budget.monthly_usd)):
-            metrics.BUDGET_RATIO.labels(period).set(spent / limit if limit else 0.0)
+
+
+def new_budget(cfg: Config) -> BudgetTracker:
+    return BudgetTracker(cfg.budget.daily_usd, cfg.budget.monthly_usd,
+                         tz=ZoneInfo(cfg.router.limits.timezone))
+
+
+def restore_budget(budget: BudgetTracker, records: list[Records], day: str,
+                   now: float) -> None:
+    """Today's and this month's spend, summed over the channels (before the first event)."""
+    budget.restore(Snapshot(day, sum(r.spend_since(day) for r in records), day[:7],
+                            sum(r.spend_since(day[:7] + "-01") for r in records)), now)
+    export_budget(budget, now)
+
+
+def export_budget(budget: BudgetTracker, now: float) -> None:
+    day, month = budget.spent(now)
+    for period, spent, limit in (("day", day, budget.daily_usd),
+                                 ("month", month, budget.monthly_usd)):
+        metrics.BUDGET_RATIO.labels(period).set(spent / limit if limit else 0.0)

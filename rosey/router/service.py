@@ -208,11 +208,11 @@ class RouterService:
         """SIGHUP (``rosey apply``) and ``!reload``: re-read the config and apply it to
         every channel (new ones join, removed ones leave, the others keep their state)."""
         try:
-            cfg = load_config(self.config_path)
+            channels = channel_configs(load_config(self.config_path))
         except ConfigError as exc:
             log.warning("reload refused: %s", exc)
             return f"reload refused: {exc}"
-        task = asyncio.get_running_loop().create_task(self.router.apply(channel_configs(cfg)))
+        task = asyncio.get_running_loop().create_task(self.router.apply(channels))
         self._applying.add(task)
         task.add_done_callback(self._applied)
         return ("reloaded prompt, personas, triggers, limits, blocklist and channels; other "

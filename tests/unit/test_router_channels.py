@@ -26,7 +26,7 @@ def channel_cfg(tmp: Path, name: str, **llm: Any) -> Config:
 
 
 class Channels:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, **top: Any) -> None:
         self.now = 1_800_000_000.0
         self.tmp = tmp
         # The operator's shape: a channels list, each entry overriding the top level.
@@ -37,8 +37,8 @@ class Channels:
                 {"channel": "movies",
                  "llm": {"system_prompt": "You are {bot_name} of movies."}},
                 {"channel": "anime",
-                 "llm": {"system_prompt": "You are {bot_name}-chan.", "llm_cooldown": 5}}]},
-            base_dir=tmp, env={})
+                 "llm": {"system_prompt": "You are {bot_name}-chan.", "llm_cooldown": 5}}],
+            **top}, base_dir=tmp, env={})
         self.store = Store(self.cfg.paths.database)
         self.store.open()
         self.pool = Pool(liveness=1e9)
@@ -54,9 +54,9 @@ class Channels:
         await self.router.on_conn(Chat(channel=channel, username=user, text=text, time=0,
                                        received_at=self.now))
 
-    async def answer(self, request: Request, text: str) -> None:
+    async def answer(self, request: Request, text: str, cost: float = 0.0) -> None:
         await self.router.on_result(Result(id=request.id, caller="caller-0", ok=True,
-                                           text=text))
+                                           text=text, cost_usd=cost))
 
 
 @pytest.fixture
@@ -151,3 +151,23 @@ async def test_a_reread_config_adds_and_drops_channels_and_keeps_the_others(
     await rig.router.on_conn(Delivered(channel="anime", say_id=rig.says[-1].id, ok=True))
     await rig.router.tick()
     assert "anime" not in rig.router.leaving and set(rig.router.cores) == {"movies", "music"}
+
+
+async def test_the_budget_is_the_deployments_not_each_channels(tmp_path: Path) -> None:
+    rig = Channels(tmp_path, budget={"daily_usd": 0.01})
+    try:
+        await rig.chat("movies", "alice", "rosey, one")
+        await rig.answer(rig.requests[0], "ok", cost=0.02)  # spent in movies
+        await rig.chat("anime", "bob", "rosey, one")  # refused in anime too
+        assert len(rig.requests) == 1
+        assert [(s.channel, s.text) for s in rig.says] == [("movies", "alice: ok"),
+                                                          ("anime", "bob: Sorry.")]
+        await rig.store.flush()
+        again = Channels(tmp_path, budget={"daily_usd": 0.01})  # a restarted router
+        try:
+            await again.chat("anime", "carol", "rosey?")
+            assert again.requests == [] and again.says[-1].text == "carol: Sorry."
+        finally:
+            again.store.close()
+    finally:
+        rig.store.close()
