@@ -1,4 +1,4 @@
-"""Issue 13: when does an answer start to arrive in the channel, streamed vs not?
+"""When does an answer start to arrive in the channel, streamed vs not?
 
     python -m bench.streaming [--repeat 2]
 
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from bench.scenarios import TimedLog, bot_entries, wait_until
 from fakes.cytube import FakeCytube
+from fakes.deployment import BOT, BOT_PW, Rosey, wait_joined
 from fakes.llm import FakeLLM, tokens_of
-from tests.e2e.harness import BOT, BOT_PW, Rosey, wait_joined
 
 FIRST = "The film you mean is 2001: A Space Odyssey, directed by Stanley Kubrick in 1968."
 ANSWER = FIRST + (
@@ -123,7 +123,7 @@ async def deployment(stream: bool, repeat: int) -> dict[float, list[Sample]]:
 
 
 def med(samples: list[Sample], field: str) -> float:
-    return statistics.median(getattr(s, field) for s in samples)
+    return statistics.median(float(getattr(s, field)) for s in samples)
 
 
 async def main(repeat: int) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from rosey.conn import refusals
+from rosey.file_modes import atomic_write
 
 log = logging.getLogger("rosey.conn")
 
@@ -85,10 +85,8 @@ class ReconnectPolicy:
     def save(self) -> None:
         if self.state_path is None:
             return
-        tmp = self.state_path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(asdict(self.log)))
-            os.replace(tmp, self.state_path)  # atomic: a crash never leaves half a file
+        try:  # atomic: a crash never leaves half a file
+            atomic_write(self.state_path, json.dumps(asdict(self.log)))
         except OSError as exc:
             log.warning("cannot persist the connection log %s: %s", self.state_path, exc)
 

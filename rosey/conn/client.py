@@ -29,6 +29,7 @@ from rosey.conn.backoff import Cause, ReconnectPolicy, classify_connect_error
 from rosey.conn.governor import Governor
 from rosey.conn.ledger import Ledger, accept
 from rosey.conn.session import Emit, Session
+from rosey.errors import RoseyError
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import ACTIONS, Delivered, Message, Say, encode
 
@@ -41,7 +42,7 @@ _MAXLENGTH = re.compile(r"\bmaxlength=[\"']?(\d+)", re.IGNORECASE)
 _SECRET_KEYS = ("pw", "password")
 
 
-class FatalConnError(Exception):
+class FatalConnError(RoseyError):
     """Retrying cannot help (ban, bad password, unknown channel): stay up, idle, alerting."""
 
     def __init__(self, reason: refusals.FatalReason, detail: str) -> None:

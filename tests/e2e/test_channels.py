@@ -15,7 +15,7 @@ import pytest
 
 from fakes.cytube import FakeCytube
 from fakes.llm import FakeLLM
-from tests.e2e.harness import BOT, Rosey, bot_lines, run_rosey, wait_joined
+from tests.e2e.harness import BOT, Rosey, bot_lines, deployed, wait_joined
 
 PERSONA = re.compile(r"PERSONA=(\w+)")
 COOLDOWN = 60  # s, per user: long enough that no answer below comes from its expiry
@@ -60,11 +60,11 @@ async def test_two_channels_then_a_third_applied_without_touching_them(
         rosey = Rosey(cytube, {"provider": "ollama", "model": "llama3.2:3b",
                                "ollama_host": llm.url, "llm_cooldown": COOLDOWN,
                                "system_prompt": prompt("movies")})
-        two = [{"channel": movies.channel},
-               {"channel": "anime", "llm": {"system_prompt": prompt("anime")}}]
+        two: list[dict[str, Any]] = [
+            {"channel": movies.channel},
+            {"channel": "anime", "llm": {"system_prompt": prompt("anime")}}]
         write_channels(rosey, two)
-        try:
-            await run_rosey(rosey, movies)
+        async with deployed(rosey, movies):
             await wait_joined(anime, rosey)
 
             # A mention in each is answered in its own channel, with its own persona.
@@ -94,6 +94,8 @@ async def test_two_channels_then_a_third_applied_without_touching_them(
             await answered(music, rosey, 1)
             assert bot_lines(music) == ["dave: [music] dave: rosey, a song?"]
             assert (movies.join_count(), anime.join_count(), music.join_count()) == (1, 1, 1)
+            joins = re.findall(r"joining (\w+) as", rosey.logs())  # conn's one line per join
+            assert sorted(joins) == ["anime", "music", movies.channel], joins
             assert BOT in movies.usernames and BOT in anime.usernames
 
             # Banned from anime: kicked there; movies and music keep answering.
@@ -109,6 +111,3 @@ async def test_two_channels_then_a_third_applied_without_touching_them(
             await asyncio.sleep(1.0)
             assert len(bot_lines(anime)) == 2 and BOT not in anime.usernames
             assert movies.join_count() == 1 and music.join_count() == 1
-        finally:
-            await rosey.stop()
-            rosey.cleanup()

@@ -30,7 +30,7 @@ import pytest
 from fakes.cytube import FakeCytube
 from fakes.llm import FakeLLM
 from tests.e2e.chaos import Supervisor, Tally, journaled
-from tests.e2e.harness import BOT, Rosey, run_rosey
+from tests.e2e.harness import BOT, Rosey, deployed
 
 SEED = int(os.environ.get("ROSEY_CHAOS_SEED") or random.SystemRandom().randrange(2**31))
 ROUNDS = int(os.environ.get("ROSEY_CHAOS_ROUNDS") or 4)
@@ -147,8 +147,7 @@ async def test_sigkill_of_any_process_loses_no_accepted_mention_and_doubles_none
                                "llm_cooldown": 0, "response_timeout": 15},
                       callers={"count": 2, "max": 2})
         chaos = Chaos(cytube, rosey, llm)
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             order: list[str] = []
             while len(order) < ROUNDS:
                 order += chaos.rng.sample(TARGETS, len(TARGETS))
@@ -162,10 +161,6 @@ async def test_sigkill_of_any_process_loses_no_accepted_mention_and_doubles_none
                     - MODEL_DELAY
             report = chaos.report()
             print(f"{report}\n{chaos.tally.rounds_report()}")
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-    assert code == 0
     assert chaos.tally.rounds == ROUNDS and sum(chaos.tally.kills.values()) == ROUNDS
     assert len(accepted) >= ROUNDS, report  # it did happen: most mentions were accepted
     assert sorted(accepted - replies.keys()) == [], f"lost: {report}"

@@ -33,7 +33,7 @@ from fakes.llm import FakeLLM
 from rosey import ipc
 from rosey.protocol import CtlReply, decode
 from rosey.router.service import CONN_UP, CONTROL_UP, WORK_UP
-from tests.e2e.harness import BOT, Rosey, bot_lines, expect_lines, run_rosey
+from tests.e2e.harness import BOT, Rosey, bot_lines, deployed, expect_lines
 from tests.fuzzing import BadFrame, bad_frames, bad_ipc, odd_ipc
 
 SEED = int(os.environ.get("ROSEY_FUZZ_SEED", "11"))
@@ -115,8 +115,7 @@ async def test_fuzzed_frames_and_ipc_are_counted_once_and_crash_nothing(
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 0}, log={"level": "INFO"})
         conn_port, router_port = rosey.ports["conn"], rosey.ports["router"]
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.say_as("alice", "rosey, before the fuzz")
             await expect_lines(cytube, rosey, 1)
             before_pids = running(rosey)
@@ -165,7 +164,3 @@ async def test_fuzzed_frames_and_ipc_are_counted_once_and_crash_nothing(
             assert running(rosey) == before_pids
             logs = rosey.logs()
             assert "Traceback" not in logs, logs[logs.index("Traceback") - 300:][:4000]
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import REGISTRY
 
+from rosey import metrics
 from rosey.conn import events as ev
 from rosey.conn.session import Session
 from rosey.protocol import (
@@ -46,8 +46,11 @@ def session(**kw: Any) -> Session:
     return Session(**args)
 
 
+CONN_METRICS = metrics.registry_for("conn")  # what the conn process would serve
+
+
 def metric(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    return CONN_METRICS.get_sample_value(name, labels) or 0.0
 
 
 def replay_client(s: Session, client: str, scenarios: set[str] | None = None) -> list[Any]:

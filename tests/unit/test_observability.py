@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from prometheus_client import REGISTRY
+import pytest
 
 from rosey import metrics
 from tests import promfiles
@@ -26,10 +26,11 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 
 def catalog_samples() -> dict[str, list[str]]:
-    """Every sample name the registry can export → its label names."""
+    """Every sample name some process's registry can export → its label names."""
     labels = {m._name: list(m._labelnames) for m in metrics.catalog()}
     out: dict[str, list[str]] = {}
-    for family in REGISTRY.collect():
+    families = [f for role in metrics.ROLES for f in metrics.registry_for(role).collect()]
+    for family in families:
         for suffix in SUFFIXES.get(family.type, ("",)):
             out[family.name + suffix] = labels.get(family.name, [])
     return out
@@ -37,6 +38,7 @@ def catalog_samples() -> dict[str, list[str]]:
 
 # ---- Prometheus and Alertmanager --------------------------------------------------------
 
+@pytest.mark.integration
 def test_promtool_check_config() -> None:
     done = run(tool("promtool"), "check", "config", str(PROM_DIR / "prometheus.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -47,6 +49,7 @@ def test_promtool_check_config() -> None:
     assert "file_sd_configs" in text and "callers.json" in text
 
 
+@pytest.mark.integration
 def test_promtool_check_rules_counts_every_alert() -> None:
     done = run(tool("promtool"), "check", "rules", str(ALERTS))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -55,6 +58,7 @@ def test_promtool_check_rules_counts_every_alert() -> None:
     assert f"SUCCESS: {count} rules found" in done.stdout  # the mini-parser saw them all
 
 
+@pytest.mark.integration
 def test_promtool_test_rules() -> None:
     done = run(tool("promtool"), "test", "rules", str(ALERTS_TEST))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -74,6 +78,7 @@ def test_alert_tests_cover_fire_and_no_fire_for_every_alert() -> None:
         assert fires.count(False) >= 2, f"{alert.name}: needs below-threshold and before-for"
 
 
+@pytest.mark.integration
 def test_every_alert_has_a_case_that_fails_without_its_for(tmp_path: Path) -> None:
     """Remove every `for:` and the suite must fail on each alert: the cases really test it."""
     text = re.sub(r"\n\s+for: \S+", "", ALERTS.read_text())
@@ -97,6 +102,7 @@ def test_every_alert_is_documented() -> None:
         assert url.split("#")[1] in anchors, f"{alert.name}: no heading for {url}"
 
 
+@pytest.mark.integration
 def test_amtool_check_config() -> None:
     path = ROOT / "etc" / "alertmanager" / "alertmanager.yml"
     done = run(tool("amtool"), "check-config", str(path))
@@ -106,6 +112,7 @@ def test_amtool_check_config() -> None:
 
 # ---- every expression: parses, names catalog metrics, papers over nothing -------------------
 
+@pytest.mark.integration
 def test_every_expression_parses(tmp_path: Path) -> None:
     exprs = promfiles.all_expressions()
     assert len(exprs) >= 60
@@ -209,7 +216,8 @@ def test_process_dashboard_filters_by_process() -> None:
 def exported(process: str) -> dict[str, float]:
     """/metrics of a fresh interpreter after preinit(process), as {sample: value}."""
     code = ("import sys; from prometheus_client import generate_latest; from rosey import metrics;"
-            f"metrics.preinit({process!r}, ['chan']); sys.stdout.write(generate_latest().decode())")
+            f"registry = metrics.preinit({process!r}, ['chan']);"
+            "sys.stdout.write(generate_latest(registry).decode())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30, cwd=ROOT, check=True)
     out = {}
@@ -220,6 +228,7 @@ def exported(process: str) -> dict[str, float]:
     return out
 
 
+@pytest.mark.integration
 def test_preinit_router_exports_its_label_sets_at_zero_and_nothing_of_conn() -> None:
     got = exported("router")
     for kind in ("llm", "fallback"):
@@ -233,6 +242,7 @@ def test_preinit_router_exports_its_label_sets_at_zero_and_nothing_of_conn() -> 
                    for k in got)
 
 
+@pytest.mark.integration
 def test_preinit_conn_and_caller() -> None:
     conn = exported("conn")
     assert conn['rosey_conn_connected{channel="chan"}'] == 0
