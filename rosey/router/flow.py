@@ -118,7 +118,7 @@ class Flow:
             metrics.REQUESTS.labels(self.channel, "unjournaled").inc()
 
     def full(self) -> bool:
-        return self.pool.full(self.channel)  # the queue makes room for a shorter channel
+        return len(self.pool.queue) >= self.pool.queue_max
 
     async def accept(self, user: str, private: bool, received_at: float, deadline: float,
                      provider: str, model: str, turns: list[Turn]) -> str:
