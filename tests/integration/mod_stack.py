@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rosey.config import load_config
-from rosey.conn.client import ConnService
+from rosey.conn.service import ConnService
 from rosey.router.service import RouterService
 from tests.fakes.cytube import FakeCytube
 

@@ -154,16 +154,15 @@ async def test_running_bot_is_not_kicked(tmp_path: Path, cytube: FakeCytube) -> 
 
 
 def test_rank_implications() -> None:
-    leader = rank_check(1.5, {"chat_antiflood": True,
-                              "chat_antiflood_params": {"burst": 4, "sustained": 1}}, BOT)
+    leader = rank_check(1.5, True, (4, 1), BOT)
     assert leader.ok and leader.detail.startswith("1.5 (leader)")
     assert "/kick" in leader.detail and "escapes a leading `/`" in leader.detail
     assert "antiflood is on (burst 4, 1/s)" in leader.detail
-    user = rank_check(1, {}, BOT)
+    user = rank_check(1, None, (4, 1), BOT)
     assert "ignored" in user.detail and f"/rank {BOT} 2" in user.detail
-    guest = rank_check(0, {}, BOT)
+    guest = rank_check(0, None, (4, 1), BOT)
     assert guest.detail.startswith("0 (guest)") and "60 s" in guest.detail
-    assert not rank_check(-1, {}, BOT).ok
+    assert not rank_check(-1, None, (4, 1), BOT).ok
 
 
 async def _cli(config_path: Path) -> tuple[int, str]:
