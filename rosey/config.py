@@ -13,30 +13,25 @@ import shlex
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, get_args
 
 import msgspec
 
-from rosey.config_schema import MESSAGE_LENGTH_MAX, MESSAGE_LENGTH_MIN, Config
+from rosey.config_channels import SECTIONS, SHARED_KEYS, channel_configs
+from rosey.config_checks import check_semantics
+from rosey.config_endpoints import ProviderName, endpoint_problems, provider_endpoints
+from rosey.config_schema import Config, Endpoint
+from rosey.errors import ConfigError
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "CheckReport", "Config", "ConfigError", "check_config_file",
-           "collect_errors", "load_config"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "CheckReport", "Config", "ConfigError", "Endpoint",
+           "channel_configs", "check_config_file", "collect_errors", "load_config",
+           "provider_endpoints"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are {bot_name}, a friendly regular in the CyTube channel {channel}. "
     "You are talking with {user}. The channel is playing: {now_playing}. Answer in one or "
     "two short sentences of plain text, no markdown, no lists."
 )
-
-SOCKET_PATH_LIMIT = 100  # Unix socket paths are limited to ~107 bytes; keep margin.
-NAME_RE = re.compile(r"^[\w-]{1,20}$")
-CHANNEL_RE = re.compile(r"^[\w-]{1,30}$")
-
-
-class ConfigError(Exception):
-    """A config problem, already phrased for the operator: ``path: problem; fix``."""
-
 
 def load_config(path: str | os.PathLike[str] | None = None,
                 env: dict[str, str] | None = None) -> Config:
@@ -65,9 +60,16 @@ def parse_config(raw: Any, *, base_dir: Path, env: dict[str, str],
         cfg = msgspec.convert(raw, Config, strict=True)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {_phrase_validation_error(str(exc))}") from exc
+    override_errors: list[str] = []
+    _clean_overrides(raw, source, override_errors, [])
+    if override_errors:
+        raise ConfigError(override_errors[0])
     _apply_env(cfg, env)
     _resolve_paths(cfg, base_dir)
-    _check_semantics(cfg, source)
+    check_semantics(cfg, source)
+    problems = _shape_errors(cfg, raw, env, source) or _channel_errors(cfg, source, [])
+    if problems:
+        raise ConfigError(problems[0])
     return cfg
 
 
@@ -111,7 +113,8 @@ def collect_errors(raw: Any, *, base_dir: Path, env: dict[str, str],
         return [f"{source}: $: expected a JSON object at the top level"]
     errors: list[str] = []
     bad: list[str] = []
-    cleaned = _drop_invalid(raw, Config, "$", source, errors, bad)
+    cleaned = _clean_overrides(_drop_invalid(raw, Config, "$", source, errors, bad), source,
+                               errors, bad)
     try:
         cfg = msgspec.convert(cleaned, Config, strict=True)
     except msgspec.ValidationError as exc:  # pragma: no cover - every field was checked
@@ -119,9 +122,86 @@ def collect_errors(raw: Any, *, base_dir: Path, env: dict[str, str],
     _apply_env(cfg, env)
     _resolve_paths(cfg, base_dir)
     semantic: list[str] = []
-    _check_semantics(cfg, source, semantic)
+    check_semantics(cfg, source, semantic)
+    semantic += _shape_errors(cfg, cleaned, env, source)
+    semantic += _channel_errors(cfg, source, semantic)
     heads = tuple(f"{source}: {path}{sep}" for path in bad for sep in (":", ".", "["))
     return errors + [message for message in semantic if not message.startswith(heads)]
+
+
+# ---- channels and endpoints -----------------------------------------------
+
+
+def _clean_overrides(raw: dict[str, Any], source: str, errors: list[str],
+                     bad: list[str]) -> dict[str, Any]:
+    """Check each ``channels`` entry's partial sections against the full ones (unknown
+    keys, types, keys that are the deployment's); return ``raw`` without the bad keys."""
+    entries = raw.get("channels")
+    if not isinstance(entries, list):
+        return raw
+    kept_entries = []
+    for index, entry in enumerate(entries):
+        entry = dict(entry)
+        for section, struct in SECTIONS.items():
+            where = f"$.channels[{index}].{section}"
+            override = entry.get(section) or {}
+            for key, fix in SHARED_KEYS.get(section, {}).items():
+                if key in override:
+                    errors.append(f"{source}: {where}.{key}: not per channel; {fix}")
+                    bad.append(f"{where}.{key}")
+                    override = {k: v for k, v in override.items() if k != key}
+            entry[section] = _drop_invalid(override, struct, where, source, errors, bad)
+        kept_entries.append(entry)
+    return {**raw, "channels": kept_entries}
+
+
+def _shape_errors(cfg: Config, raw: dict[str, Any], env: dict[str, str],
+                  source: str) -> list[str]:
+    """One channel key or a list; unique channel names; endpoints (also vs the old keys)."""
+    problems: list[tuple[str, str]] = []
+    if cfg.channels:
+        named = raw.get("channel")
+        if named:
+            problems.append(("$.channels", f"given together with $.channel; keep one: move "
+                             f"\"channel\": {named!r} into the list as {{\"channel\": "
+                             f"{named!r}}} and remove the top-level key"))
+        else:
+            cfg.channel = cfg.channels[0].channel
+        first: dict[str, int] = {}
+        for index, entry in enumerate(cfg.channels):
+            key = entry.channel.lower()  # CyTube channel names ignore case
+            if key in first:
+                problems.append((f"$.channels[{index}].channel",
+                                 f"{entry.channel!r} is also $.channels[{first[key]}]; list "
+                                 "each channel once"))
+            first.setdefault(key, index)
+    legacy: dict[ProviderName, str] = {}
+    llm = raw.get("llm")
+    if env.get("OLLAMA_HOST"):
+        legacy["ollama"] = "the OLLAMA_HOST environment variable"
+    elif isinstance(llm, dict) and "ollama_host" in llm:
+        legacy["ollama"] = "$.llm.ollama_host"
+    if cfg.providers.openai.base_url:
+        legacy["openai"] = "$.providers.openai.base_url"
+    problems += endpoint_problems(cfg, legacy)
+    return [f"{source}: {path}: {problem}" for path, problem in problems]
+
+
+def _channel_errors(cfg: Config, source: str, reported: list[str]) -> list[str]:
+    """Each channel's own problems (its merged config's, less the top level's), each at
+    ``$.channels[i]…``: e.g. a missing prompt file named in one entry."""
+    if not cfg.channels:
+        return []
+    top: list[str] = []
+    check_semantics(cfg, source, top)
+    known = set(top) | set(reported)
+    out: list[str] = []
+    for index, child in enumerate(channel_configs(cfg)):
+        found: list[str] = []
+        check_semantics(child, source, found)
+        out += [message.replace(f"{source}: $", f"{source}: $.channels[{index}]", 1)
+                for message in found if message not in known]
+    return out
 
 
 def _drop_invalid(raw: dict[str, Any], struct: type, where: str, source: str,
@@ -168,7 +248,8 @@ def secret_file_warnings(path: Path, raw: Any) -> list[str]:
     held = [
         isinstance(user, list) and len(user) > 1 and bool(user[1]),
         bool(_dig(raw, "llm", "openai_api_key")),
-        bool(_dig(raw, "conn", "channel_password")),
+        bool(_dig(raw, "conn", "channel_password")) or any(
+            bool(_dig(entry, "conn", "channel_password")) for entry in _entries(raw)),
         isinstance(headers, dict) and any(k.lower() == "authorization" for k in headers),
     ]
     what = [word for word, has in zip(_SECRET_WORDS, held, strict=True) if has]
@@ -178,6 +259,11 @@ def secret_file_warnings(path: Path, raw: Any) -> list[str]:
             f"{' and '.join(what)}; run `chmod 600 {path}`, or move secrets to the "
             "environment (ROSEY_PASSWORD, OPENAI_API_KEY, ROSEY_CHANNEL_PASSWORD; under "
             "systemd in /etc/rosey/rosey.env, mode 600)"]
+
+
+def _entries(raw: dict[str, Any]) -> list[Any]:
+    entries = raw.get("channels")
+    return entries if isinstance(entries, list) else []
 
 
 def _dig(raw: Any, *keys: str) -> Any:
@@ -286,112 +372,14 @@ def _resolve_paths(cfg: Config, base_dir: Path) -> None:
     for name, persona in cfg.router.personas.items():
         if persona.endswith((".md", ".txt")):
             cfg.router.personas[name] = str((base_dir / persona).resolve())
+    for entry in cfg.channels:  # overrides are resolved the same way, so merging needs no base
+        if isinstance(entry.llm.get("system_prompt_file"), str) and \
+                entry.llm["system_prompt_file"]:
+            entry.llm["system_prompt_file"] = str((base_dir / entry.llm["system_prompt_file"])
+                                                  .resolve())
+        personas = entry.router.get("personas")
+        if isinstance(personas, dict):
+            for name, persona in personas.items():
+                if isinstance(persona, str) and persona.endswith((".md", ".txt")):
+                    personas[name] = str((base_dir / persona).resolve())
 
-
-# ---- semantics ------------------------------------------------------------
-
-
-def _check_semantics(cfg: Config, source: str, errors: list[str] | None = None) -> None:
-    """Raise the first problem as ``ConfigError``, or append every one to ``errors``."""
-    def fail(path: str, problem: str) -> None:
-        message = f"{source}: {path}: {problem}"
-        if errors is None:
-            raise ConfigError(message)
-        errors.append(message)
-
-    if not cfg.channel:
-        fail("$.channel", "missing; set the CyTube channel name, e.g. \"channel\": \"MyChannel\"")
-    elif not CHANNEL_RE.match(cfg.channel):
-        fail("$.channel", "expected 1-30 characters of a-z, A-Z, 0-9, - or _")
-    if not re.match(r"^https?://", cfg.domain):
-        fail("$.domain", "expected a URL starting with http:// or https://, e.g. https://cytu.be")
-    if not 1 <= len(cfg.user) <= 2 or not cfg.user[0]:
-        fail("$.user", "expected [\"BotName\", \"password\"] (password may be \"\" for a guest)")
-    elif not NAME_RE.match(cfg.user[0]):
-        fail("$.user[0]", "expected 1-20 characters of a-z, A-Z, 0-9, - or _")
-    llm = cfg.llm
-    if llm.enabled and llm.provider == "openai" and not llm.openai_api_key and \
-            not cfg.providers.openai.base_url:
-        fail("$.llm.openai_api_key",
-             "required for provider openai; set the OPENAI_API_KEY environment variable")
-    for index, fallback in enumerate(cfg.providers.fallbacks):
-        if fallback.provider == "openai" and not llm.openai_api_key and \
-                not cfg.providers.openai.base_url:
-            fail(f"$.providers.fallbacks[{index}]",
-                 "an openai fallback needs a key; set the OPENAI_API_KEY environment variable")
-    if not re.match(r"^https?://", llm.ollama_host):
-        fail("$.llm.ollama_host", "expected a URL such as http://localhost:11434")
-    if llm.system_prompt_file and not Path(llm.system_prompt_file).is_file():
-        fail("$.llm.system_prompt_file",
-             f"{llm.system_prompt_file} does not exist; create it or remove the key")
-    for index, trigger in enumerate(llm.llm_triggers):
-        if trigger.startswith("re:"):
-            try:
-                re.compile(trigger[3:])
-            except re.error as exc:
-                fail(f"$.llm.llm_triggers[{index}]", f"invalid regex ({exc}); fix the pattern")
-        elif not trigger.strip():
-            fail(f"$.llm.llm_triggers[{index}]", "empty trigger; remove it")
-    _positive(fail, "$.llm.llm_cooldown", llm.llm_cooldown, allow_zero=True)
-    _positive(fail, "$.llm.response_timeout", llm.response_timeout)
-    _positive(fail, "$.llm.first_token_timeout", llm.first_token_timeout, allow_zero=True)
-    if llm.max_history_messages < 0:
-        fail("$.llm.max_history_messages", "expected 0 or more")
-    if cfg.budget.action == "switch" and not cfg.budget.switch_model:
-        fail("$.budget.switch_model", "required when budget.action is \"switch\": the model "
-             "to use once the budget is spent (with budget.switch_provider)")
-    router = cfg.router
-    for index, pattern in enumerate(router.blocklist):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            fail(f"$.router.blocklist[{index}]", f"invalid regex ({exc}); fix the pattern")
-    for name, persona in router.personas.items():
-        if persona.endswith((".md", ".txt")) and not Path(persona).is_file():
-            fail(f"$.router.personas.{name}", f"{persona} does not exist; create it")
-    try:
-        ZoneInfo(router.limits.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        fail("$.router.limits.timezone", "unknown time zone; use an IANA name such as "
-             "Europe/Berlin or UTC")
-    from rosey.router.commands import COMMANDS  # only the table: no router state
-
-    for name in router.command_ranks:
-        if name not in COMMANDS:
-            fail(f"$.router.command_ranks.{name}",
-                 "not a command; use one of " + ", ".join(sorted(COMMANDS)))
-    if router.stats_interval < 0:
-        fail("$.router.stats_interval", "expected 0 (no samples) or a number of seconds > 0")
-    if router.retention_days <= 0:
-        fail("$.router.retention_days", "expected a number > 0")
-    if cfg.conn.message_length and not MESSAGE_LENGTH_MIN <= cfg.conn.message_length \
-            <= MESSAGE_LENGTH_MAX:
-        fail("$.conn.message_length", "expected 0 (read it from the channel) or "
-             f"{MESSAGE_LENGTH_MIN}..{MESSAGE_LENGTH_MAX} (max-chat-message-length)")
-    if cfg.conn.kick_backoff < 1:
-        fail("$.conn.kick_backoff", "expected 1 or more seconds")
-    if cfg.conn.max_parts < 1:
-        fail("$.conn.max_parts", "expected 1 or more")
-    if not 1 <= cfg.callers.count <= cfg.callers.max:
-        fail("$.callers.count", f"expected 1..callers.max ({cfg.callers.max})")
-    if cfg.callers.max > 64:
-        fail("$.callers.max", "expected at most 64")
-    if cfg.callers.slots < 1:
-        fail("$.callers.slots", "expected 1 or more")
-    for key in ("conn_port", "router_port", "caller_base_port", "events_port"):
-        port = getattr(cfg.metrics, key)
-        if not 0 <= port <= 65535 - (cfg.callers.max if key == "caller_base_port" else 0):
-            fail(f"$.metrics.{key}", "expected a TCP port number")
-    longest = str(Path(cfg.paths.run_dir) / "supervisor.sock")
-    if len(longest.encode()) > SOCKET_PATH_LIMIT:
-        fail("$.paths.run_dir",
-             f"too long for Unix sockets ({len(longest.encode())} > {SOCKET_PATH_LIMIT} bytes); "
-             "use a shorter path, e.g. /run/rosey")
-
-
-def _positive(fail: Any, path: str, value: float, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        fail(path, "expected a number " + (">= 0" if allow_zero else "> 0"))
-
-
-Provider = Literal["openai", "ollama"]

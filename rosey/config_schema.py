@@ -5,7 +5,7 @@ Pure data: validation beyond types lives in ``rosey.config``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -103,8 +103,18 @@ class Callers(_Section):
     max_attempts: int = 3
 
 
+class Endpoint(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One model host of a provider (``providers.<p>.endpoints[i]``), as written and as
+    resolved by ``rosey.config.provider_endpoints`` (which fills ``name`` in)."""
+
+    name: str = ""  # [a-z0-9_-]; "" in the file: derived from the URL's host and port
+    url: str  # http(s); for openai the base URL (…/v1)
+    capacity: int  # calls it may run at once, shared by the whole caller pool
+
+
 class OpenAIProvider(_Section):
-    base_url: str = ""
+    base_url: str = ""  # legacy single endpoint; endpoints replaces it
+    endpoints: list[Endpoint] = []
     organization: str = ""
     max_tokens: int = 300
     temperature: float = 0.7
@@ -112,6 +122,7 @@ class OpenAIProvider(_Section):
 
 
 class OllamaProvider(_Section):
+    endpoints: list[Endpoint] = []  # [] : llm.ollama_host (or OLLAMA_HOST) is the only one
     headers: dict[str, str] = {}
     keep_alive: str = "5m"
     temperature: float = 0.7
@@ -168,9 +179,21 @@ class Log(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class ChannelEntry(_Section):
+    """One entry of ``channels``: the channel's name and partial copies of the sections it
+    overrides (any subset of the keys of ``conn``, ``llm``, ``router``; rosey.config
+    checks them against those sections and deep-merges them over the top level)."""
+
+    channel: str
+    conn: dict[str, Any] = {}
+    llm: dict[str, Any] = {}
+    router: dict[str, Any] = {}
+
+
 class Config(_Section):
     domain: str = "https://cytu.be"
-    channel: str = ""
+    channel: str = ""  # one channel; with ``channels`` it is set to the first one's name
+    channels: list[ChannelEntry] = []
     user: list[str] = []
     llm: LLM = msgspec.field(default_factory=LLM)
     conn: Conn = msgspec.field(default_factory=Conn)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
@@ -40,11 +41,11 @@ FRAME_ERRORS = Counter("rosey_conn_frame_errors_total",
                        "Malformed socket.io frames dropped, by event", ["event"])
 REPLAYS_DROPPED = Counter("rosey_conn_replayed_chat_dropped_total",
                           "Chat lines ignored because they were the join replay")
-CONNECTED = Gauge("rosey_conn_connected", "1 while joined to the channel")
+CONNECTED = Gauge("rosey_conn_connected", "1 while joined to the channel", ["channel"])
 FATAL = Gauge("rosey_conn_fatal", "1 when conn stopped retrying, by reason (registered_name, "
               "bad_password, no_account, bad_name, server_ban, channel_ban, no_channel, "
-              "channel_password): it stays idle until the config is fixed and it is restarted",
-              ["reason"])
+              "channel_password): that channel's session stays idle until the config is fixed",
+              ["channel", "reason"])
 RECONNECTS = Counter("rosey_conn_reconnects_total", "Connection attempts after the first, by cause",
                      ["cause"])
 LAST_EVENT = Gauge("rosey_conn_last_event_timestamp_seconds", "When the last frame arrived")
@@ -62,12 +63,13 @@ GOVERNOR_WAIT = Histogram("rosey_conn_governor_wait_seconds",
 UNKNOWN_EVENTS = Counter("rosey_conn_unknown_events_total",
                          "Socket.io events not in the CyTube 3.86 event table (no label: the "
                          "names come from the server)")
-MUTED = Gauge("rosey_conn_muted", "1 while the channel has the bot muted (noflood): sending stops")
+MUTED = Gauge("rosey_conn_muted", "1 while the channel has the bot muted (noflood): sending stops",
+              ["channel"])
 SPAM_FILTERED = Counter("rosey_conn_spam_filtered_total",
                         "Messages refused by the server's new-user/link filter", ["reason"])
 EXPIRED_PARTS = Counter("rosey_conn_expired_parts_total",
                         "Message parts dropped unsent or unconfirmed because the post TTL passed")
-KICKS = Counter("rosey_conn_kicks_total", "Kicks received, by kind", ["kind"])
+KICKS = Counter("rosey_conn_kicks_total", "Kicks received, by kind", ["channel", "kind"])
 CONNECT_ATTEMPTS = Counter("rosey_conn_connect_attempts_total", "Connection attempts, by outcome",
                            ["outcome"])
 BACKOFF = Gauge("rosey_conn_backoff_seconds", "The wait before the next connection attempt")
@@ -77,19 +79,20 @@ MESSAGE_LENGTH = Gauge("rosey_conn_message_length", "The chat length limit repli
 # router
 CHAT_EVENTS = Counter("rosey_router_chat_events_total", "Chat and PM events received", ["kind"])
 TRIGGERS = Counter("rosey_router_triggers_total", "Messages that triggered the bot, by kind",
-                   ["kind"])
+                   ["channel", "kind"])
 RATE_LIMITED = Counter("rosey_router_rate_limited_total", "Triggers refused, by scope",
-                       ["scope"])
+                       ["channel", "scope"])
 REQUESTS = Counter("rosey_router_requests_total", "Requests by what became of them",
-                   ["outcome"])
-QUEUE_DEPTH = Gauge("rosey_router_queue_depth", "Requests waiting for a free caller slot")
+                   ["channel", "outcome"])
+QUEUE_DEPTH = Gauge("rosey_router_queue_depth", "Requests waiting for a free caller slot",
+                    ["channel"])
 QUEUE_OLDEST = Gauge("rosey_router_queue_oldest_seconds", "Age of the oldest waiting request")
 IN_FLIGHT = Gauge("rosey_router_in_flight", "Requests sent to callers and not answered")
 CALLERS_ALIVE = Gauge("rosey_router_callers_alive", "Callers heard from within the liveness")
 REPLY_LATENCY = Histogram("rosey_router_reply_latency_seconds",
                           "Mention received by conn to reply confirmed by its echo",
-                          buckets=LATENCY_BUCKETS)
-REPLIES = Counter("rosey_router_replies_total", "Replies posted, by kind", ["kind"])
+                          ["channel"], buckets=LATENCY_BUCKETS)
+REPLIES = Counter("rosey_router_replies_total", "Replies posted, by kind", ["channel", "kind"])
 SAY_OFFERS = Counter("rosey_router_say_offers_total",
                      "Reply segments offered to conn: taken by the socket, refused (conn "
                      "away or full: retried), or acknowledged again (a re-offer conn had done)",
@@ -103,6 +106,20 @@ DB_SIZE = Gauge("rosey_router_db_size_bytes", "Size of the SQLite database and i
 JOURNAL_OPEN = Gauge("rosey_router_journal_open", "Accepted triggers not yet delivered")
 BUDGET_RATIO = Gauge("rosey_router_budget_used_ratio", "Spend so far over the budget",
                      ["period"])
+
+# the model endpoints (operator-named, few), scheduled by the router
+ENDPOINT_CAPACITY = Gauge("rosey_endpoint_capacity",
+                          "Calls the endpoint may run at once (providers.<p>.endpoints[].capacity)",
+                          ["endpoint"])
+ENDPOINT_IN_FLIGHT = Gauge("rosey_endpoint_in_flight", "Calls running on the endpoint now",
+                           ["endpoint"])
+ENDPOINT_UP = Gauge("rosey_endpoint_up", "1 while the endpoint's breaker lets calls through, 0 "
+                    "while it is taken out (probed back in after the cool-off)", ["endpoint"])
+ENDPOINT_REQUESTS = Counter("rosey_endpoint_requests_total",
+                            "Calls sent to the endpoint, by outcome", ["endpoint", "outcome"])
+ENDPOINT_LATENCY = Histogram("rosey_endpoint_latency_seconds",
+                             "Time from a call sent to the endpoint to its answer", ["endpoint"],
+                             buckets=LATENCY_BUCKETS)
 
 # caller
 LLM_REQUESTS = Counter("rosey_llm_requests_total", "Provider calls by outcome",
@@ -154,7 +171,7 @@ CONFIG_RESPONSE_TIMEOUT = Gauge("rosey_config_response_timeout_seconds",
 FIRST_PART_LATENCY = Histogram(
     "rosey_router_first_part_seconds",
     "Mention received by conn to the reply's first chat message confirmed by its echo "
-    "(the whole reply's when it is one segment)", buckets=LATENCY_BUCKETS)
+    "(the whole reply's when it is one segment)", ["channel"], buckets=LATENCY_BUCKETS)
 LLM_TOKEN_RATE = Histogram(
     "rosey_llm_tokens_per_second",
     "Completion tokens per second of generation (from the first token when streamed)",
@@ -180,7 +197,8 @@ MEMORY_TARGETS = {"conn": 50 * MiB, "router": 60 * MiB, "caller": 80 * MiB, "eve
 # Which role exports a metric, by name prefix; names not listed are exported by every process.
 OWNERS = (("rosey_conn_", "conn"), ("rosey_router_", "router"), ("rosey_llm_", "caller"),
           ("rosey_caller_", "caller"), ("rosey_supervisor_", "events"),
-          ("rosey_config_", "events"), ("rosey_channel_", "router"))
+          ("rosey_config_", "events"), ("rosey_channel_", "router"),
+          ("rosey_endpoint_", "router"))
 # Label values known in advance, so rate() and ratios see a 0 before the first event.
 PREINIT: dict[str, list[tuple[MetricWrapperBase, tuple[str, ...]]]] = {
     "conn": [(RECONNECTS, ("disconnect",)), (RECONNECTS, ("kick",)),
@@ -221,28 +239,49 @@ def catalog() -> list[MetricWrapperBase]:
     return [v for v in globals().values() if isinstance(v, MetricWrapperBase)]
 
 
-def preinit(process: str) -> None:
-    """Export only this role's metrics (a label-less gauge such as rosey_conn_connected
-    would otherwise read 0 from every process) and create the known label sets at 0."""
+def preinit(process: str, channels: Sequence[str] = (),
+            endpoints: Sequence[tuple[str, int]] = ()) -> None:
+    """Export only this role's metrics (a label-less gauge such as rosey_conn_backoff_seconds would
+    otherwise read 0 from every process) and create the known label sets at 0, for each
+    of ``channels`` where the metric is per channel; ``endpoints``: (name, capacity)."""
     who = role(process)
     for metric in catalog():
         if owner(name_of(metric)) not in (None, who):
             with contextlib.suppress(KeyError):  # already unregistered
                 REGISTRY.unregister(metric)
     for metric, labels in PREINIT.get(who, []):
-        metric.labels(*labels)
+        if _per_channel(metric):
+            for channel in channels:
+                metric.labels(channel, *labels)
+        else:
+            metric.labels(*labels)
     IPC_DECODE_ERRORS.labels(who)
     LOOP_LAG.labels(process)
     if who in MEMORY_TARGETS:
         MEMORY_TARGET.labels(process).set(MEMORY_TARGETS[who])
     if who == "conn":
-        CONNECTED.set(0)
+        for channel in channels:
+            CONNECTED.labels(channel).set(0)
+            MUTED.labels(channel).set(0)
+    if who == "router":
+        for channel in channels:
+            QUEUE_DEPTH.labels(channel).set(0)
+        for name, capacity in endpoints:
+            ENDPOINT_CAPACITY.labels(name).set(capacity)
+            ENDPOINT_IN_FLIGHT.labels(name).set(0)
+            ENDPOINT_UP.labels(name).set(1)
 
 
-def serve(process: str, host: str, port: int, enabled: bool = True) -> None:
+def _per_channel(metric: MetricWrapperBase) -> bool:
+    names: tuple[str, ...] = getattr(metric, "_labelnames", ())
+    return bool(names) and names[0] == "channel"
+
+
+def serve(process: str, host: str, port: int, enabled: bool = True,
+          channels: Sequence[str] = (), endpoints: Sequence[tuple[str, int]] = ()) -> None:
     """Start the /metrics endpoint (a daemon thread) and set build info."""
     BUILD_INFO.labels(rosey_version(), process).set(1)
-    preinit(process)
+    preinit(process, channels, endpoints)
     if enabled:
         start_http_server(port, addr=host)
 
@@ -258,10 +297,12 @@ async def watch_loop_lag(process: str, interval: float = 0.5) -> None:
 
 # --- added for issue 14 (channel statistics and moderator commands): router ------------
 CHANNEL_USERS = Gauge("rosey_channel_users", "Logged-in users in the channel's userlist (bot "
-                      "included)")
+                      "included)", ["channel"])
 CHANNEL_CONNECTIONS = Gauge("rosey_channel_connections",
-                            "Sockets in the channel, anonymous ones included (usercount)")
-CHANNEL_PEAK = Gauge("rosey_channel_peak_users", "Today's high-water mark of rosey_channel_users")
+                            "Sockets in the channel, anonymous ones included (usercount)",
+                            ["channel"])
+CHANNEL_PEAK = Gauge("rosey_channel_peak_users", "Today's high-water mark of rosey_channel_users",
+                     ["channel"])
 CHANNEL_MEDIA_CHANGES = Counter("rosey_channel_media_changes_total", "changeMedia events")
 CHANNEL_PLAYLIST_ITEMS = Gauge("rosey_channel_playlist_items", "Items in the channel playlist")
 CHANNEL_MEDIA_STARTED = Gauge("rosey_channel_media_started_timestamp_seconds",

@@ -29,6 +29,7 @@ from rosey.conn.counts import ChannelMetrics
 from rosey.conn.governor import Governor
 from rosey.conn.ledger import Ledger, accept
 from rosey.conn.session import Emit, Session
+from rosey.errors import RoseyError
 from rosey.lifecycle import survive
 from rosey.protocol import ACTIONS, Delivered, Message, Say, encode
 
@@ -37,7 +38,7 @@ log = logging.getLogger("rosey.conn")
 FATAL_REMINDER = 60.0  # seconds between repeats of the "stopped retrying" line
 
 
-class FatalConnError(Exception):
+class FatalConnError(RoseyError):
     """Retrying cannot help (ban, bad password, unknown channel): stay up, idle, alerting."""
 
     def __init__(self, reason: refusals.FatalReason, detail: str) -> None:

@@ -27,6 +27,7 @@ from rosey.conn import frames as fr
 from rosey.conn.frames import *  # noqa: F403 - this module is the public face of the frames
 from rosey.conn.htmltext import html_to_text
 from rosey.conn.replay import JoinReplayFilter
+from rosey.errors import RoseyError
 
 __all__ = ["IGNORED_EVENTS", "KNOWN_EVENTS", "PARSERS", "SERVER_NAME", "FrameError",
            "JoinReplayFilter", "html_to_text", "parse_frame"]
@@ -35,7 +36,7 @@ __all__ = ["IGNORED_EVENTS", "KNOWN_EVENTS", "PARSERS", "SERVER_NAME", "FrameErr
 SERVER_NAME = "[server]"
 
 
-class FrameError(Exception):
+class FrameError(RoseyError):
     """A frame whose payload does not have the shape the protocol promises."""
 
 

@@ -23,16 +23,10 @@ import msgspec
 import zmq.asyncio
 
 from rosey import metrics
-from rosey.config import Config, ConfigError, load_config
+from rosey.config import Config, ConfigError, channel_configs, load_config
 from rosey.conn import counts
 from rosey.conn.client import FATAL_REMINDER, ChannelClient
 from rosey.lifecycle import run_until_signalled
-
-try:  # h-shared's many-channel config; until it lands, the one channel
-    from rosey.config import channel_configs  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - stand-in
-    def channel_configs(cfg: Config) -> list[Config]:
-        return [cfg]
 
 log = logging.getLogger("rosey.conn")
 
@@ -186,5 +180,6 @@ class ConnService:
 
 
 def main_loop(cfg: Config, config_path: str | None = None) -> None:
-    metrics.serve("conn", cfg.metrics.host, cfg.metrics.conn_port, cfg.metrics.enabled)
+    metrics.serve("conn", cfg.metrics.host, cfg.metrics.conn_port, cfg.metrics.enabled,
+                  channels=[c.channel for c in channel_configs(cfg)])
     run_until_signalled(ConnService(cfg, config_path).run)

@@ -17,6 +17,7 @@ from typing import Literal
 import aiohttp
 
 from rosey.config_schema import MESSAGE_LENGTH_DEFAULT, MESSAGE_LENGTH_MAX, MESSAGE_LENGTH_MIN
+from rosey.errors import RoseyError
 
 _CHATLINE = re.compile(r"<input\b[^>]*\bid=[\"']chatline[\"'][^>]*>", re.IGNORECASE)
 _MAXLENGTH = re.compile(r"\bmaxlength=[\"']?(\d+)", re.IGNORECASE)
@@ -24,7 +25,7 @@ _MAXLENGTH = re.compile(r"\bmaxlength=[\"']?(\d+)", re.IGNORECASE)
 Failure = Literal["no_channel", "http", "unreachable", "no_servers"]
 
 
-class SiteError(Exception):
+class SiteError(RoseyError):
     """The lookup failed; ``kind`` says how (only ``no_channel`` is beyond a retry)."""
 
     def __init__(self, kind: Failure, detail: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import socketio
 
 from rosey.conn import refusals
+from rosey.errors import RoseyError
 
 log = logging.getLogger("rosey.conn")
 
@@ -33,7 +34,7 @@ def redact(event: str, data: Any) -> Any:
     return data
 
 
-class Refused(Exception):
+class Refused(RoseyError):
     """The server refused the connection; ``reason`` classifies what it said."""
 
     def __init__(self, text: str) -> None:

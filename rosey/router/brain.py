@@ -85,7 +85,7 @@ class Brain(CommandsMixin):
         self.budget = BudgetTracker(cfg.budget.daily_usd, cfg.budget.monthly_usd,
                                     tz=ZoneInfo(cfg.router.limits.timezone))
         self.reload(cfg)
-        self.statskeeper = StatsKeeper(records, self.limiter.day)
+        self.statskeeper = StatsKeeper(records, self.limiter.day, cfg.channel)
 
     def reload(self, cfg: Config) -> None:
         """Everything `!reload` may change at run time."""
@@ -202,7 +202,7 @@ class Brain(CommandsMixin):
             return
         hit = None if private else self.matcher.match(text)
         kind = "pm" if hit is None else hit.kind
-        metrics.TRIGGERS.labels(kind).inc()
+        metrics.TRIGGERS.labels(self.cfg.channel, kind).inc()
         await self.answer(self.channel.exact_name(user), text, private, received_at or now)
 
     async def answer(self, user: str, text: str, private: bool, received_at: float) -> None:
@@ -217,24 +217,24 @@ class Brain(CommandsMixin):
             if where == "queued":  # not yet dispatched: one answer for both
                 job.request.turns.append(Turn("user", line))
                 flow.rejournal(job)
-                metrics.REQUESTS.labels("coalesced").inc()
+                metrics.REQUESTS.labels(self.cfg.channel, "coalesced").inc()
                 self.on_decision(user, text, "coalesced", job.request.id[:8])
             else:  # the model is already on it: the line only joins history
-                metrics.REQUESTS.labels("joined_history").inc()
+                metrics.REQUESTS.labels(self.cfg.channel, "joined_history").inc()
                 self.on_decision(user, text, "history", f"{job.request.id[:8]} in flight")
             return
         now = self.clock()
         key = self.channel.limit_key(user)
         refusal = self.limiter.check(key, now, self.channel.rank_of(user))
         if refusal is not None:
-            metrics.RATE_LIMITED.labels(refusal.scope).inc()
+            metrics.RATE_LIMITED.labels(self.cfg.channel, refusal.scope).inc()
             log.info("refused %s: %s limit, %.0f s left", user, refusal.scope, refusal.retry_in)
             await self._notify_refused(user, refusal.scope, refusal.retry_in, now)
             self.on_decision(user, text, "refused",
                              f"{refusal.scope} limit, {refusal.retry_in:.0f} s left")
             return
         if flow.full():
-            metrics.RATE_LIMITED.labels("queue").inc()
+            metrics.RATE_LIMITED.labels(self.cfg.channel, "queue").inc()
             self.on_decision(user, text, "refused", "queue full")
             return
         provider, model = self.cfg.llm.provider, self.cfg.llm.model
@@ -242,7 +242,7 @@ class Brain(CommandsMixin):
         if self.budget.state(now) == "exhausted" and budget.action == "switch":
             provider, model = budget.switch_provider, budget.switch_model
         elif self.budget.state(now) == "exhausted":
-            metrics.RATE_LIMITED.labels("budget").inc()
+            metrics.RATE_LIMITED.labels(self.cfg.channel, "budget").inc()
             log.warning("budget exhausted: %s for %s", budget.action, user)
             if budget.action != "silent":
                 fallback = self.cfg.llm.fallback_response
@@ -337,7 +337,7 @@ class Brain(CommandsMixin):
             self.channel.profiles[msg.name.lower()] = msg.text
         elif isinstance(msg, UserCount):
             self.channel.user_count = msg.count
-            metrics.CHANNEL_CONNECTIONS.set(msg.count)
+            metrics.CHANNEL_CONNECTIONS.labels(self.cfg.channel).set(msg.count)
 
     # ---- commands ----------------------------------------------------------------
 

@@ -115,7 +115,7 @@ class Flow:
         entry = JournalEntry(request.id, pending.user, pending.private, encode(request),
                              pending.received_at, request.deadline, "open", "", "")
         if self.records.journal_open(entry, self.clock()) is None:
-            metrics.REQUESTS.labels("unjournaled").inc()
+            metrics.REQUESTS.labels(self.channel, "unjournaled").inc()
 
     def full(self) -> bool:
         return len(self.pool.queue) >= self.pool.queue_max
@@ -133,14 +133,14 @@ class Flow:
             # call had started, and a result nobody journaled is simply dropped as late.
             self._journal(request, pending)
         await self._submit(Job(request, now), pending)
-        metrics.REQUESTS.labels("accepted").inc()
+        metrics.REQUESTS.labels(self.channel, "accepted").inc()
         await self.dispatch()
         return request.id
 
     async def _submit(self, job: Job, pending: Pending) -> None:
         if not self.pool.submit(job):  # the queue is full: answer now rather than lose it
             self.pending.pop(job.request.id, None)
-            metrics.REQUESTS.labels("shed").inc()
+            metrics.REQUESTS.labels(self.channel, "shed").inc()
             await self.reply(job.request.id, pending, self.fallback, "fallback")
 
     async def dispatch(self) -> None:
@@ -152,7 +152,7 @@ class Flow:
                             job.request.id)
                 # The caller's other jobs go back too: one that was posting ends there.
                 await self.requeued(self.pool.unassign(job.request.id))
-        metrics.QUEUE_DEPTH.set(len(self.pool.queue))
+        metrics.QUEUE_DEPTH.labels(self.channel).set(len(self.pool.queue))
         metrics.IN_FLIGHT.set(len(self.pool.in_flight))
         metrics.CALLERS_ALIVE.set(self.pool.alive())
         metrics.JOURNAL_OPEN.set(len(self.pending) + len(self.outbox))
@@ -169,7 +169,7 @@ class Flow:
         if held is not None and held.caller != result.caller.encode():
             # Another caller runs it now (it was requeued): its slot stays taken and its
             # own Result answers; taking this one would free that slot too early.
-            metrics.REQUESTS.labels("late").inc()
+            metrics.REQUESTS.labels(self.channel, "late").inc()
             return
         # A result for a job that was requeued (its caller looked dead, or the router
         # restarted) still answers it: take it out of the queue instead of asking again.
@@ -177,7 +177,7 @@ class Flow:
         pending = self.pending.pop(result.id, None)
         stream = self.streams.pop(result.id, None)
         if job is None or pending is None:
-            metrics.REQUESTS.labels("late").inc()
+            metrics.REQUESTS.labels(self.channel, "late").inc()
             return
         if stream is not None and stream.segments:
             await self._end_stream(result, pending, stream)
@@ -185,10 +185,10 @@ class Flow:
         text, kind = finish(self.policy, result.text) if result.ok else ("", "error")
         self.on_answer(pending.user, text if kind == "llm" else "", result)
         if kind in ("llm", "blocked"):
-            metrics.REQUESTS.labels("answered").inc()
+            metrics.REQUESTS.labels(self.channel, "answered").inc()
             await self.reply(result.id, pending, text, kind)
             return
-        metrics.REQUESTS.labels(f"error_{result.error_kind or 'empty'}").inc()
+        metrics.REQUESTS.labels(self.channel, f"error_{result.error_kind or 'empty'}").inc()
         log.warning("request %s failed after %.2f s: %s %s", result.id, result.latency,
                     result.error_kind or "empty", result.error)
         await self.reply(result.id, pending, self.fallback, "fallback")
@@ -229,9 +229,9 @@ class Flow:
         if not result.ok:
             log.warning("request %s failed after %d segments: %s %s; the reply ends there",
                         result.id, stream.segments, result.error_kind, result.error)
-        metrics.REQUESTS.labels("answered" if result.ok else
+        metrics.REQUESTS.labels(self.channel, "answered" if result.ok else
                                 f"error_{result.error_kind or 'empty'}").inc()
-        metrics.REPLIES.labels(kind).inc()
+        metrics.REPLIES.labels(self.channel, kind).inc()
         self.on_answer(pending.user, stream.text, result)
         await self._segment(result.id, pending, stream, rest, final=True, kind=kind)
 
@@ -247,7 +247,7 @@ class Flow:
             self.streams.pop(job.request.id, None)
 
     async def reply(self, request_id: str, pending: Pending, text: str, kind: str) -> None:
-        metrics.REPLIES.labels(kind).inc()
+        metrics.REPLIES.labels(self.channel, kind).inc()
         body = text if pending.private else address(pending.user, text)
         if self.records is not None:
             self.records.journal_replied(request_id, body, kind, self.clock())
@@ -271,7 +271,7 @@ class Flow:
             self.finals.add(say.id)
         while len(self.outbox) > OUTBOX_MAX:
             (dropped_id, _), _ = self.outbox.popitem(last=False)
-            metrics.REPLIES.labels("dropped").inc()
+            metrics.REPLIES.labels(self.channel, "dropped").inc()
             log.warning("outbox full: dropped reply %s", dropped_id)
             self._close(dropped_id, now)
         if key in self.outbox:
@@ -303,7 +303,7 @@ class Flow:
     def _expire_outbox(self, now: float) -> None:
         for key, offer in list(self.outbox.items()):
             if key in self.outbox and offer.say.expires_at <= now:
-                metrics.REPLIES.labels("expired").inc()
+                metrics.REPLIES.labels(self.channel, "expired").inc()
                 self._close(key[0], now)
 
     def on_delivered(self, say_id: str, ok: bool, reason: str, seq: int = 0,
@@ -313,20 +313,21 @@ class Flow:
         if entry is None:
             metrics.SAY_OFFERS.labels("acked_again").inc()
             return
-        metrics.REPLIES.labels("delivered" if ok else "undelivered").inc()
+        metrics.REPLIES.labels(self.channel, "delivered" if ok else "undelivered").inc()
         now = self.clock()
         if ok and parts and say_id not in self._first_seen:  # the reply's first chat line
             self._first_seen[say_id] = None
             while len(self._first_seen) > OUTBOX_MAX:
                 self._first_seen.popitem(last=False)
-            metrics.FIRST_PART_LATENCY.observe(max(0.0, now - entry.received_at))
+            metrics.FIRST_PART_LATENCY.labels(self.channel).observe(
+                max(0.0, now - entry.received_at))
         if not ok:
             log.warning("reply %s segment %d not delivered: %s", say_id, seq, reason)
             self._close(say_id, now)
             return
         if say_id in self.finals and not any(k[0] == say_id for k in self.outbox):
             latency = max(0.0, now - entry.received_at)
-            metrics.REPLY_LATENCY.observe(latency)
+            metrics.REPLY_LATENCY.labels(self.channel).observe(latency)
             self.latencies.append(latency)
             self._close(say_id, now)
 
@@ -357,12 +358,12 @@ class Flow:
             log.warning("caller %s silent for %.1f s: dropped", identity.decode(),
                         self.pool.liveness)
         if expired.requeued:
-            metrics.REQUESTS.labels("requeued").inc(len(expired.requeued))
+            metrics.REQUESTS.labels(self.channel, "requeued").inc(len(expired.requeued))
             await self.requeued(expired.requeued)
         for job in expired.shed:
             pending = self.pending.pop(job.request.id, None)
             stream = self.streams.pop(job.request.id, None)
-            metrics.REQUESTS.labels("shed").inc()
+            metrics.REQUESTS.labels(self.channel, "shed").inc()
             if pending is not None and stream is not None and stream.segments:
                 # It is showing: it ends with what was shown, never with the fallback.
                 await self._end_stream(Result(id=job.request.id, caller="", ok=False,

@@ -49,7 +49,7 @@ async def resume(flow: Flow, entries: list[JournalEntry]) -> tuple[int, int]:
         else:
             flow._close(entry.id, now)
     if requeued or resent:
-        metrics.REQUESTS.labels("resumed").inc(requeued)
+        metrics.REQUESTS.labels(flow.channel, "resumed").inc(requeued)
         log.info("resumed %d accepted triggers and %d undelivered replies", requeued, resent)
     await flow.dispatch()
     return requeued, resent

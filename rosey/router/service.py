@@ -17,7 +17,7 @@ import zmq
 import zmq.asyncio
 
 from rosey import ipc, metrics
-from rosey.config import Config, ConfigError, load_config
+from rosey.config import Config, ConfigError, channel_configs, load_config, provider_endpoints
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import (
     Action,
@@ -224,7 +224,7 @@ class RouterService:
         if isinstance(msg, (Ready, Heartbeat)):
             requeued = self.pool.seen(identity, msg.incarnation, msg.slots, self.clock())
             if requeued:
-                metrics.REQUESTS.labels("requeued").inc(len(requeued))
+                metrics.REQUESTS.labels(self.cfg.channel, "requeued").inc(len(requeued))
                 log.warning("caller %s restarted: requeued %d requests", msg.caller,
                             len(requeued))
                 await self.flow.requeued(requeued)
@@ -261,7 +261,9 @@ class RouterService:
 
 
 def main_loop(cfg: Config, config_path: str | None = None) -> None:
-    metrics.serve("router", cfg.metrics.host, cfg.metrics.router_port, cfg.metrics.enabled)
+    endpoints = [(e.name, e.capacity) for e in provider_endpoints(cfg, cfg.llm.provider)]
+    metrics.serve("router", cfg.metrics.host, cfg.metrics.router_port, cfg.metrics.enabled,
+                  channels=[c.channel for c in channel_configs(cfg)], endpoints=endpoints)
     service = RouterService(cfg, config_path=config_path)
     service.brain.reload_hook = service.reload
     run_until_signalled(service.run)

@@ -16,7 +16,9 @@ from rosey.router.records import Records
 
 
 class StatsKeeper:
-    def __init__(self, records: Records | None, day_of: Callable[[float], str]) -> None:
+    def __init__(self, records: Records | None, day_of: Callable[[float], str],
+                 channel: str = "") -> None:
+        self.channel = channel  # the metrics' label
         self.records = records
         self.day_of = day_of
         self.day = ""
@@ -28,17 +30,17 @@ class StatsKeeper:
         self.day = self.day_of(now)
         if self.records is not None:
             self.peak, self.peak_at = self.records.load_peak(self.day)
-        metrics.CHANNEL_PEAK.set(self.peak)
+        metrics.CHANNEL_PEAK.labels(self.channel).set(self.peak)
 
     def users_changed(self, channel: ChannelState, now: float) -> None:
         users = len(channel.users)
-        metrics.CHANNEL_USERS.set(users)
+        metrics.CHANNEL_USERS.labels(self.channel).set(users)
         day = self.day_of(now)
         if day != self.day:
             self.day, self.peak = day, 0
         if users > self.peak:
             self.peak, self.peak_at = users, now
-            metrics.CHANNEL_PEAK.set(users)
+            metrics.CHANNEL_PEAK.labels(self.channel).set(users)
             if self.records is not None:
                 self.records.peak(day, users, now)
 

@@ -128,18 +128,21 @@ class Rosey:
 
     @staticmethod
     def metric_at(port: int, name: str, labels: dict[str, str] | None = None) -> float:
+        """The sum of the samples of ``name`` carrying ``labels`` (and maybe more, such as
+        ``channel``), as PromQL's ``sum(name{labels})``; 0.0 when there is none."""
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             body = resp.read().decode()
-        want = ",".join(f'{k}="{v}"' for k, v in sorted((labels or {}).items()))
+        want = {f'{k}="{v}"' for k, v in (labels or {}).items()}
+        total = 0.0
         for line in body.splitlines():
             if line.startswith("#"):
                 continue
             key, _, value = line.rpartition(" ")
             metric, _, label_text = key.partition("{")
-            got = ",".join(sorted(label_text.rstrip("}").split(","))) if label_text else ""
-            if metric == name and got == want:
-                return float(value)
-        return 0.0
+            got = set(label_text.rstrip("}").split(",")) if label_text else set()
+            if metric == name and want <= got:
+                total += float(value)
+        return total
 
 
 def bot_lines(cytube: FakeCytube) -> list[str]:

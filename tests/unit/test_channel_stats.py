@@ -96,8 +96,8 @@ async def scripted_day(tmp: Path) -> tuple[Path, RouterService]:
 async def test_a_scripted_day_gives_exact_numbers(tmp_path: Path) -> None:
     path, svc = await scripted_day(tmp_path)
     try:
-        assert metrics.CHANNEL_USERS._value.get() == 3  # after carol and dave left
-        assert metrics.CHANNEL_PEAK._value.get() == 5
+        assert metrics.CHANNEL_USERS.labels("chan")._value.get() == 3  # after carol and dave left
+        assert metrics.CHANNEL_PEAK.labels("chan")._value.get() == 5
         summary = chanstats.summary(svc.store.query_sync, "chan", "today", at(23), TZ)
         assert chanstats.describe(summary, TZ) == (
             "today (since 2027-01-15): 13 messages from 4 people; peak 5 users at 12:30; "

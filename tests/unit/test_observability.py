@@ -209,7 +209,7 @@ def test_process_dashboard_filters_by_process() -> None:
 def exported(process: str) -> dict[str, float]:
     """/metrics of a fresh interpreter after preinit(process), as {sample: value}."""
     code = ("import sys; from prometheus_client import generate_latest; from rosey import metrics;"
-            f"metrics.preinit({process!r}); sys.stdout.write(generate_latest().decode())")
+            f"metrics.preinit({process!r}, ['chan']); sys.stdout.write(generate_latest().decode())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30, cwd=ROOT, check=True)
     out = {}
@@ -223,9 +223,9 @@ def exported(process: str) -> dict[str, float]:
 def test_preinit_router_exports_its_label_sets_at_zero_and_nothing_of_conn() -> None:
     got = exported("router")
     for kind in ("llm", "fallback"):
-        assert got[f'rosey_router_replies_total{{kind="{kind}"}}'] == 0
-    assert got['rosey_router_requests_total{outcome="shed"}'] == 0
-    assert got['rosey_router_rate_limited_total{scope="user"}'] == 0
+        assert got[f'rosey_router_replies_total{{channel="chan",kind="{kind}"}}'] == 0
+    assert got['rosey_router_requests_total{channel="chan",outcome="shed"}'] == 0
+    assert got['rosey_router_rate_limited_total{channel="chan",scope="user"}'] == 0
     assert got['rosey_router_budget_used_ratio{period="day"}'] == 0
     assert got['rosey_memory_target_bytes{process="router"}'] == 60 * 1024 * 1024
     assert got['rosey_ipc_decode_errors_total{process="router"}'] == 0
@@ -235,15 +235,17 @@ def test_preinit_router_exports_its_label_sets_at_zero_and_nothing_of_conn() -> 
 
 def test_preinit_conn_and_caller() -> None:
     conn = exported("conn")
-    assert conn["rosey_conn_connected"] == 0
+    assert conn['rosey_conn_connected{channel="chan"}'] == 0
     assert conn['rosey_conn_messages_dropped_by_server_total{reason="cooldown"}'] == 0
     assert conn['rosey_conn_reconnects_total{cause="disconnect"}'] == 0
     fatal = {k for k in conn if k.startswith("rosey_conn_fatal{")}
-    assert len(fatal) == 8 and conn['rosey_conn_fatal{reason="registered_name"}'] == 0
+    assert len(fatal) == 8
+    assert conn['rosey_conn_fatal{channel="chan",reason="registered_name"}'] == 0
     assert not any(k.startswith("rosey_router_") for k in conn)
     caller = exported("caller-3")
     assert caller['rosey_memory_target_bytes{process="caller-3"}'] == 80 * 1024 * 1024
     assert caller['rosey_event_loop_lag_seconds_count{process="caller-3"}'] == 0
     assert caller['rosey_ipc_decode_errors_total{process="caller"}'] == 0
     assert caller["rosey_caller_slots_busy"] == 0
-    assert "rosey_conn_connected" not in caller and "rosey_router_callers_alive" not in caller
+    assert not any(k.startswith("rosey_conn_connected") for k in caller)
+    assert "rosey_router_callers_alive" not in caller
