@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Literal
 
 from bench.util import pss_mib, rss_mib
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM
 from rosey.config_schema import Callers, Log
 from tests.e2e.harness import BOT, BOT_PW, Rosey, bot_lines, wait_joined
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM
 
 
 def children(pid: int) -> list[int]:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from bench.memory import children, role
 from bench.util import pct
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM
 from tests.e2e.harness import BOT, BOT_PW, Rosey, bot_lines, wait_joined
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM
 
 IDLE_WINDOW = 5.0
 

@@ -28,9 +28,9 @@ import time
 from dataclasses import dataclass
 
 from bench.scenarios import TimedLog, bot_entries, wait_until
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM, tokens_of
 from tests.e2e.harness import BOT, BOT_PW, Rosey, wait_joined
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM, tokens_of
 
 FIRST = "The film you mean is 2001: A Space Odyssey, directed by Stanley Kubrick in 1968."
 ANSWER = FIRST + (

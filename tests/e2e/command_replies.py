@@ -14,9 +14,9 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from fakes.cytube import FakeCytube
 from rosey.conn.split import split_message
 from rosey.router.prompts import address
-from tests.fakes.cytube import FakeCytube
 
 SHORT = {"say kick": "/kick alice", "say clear": "/clear", "say dance": "/dance party"}
 PM = {"pm kick": "/kick alice", "pm clear": "/clear"}

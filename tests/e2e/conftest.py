@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from fakes.cytube import FakeCytube
 from tests.e2e.harness import BOT, BOT_PW
-from tests.fakes.cytube import FakeCytube
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.cytube import FakeCytube
+from fakes.cytube import FakeCytube
 
 BOT = "roseybot"
 BOT_PW = "botpw"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM
 from tests.e2e.harness import Rosey, expect_lines, run_rosey
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM
 
 
 def modes(root: Path) -> dict[str, int]:

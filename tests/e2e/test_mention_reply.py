@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM
 from tests.e2e.harness import BOT, Rosey, bot_lines, expect_lines, run_rosey
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM
 
 
 @pytest.mark.timeout(90)

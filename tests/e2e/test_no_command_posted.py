@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM
 from tests.e2e import command_replies as cr
 from tests.e2e.harness import BOT, Rosey, run_rosey
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
 

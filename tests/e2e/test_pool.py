@@ -17,9 +17,9 @@ import sys
 import pytest
 
 from bench.util import rss_mib
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM
 from tests.e2e.harness import Rosey, bot_lines, expect_lines, run_rosey
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM
 
 USERS = [f"user{n}" for n in range(8)]
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM
 from tests import promfiles
 from tests.e2e.harness import Rosey, bot_lines, expect_lines, free_port, run_rosey
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM
 
 MiB = 1024 * 1024
 

@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM
 from tests.e2e.harness import Rosey, bot_lines, expect_lines, wait_joined
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM
 
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
 # supervisord's own format, or a program's (rosey.logs): time, process, level, logger.

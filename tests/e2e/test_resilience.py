@@ -9,9 +9,9 @@ import signal
 
 import pytest
 
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM
 from tests.e2e.harness import Rosey, bot_lines, expect_lines, run_rosey
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM
 
 
 def pids(rosey: Rosey, program: str) -> list[int]:

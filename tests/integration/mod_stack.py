@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fakes.cytube import FakeCytube
 from rosey.config import load_config
 from rosey.conn.service import ConnService
 from rosey.router.service import RouterService
-from tests.fakes.cytube import FakeCytube
 
 BOT, PW = "roseybot", "roseybot-test-pw"
 CLIP = "http://127.0.0.1:8099/clip-{}.json"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import socketio
 
-from tests.fakes.cytube import FakeCytube
+from fakes.cytube import FakeCytube
 from tests.transcript import frames
 
 SCENARIOS = ["guest-join", "chat-basic", "flood-default-rank1", "flood-antiflood-on",

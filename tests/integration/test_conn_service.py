@@ -16,6 +16,7 @@ import zmq
 import zmq.asyncio
 from prometheus_client import REGISTRY
 
+from fakes.cytube import FakeCytube
 from rosey import ipc, metrics
 from rosey.config_schema import Config, Conn, Metrics, Paths
 from rosey.conn import refusals
@@ -33,7 +34,6 @@ from rosey.protocol import (
     decode,
     encode,
 )
-from tests.fakes.cytube import FakeCytube
 
 BOT, PW = "roseybot", "roseybot-test-pw"
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from fakes.cytube import FakeCytube
+from fakes.llm import FakeLLM
 from rosey.cli.doctor import Check, doctor, rank_check
 from rosey.config import parse_config
-from tests.fakes.cytube import FakeCytube
-from tests.fakes.llm import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT, PW = "roseybot", "botpw"

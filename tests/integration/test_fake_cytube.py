@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.fakes.cytube import FakeCytube
+from fakes.cytube import FakeCytube
 from tests.transcript import LIFECYCLE_EVENTS, frames
 
 
@@ -339,6 +339,7 @@ async def test_pm_to_and_from_virtual_user(fake: FakeCytube, clients: list[Clien
     bot = await new_client(fake, clients)
     await bot.join()
     await bot.login("RoseyBot", "roseybot-test-pw")
+    await bot.wait(lambda: bot.count("setUserRank") >= 1)  # the mod userlist came before it
     assert [u["name"] for u in bot.data("userlist")[-1]] == ["alice", "roseybot"]
     await bot.sio.emit("pm", {"to": "ALICE", "msg": "private <b>x</b>", "meta": {}})
     await bot.sio.emit("pm", {"to": "roseybot", "msg": "pm to myself"})

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.cytube import FakeCytube
+from fakes.cytube import FakeCytube
 from tests.integration.test_fake_cytube import Client, new_client
 from tests.transcript import frames
 

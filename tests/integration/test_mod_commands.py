@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.fakes.cytube import FakeCytube
+from fakes.cytube import FakeCytube
 from tests.integration.mod_stack import BOT, CLIP, PLAYLIST_FRAMES, PW, ModStack
 
 pytestmark = pytest.mark.timeout(120)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from fakes.llm import FakeLLM
 from rosey.cli import exit_codes
 from rosey.cli.ask import ask
 from rosey.config import parse_config
 from rosey.conn.split import split_message
-from tests.fakes.llm import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = ("Rosey: **Sure!** " + "This sentence is here to make the answer long enough. " * 12)

@@ -1,4 +1,4 @@
-"""OpenAI and Ollama backends against the fake servers in tests/fakes/llm.py."""
+"""OpenAI and Ollama backends against the fake servers in fakes/llm.py."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from fakes.llm import FakeLLM, Kind
 from rosey.caller.base import Backend, LLMError, make_backend, parse_retry_after
 from rosey.protocol import Turn
-from tests.fakes.llm import FakeLLM, Kind
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS: list[Kind] = ["openai", "ollama"]
@@ -377,7 +377,7 @@ def test_llm_error_retryable_and_retry_after_parsing() -> None:
 
 async def test_standalone_fake_serves_until_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.llm", "--kind", "ollama", "--port", "0",
+        sys.executable, "-m", "fakes.llm", "--kind", "ollama", "--port", "0",
         "--delay", "0", "--reply", "hello from afar",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from fakes.llm import tokens_of
 from rosey.caller.chunker import Chunker
-from tests.fakes.llm import tokens_of
 
 ANSWER = ("Dr. Who first aired in 1963, at 5.15 p.m. on the BBC. It ran for 26 seasons! "
           "Then it came back in 2005… with new doctors. See https://bbc.co.uk/doctorwho. Enjoy")

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from fakes.cytube_filters import RateLimiter
 from rosey.conn.governor import Governor
 from rosey.protocol import PRIORITY_OTHER, Say
-from tests.fakes.cytube_filters import RateLimiter
 
 
 def say(n: int, text: str = "hello", pm_to: str = "", expires_at: float = 1e9,

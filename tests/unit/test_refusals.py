@@ -51,8 +51,8 @@ def test_classifying_connect_errors_and_kicks() -> None:
 
 
 def test_the_example_config_logs_in_as_a_guest_name_few_sites_have_registered() -> None:
+    from fakes.cytube_filters import login_error
     from rosey.config import load_config
-    from tests.fakes.cytube_filters import login_error
 
     cfg = load_config(ROOT / "etc" / "config.example.json", env={})
     assert cfg.password == ""  # a guest, so the name must be one nobody registered

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fakes import cytube_filters as cf
 from rosey.conn.split import neutralise_command, normalise, split_message, utf16_len
-from tests.fakes import cytube_filters as cf
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank today. "
 

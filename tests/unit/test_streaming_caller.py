@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from fakes.llm import FakeLLM, Kind, tokens_of
 from rosey.caller.base import Backend, LLMError, make_backend
 from rosey.caller.policy import RetryPolicy
 from rosey.caller.providers import ProviderCaller, Target
 from rosey.caller.service import PartialSink
 from rosey.protocol import Partial, Request, Turn
-from tests.fakes.llm import FakeLLM, Kind, tokens_of
 
 KINDS: list[Kind] = ["openai", "ollama"]
 MODEL = {"openai": "gpt-4o-mini", "ollama": "llama3.2:3b"}

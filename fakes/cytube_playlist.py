@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes import cytube_filters as cf
-from tests.fakes.cytube_base import FakeCytubeBase, _Sock, _User
+from fakes import cytube_filters as cf
+from fakes.cytube_base import FakeCytubeBase, _Sock, _User
 
 KNOWN_TYPES = frozenset({"yt", "vi", "dm", "sc", "li", "tw", "tv", "tc", "rt", "cu", "gd", "fi",
                          "hl", "sb", "cm", "yp", "pt", "bc", "bn", "od", "nv"})

@@ -31,12 +31,21 @@ more until stop()); ``break_times`` = break only the next N streams (None: every
 ``token_log`` holds ``(time.time(), token)`` of the last streamed answer, for benches
 that need when a sentence was complete at the provider.
 
+Capacity, as a GPU box has (per instance): ``max_concurrency`` chat calls run at once (None:
+no limit); the excess waits in arrival order, up to ``max_queue`` waiting (None: any number),
+beyond which a call gets 503 at once, as Ollama answers past OLLAMA_MAX_QUEUE.  ``in_flight``,
+``peak_in_flight``, ``served`` (chat calls answered 200) and ``rejected`` (503 for a full
+queue) count them.  Latency is ``delay`` (fixed, per call) or ``first_token_delay`` +
+``token_rate`` (per token), and is spent holding a slot.  ``kill()`` is a crashed host: the
+port closes and every open connection is cut, no answer; ``restart()`` listens again on the
+same port.
+
 Records, one entry per chat call in parallel lists: ``requests`` (JSON bodies),
 ``request_headers`` (lowercase names; a caller names itself in ``x-rosey-caller``) and
 ``received_at`` (wall clock on arrival, for latency benches); ``calls`` counts them.
 
 Standalone (for e2e tests that need a separate process):
-    python -m tests.fakes.llm --kind ollama --port 0 --delay 0 [--reply TEXT]
+    python -m fakes.llm --kind ollama --port 0 --delay 0 [--reply TEXT]
 prints ``READY <url>`` and serves until SIGTERM / SIGINT.
 """
 
@@ -48,7 +57,7 @@ import json
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
@@ -56,6 +65,8 @@ from aiohttp import web
 
 Kind = Literal["openai", "ollama"]
 Reply = str | Callable[[dict[str, Any]], str]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BUSY = "server busy, please try again.  maximum pending requests exceeded"  # Ollama's 503
 
 
 def default_reply(body: dict[str, Any]) -> str:
@@ -99,6 +110,15 @@ class FakeLLM:
         self.request_headers: list[dict[str, str]] = []  # parallel to requests; lowercase keys
         self.received_at: list[float] = []  # parallel to requests; time.time() on arrival
         self.calls = 0  # chat calls received, failed or not
+        self.max_concurrency: int | None = None
+        self.max_queue: int | None = None
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.served = 0  # chat calls answered 200 (streamed or not)
+        self.rejected = 0  # chat calls turned away with 503: the queue was full
+        self._waiting = 0
+        self._slots_free = asyncio.Condition()
+        self._open: dict[int, web.BaseRequest] = {}  # chat calls in progress (kill cuts them)
         self._port = port
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -109,10 +129,10 @@ class FakeLLM:
     async def start(self) -> Self:
         app = web.Application()
         if self.kind == "openai":
-            app.router.add_post("/v1/chat/completions", self._openai_chat)
+            app.router.add_post("/v1/chat/completions", self._slotted(self._openai_chat))
             app.router.add_get("/v1/models", self._openai_models)
         else:
-            app.router.add_post("/api/chat", self._ollama_chat)
+            app.router.add_post("/api/chat", self._slotted(self._ollama_chat))
             app.router.add_get("/api/tags", self._ollama_tags)
             app.router.add_get("/api/version", self._ollama_version)
             app.router.add_get("/", self._ollama_root)
@@ -121,7 +141,7 @@ class FakeLLM:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
-        port = self._runner.addresses[0][1]
+        port = self._port = self._runner.addresses[0][1]  # a restart listens here again
         self.url = f"http://127.0.0.1:{port}" + ("/v1" if self.kind == "openai" else "")
         return self
 
@@ -131,6 +151,19 @@ class FakeLLM:
             runner, self._runner = self._runner, None
             await runner.cleanup()
 
+    async def kill(self) -> None:
+        """A crashed host: every open connection is cut without an answer, the port closes."""
+        for request in list(self._open.values()):
+            if request.transport is not None:
+                request.transport.abort()
+        await self.stop()
+
+    async def restart(self) -> Self:
+        """Listen again on the port of the last start (counters and records kept)."""
+        if self._runner is not None:
+            await self.stop()
+        return await self.start()
+
     async def __aenter__(self) -> Self:
         return await self.start()
 
@@ -138,6 +171,40 @@ class FakeLLM:
         await self.stop()
 
     # ---- shared behaviour -------------------------------------------------------
+
+    def _slotted(self, handler: Handler) -> Handler:
+        """The chat endpoint behind the capacity: a slot held for the whole answer."""
+
+        async def run(request: web.Request) -> web.StreamResponse:
+            if self.max_concurrency is not None and self.in_flight >= self.max_concurrency \
+                    and self.max_queue is not None and self._waiting >= self.max_queue:
+                self.calls += 1
+                self.rejected += 1
+                return self._error(503, BUSY)
+            self._open[id(request)] = request
+            try:
+                async with self._slots_free:
+                    self._waiting += 1
+                    try:
+                        await self._slots_free.wait_for(lambda: self.max_concurrency is None
+                                                        or self.in_flight < self.max_concurrency)
+                    finally:
+                        self._waiting -= 1
+                    self.in_flight += 1
+                    self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                try:
+                    response = await handler(request)
+                finally:
+                    async with self._slots_free:
+                        self.in_flight -= 1
+                        self._slots_free.notify_all()
+                if response.status == 200:
+                    self.served += 1
+                return response
+            finally:
+                self._open.pop(id(request), None)
+
+        return run
 
     def _authorized(self, request: web.Request) -> bool:
         return self.api_key is None or request.headers.get("Authorization") == (
@@ -481,6 +548,8 @@ async def _serve(args: argparse.Namespace) -> None:
     fake.first_token_delay = args.first_token_delay
     fake.break_after = args.break_after
     fake.break_mode = args.break_mode
+    fake.max_concurrency = args.max_concurrency
+    fake.max_queue = args.max_queue
     await fake.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -493,7 +562,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.llm",
+        prog="python -m fakes.llm",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -515,6 +584,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--break-after", type=int, default=None,
                         help="streamed tokens before the stream breaks")
     parser.add_argument("--break-mode", choices=["drop", "error", "hang"], default="drop")
+    parser.add_argument("--max-concurrency", type=int, default=None,
+                        help="chat calls answered at once; the rest wait")
+    parser.add_argument("--max-queue", type=int, default=None,
+                        help="waiting calls beyond which a call gets 503 (OLLAMA_MAX_QUEUE)")
     asyncio.run(_serve(parser.parse_args(argv)))
 
 

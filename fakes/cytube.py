@@ -1,4 +1,4 @@
-"""A fake CyTube 3.86 server (one channel) for tests and benchmarks.
+"""A fake CyTube 3.86 server (many channels, see fakes/cytube_server.py) for tests and benchmarks.
 
 Behaviour is copied from tests/data/cytube-transcript.jsonl (docs/cytube/PROTOCOL.md): ``rank -1``
 on connect, ``joinChannel`` once per socket with the recorded join burst (chat-buffer replay with
@@ -14,11 +14,11 @@ channel bans (kick); the channel password (``needPassword``/``channelPassword``)
 for rank >= 2 (antiflood, password, afk_timeout); mutes (``noflood``); ``/afk`` and AFK meta;
 ``changeMedia`` for what plays now; the channel page's chat ``maxlength``.
 
-The playlist, voteskip and ``/kick`` are in tests/fakes/cytube_playlist.py.
+The playlist, voteskip and ``/kick`` are in fakes/cytube_playlist.py.
 
 Not modelled: polls, shadow mutes, the auto-AFK timer, playback ending by itself.
 
-Standalone: ``python -m tests.fakes.cytube --port 0 --channel testchan --account roseybot:pw:2``
+Standalone: ``python -m fakes.cytube --port 0 --channel testchan --account roseybot:pw:2``
 prints ``READY http://127.0.0.1:PORT``.
 """
 
@@ -33,11 +33,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from socketio.exceptions import ConnectionRefusedError as Refused
-
-from tests.fakes import cytube_filters as cf
-from tests.fakes.cytube_base import _Sock, _User
-from tests.fakes.cytube_playlist import FakeCytubePlaylist
+from fakes import cytube_filters as cf
+from fakes.cytube_base import BANNED, _Sock, _User
+from fakes.cytube_playlist import FakeCytubePlaylist
+from fakes.cytube_server import CytubeServer
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +44,14 @@ __all__ = ["FakeCytube"]
 
 
 class FakeCytube(FakeCytubePlaylist):
+    """One channel of the fake server; the one built first also owns the server
+    (``channel_named`` reaches the others)."""
+
     def __init__(self, channel: str = "testchan", *, max_length: int = 320,
-                 antiflood: bool = False, limits: bool = False) -> None:
-        super().__init__(channel, max_length=max_length, antiflood=antiflood, limits=limits)
-        self.sio.on("connect", self._on_connect)
-        self.sio.on("disconnect", self._on_disconnect)
-        self.sio.on("*", self._on_event)
+                 antiflood: bool = False, limits: bool = False,
+                 server: CytubeServer | None = None) -> None:
+        super().__init__(channel, max_length=max_length, antiflood=antiflood, limits=limits,
+                         server=server)
         self._handlers: dict[str, Callable[[_Sock, Any], Coroutine[Any, Any, None]]] = {
             "joinChannel": self._join,
             "login": self._login,
@@ -62,48 +63,30 @@ class FakeCytube(FakeCytubePlaylist):
         }
 
     # ---------------------------------------------------------------- test control API
-    async def say_as(self, name: str, msg: str, meta: dict[str, Any] | None = None) -> None:
-        await self._settle()
-        await self._chat(self._member(name), msg, meta or {}, None)
+    async def say_as(self, name: str, msg: str, meta: dict[str, Any] | None = None,
+                     channel: str | None = None) -> None:
+        chan = self._in(channel)
+        await chan._settle()
+        await chan._chat(chan._member(name), msg, meta or {}, None)
 
-    async def pm_as(self, name: str, to: str, msg: str) -> None:
-        await self._settle()
-        await self._pm(self._member(name), to, msg, None)
+    async def pm_as(self, name: str, to: str, msg: str, channel: str | None = None) -> None:
+        chan = self._in(channel)
+        await chan._settle()
+        await chan._pm(chan._member(name), to, msg, None)
 
     # ---------------------------------------------------------------- socket.io
-    async def _on_connect(self, sid: str, environ: Any, auth: Any = None) -> None:
-        ip = str(environ.get("HTTP_X_FORWARDED_FOR") or environ.get("REMOTE_ADDR") or "")
-        ip = ip.split(",")[0].strip() or "127.0.0.1"
-        if ip in self.banned_ips:
-            self.connect_log.append((ip, False))
-            raise Refused("You are banned from the server")
-        if self.limits and not self._take_token(ip):
-            self.connect_log.append((ip, False))
-            raise Refused("Rate limit exceeded")
-        self.connect_log.append((ip, True))
-        self._socks[sid] = _Sock(sid, ip=ip)
-        await self._emit(sid, "rank", -1)
-
-    async def _on_disconnect(self, sid: str, *reason: Any) -> None:
-        s = self._socks.pop(sid, None)
-        if s is not None and s.joined:
+    async def _on_disconnect(self, s: _Sock) -> None:
+        if self._socks.pop(s.sid, None) is not None and s.joined:
             self._usercount_changed()
-        if s is not None and s.name is not None:
+        if s.name is not None:
             user = self._members.get(s.name.lower())
-            if user is not None and user.sid == sid:
+            if user is not None and user.sid == s.sid:
                 await self._leave(user)
 
-    async def _on_event(self, event: str, sid: str, *args: Any) -> None:
-        data = args[0] if args else None
-        s = self._socks.get(sid)
-        self.frames_from_clients.append((s.name if s and s.name else sid, event, data))
+    async def _on_event(self, event: str, s: _Sock, data: Any) -> None:
         handler = self._handlers.get(event)
-        if s is None or handler is None:
-            return
-        try:
+        if handler is not None:
             await handler(s, data)
-        except Exception:  # keep the fake alive; the test sees the log
-            log.exception("fake cytube: %s handler failed", event)
 
     async def _join(self, s: _Sock, data: Any) -> None:
         if s.join_seen:  # socket.once("joinChannel")
@@ -154,9 +137,14 @@ class FakeCytube(FakeCytubePlaylist):
         """The join burst (PROTOCOL §3.2), once any channel password is settled."""
         s.joined = True
         if s.name is not None and s.name.lower() in self.banned_names:
-            await self._kick_sock(s, "You are banned from this channel.")
+            await self._kick_sock(s, BANNED)
             return
         if s.name is not None:  # logged in before joining
+            if len(self.server.channels) > 1:  # the login could not evict: the join does
+                await self._evict(s.name, s.sid)
+            acct = self.accounts.get(s.name.lower())
+            if acct is not None and not s.guest:  # this channel's rank of the account
+                s.rank = self._channel_rank(s.name, acct[2])
             await self._emit(s.sid, "rank", cf.js_number(s.rank))
             await self._enter(s)
         for event, payload in (
@@ -204,11 +192,11 @@ class FakeCytube(FakeCytubePlaylist):
         acct = self.accounts.get(name.lower())
         error = cf.login_error(name, pw, acct[1] if acct else None, name.lower() in self._members)
         if error is None and not pw and self.limits:  # one guest login per IP per 60 s
-            last = self._guest_logins.get(s.ip)
+            last = self.server.guest_logins.get(s.ip)
             if last is not None and time.monotonic() - last < 60:
                 error = cf.ERR_GUEST_RATE
             else:
-                self._guest_logins[s.ip] = time.monotonic()
+                self.server.guest_logins[s.ip] = time.monotonic()
         if error is not None:
             await self._emit(s.sid, "login", {"success": False, "error": error})
             return
@@ -216,17 +204,19 @@ class FakeCytube(FakeCytubePlaylist):
         if acct is not None:
             name = acct[0]
         await self._emit(s.sid, "rank", 0 if guest else 1)
-        evicted = await self._evict(name, s.sid)
+        # before a join only the one-channel fake knows where to evict from
+        evicted = await self._evict(name, s.sid) if s.joined or len(self.server.channels) == 1 \
+            else False
         s.name, s.guest, s.rank = name, guest, 0 if guest else 1
         login = {"success": True, "name": name, **({"guest": True} if guest else {})}
         if not s.joined:
             await self._emit(s.sid, "login", login)
             if acct is not None:
-                s.rank = acct[2]
+                s.rank = acct[2]  # the channel rank is loaded on join (_admit)
             return
         user = _User(name, s.rank, s.sid, guest)
         if name.lower() in self.banned_names:  # kickban.js onUserPostJoin, once logged in
-            await self._kick_sock(s, "You are banned from this channel.")
+            await self._kick_sock(s, BANNED)
             return
         self._members[name.lower()] = user
         await self._broadcast("addUser", lambda v: self._entry(user, v.rank), exclude=s.sid)
@@ -237,7 +227,7 @@ class FakeCytube(FakeCytubePlaylist):
         await self._emit(s.sid, "addUser", self._entry(user, s.rank))
         if acct is None:
             return
-        s.rank = user.rank = acct[2]
+        s.rank = user.rank = self._channel_rank(name, acct[2])
         # the channel rank loaded from the DB: rank, a mod userlist when it crosses 2, and
         # the playlist again (recorded in bot-join-then-login and duplicate-login)
         await self._emit(s.sid, "rank", cf.js_number(s.rank))

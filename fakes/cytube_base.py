@@ -1,11 +1,10 @@
-"""The fake CyTube's state, test-control API and HTTP side (see tests/fakes/cytube.py)."""
+"""The fake CyTube's state, test-control API and HTTP side (see fakes/cytube.py)."""
 
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -13,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import socketio
-from aiohttp import web
 
-from tests.fakes import cytube_filters as cf
+from fakes import cytube_filters as cf
+from fakes.cytube_server import CytubeServer
 
 log = logging.getLogger(__name__)
 _BUFFER_SIZE = 15
+BANNED = "You are banned from this channel."
 
 
 @dataclass
@@ -41,45 +41,39 @@ class _Sock:
     guest: bool = False
     ip: str = "127.0.0.1"
     need_password: bool = False
+    channel: str = ""  # lower-cased name of the channel joined ("" before joinChannel)
     limiter: cf.RateLimiter = field(default_factory=cf.RateLimiter)
     af_limiter: cf.RateLimiter = field(default_factory=cf.RateLimiter)
 
 
 class FakeCytubeBase:
     """State, test-control API, helpers and HTTP of the fake; the socket.io dialogue is in
-    :class:`tests.fakes.cytube.FakeCytube`."""
+    :class:`fakes.cytube.FakeCytube`."""
 
     def __init__(
         self, channel: str = "testchan", *, max_length: int = 320, antiflood: bool = False,
-        limits: bool = False,
+        limits: bool = False, server: CytubeServer | None = None,
     ) -> None:
+        self.server = server or CytubeServer(max_length=max_length, limits=limits)
         self.channel = channel
-        self.max_length = max_length
         self.antiflood = antiflood  # chat_antiflood channel option (rank < 2 only)
-        self.limits = limits  # per-IP connect bucket and guest-login limit
         self.password = ""  # channel password ("" = none)
         self.afk_timeout = 600
-        self.banned_ips: set[str] = set()  # server-wide: connect_error
         self.banned_names: set[str] = set()  # channel bans: kicked on join
+        self.ranks: dict[str, float] = {}  # lower name -> channel rank (else the account's)
         self.muted: set[str] = set()  # lower names
         self.afk: set[str] = set()
         self.media: dict[str, Any] | None = None
-        self.connect_log: list[tuple[str, bool]] = []  # (ip, accepted) per connect attempt
-        self._buckets: dict[str, tuple[float, float]] = {}  # ip -> (tokens, at)
-        self._guest_logins: dict[str, float] = {}  # ip -> monotonic time
         self.antiflood_params: dict[str, float] = {"burst": 4, "sustained": 1, "cooldown": 4}
-        self.accounts: dict[str, tuple[str, str, float]] = {}  # lower -> (name, pw, rank)
         self.chat_log: list[dict[str, Any]] = []  # broadcast user chatMsg payloads
         self.pm_log: list[dict[str, Any]] = []  # delivered pm payloads
         self.commands_run: list[tuple[str, str]] = []  # (username, text) never broadcast
         self.frames_from_clients: list[tuple[str, str, Any]] = []
         self.buffer: deque[dict[str, Any]] = deque(maxlen=_BUFFER_SIZE)
-        self.port = 0
-        self._socks: dict[str, _Sock] = {}
+        self._socks: dict[str, _Sock] = {}  # sockets that joined this channel
         self._members: dict[str, _User] = {}  # lower name -> user, in join order
         self._last_time = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._runner: web.AppRunner | None = None
         # CyTube broadcasts ``usercount`` to the whole channel on every join and part,
         # throttled (lodash debounce, leading and trailing, maxWait 10 s: channel.js
         # USERCOUNT_THROTTLE): the first change goes out at once, later ones within 10 s
@@ -87,32 +81,90 @@ class FakeCytubeBase:
         self.usercount_throttle = 10.0
         self._usercount_last = -1e9
         self._usercount_trailing: asyncio.TimerHandle | None = None
-        self.sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False)
-        self.app = web.Application()
-        self.sio.attach(self.app)
-        self.app.router.add_get("/socketconfig/{file}", self._socketconfig)
-        self.app.router.add_get("/r/{channel}", self._channel_page)
+        self.server.channels[channel.lower()] = self
+        if server is None:  # the channel the fake was built with: frames before a join
+            self.server.default = self
+            self.server.make_channel = self._sibling
+
+    def _sibling(self, name: str) -> Self:
+        return type(self)(name, server=self.server)
+
+    # ---------------------------------------------------------------- server-wide state
+    # (the channel keeps the names the single-channel fake had, so tests read them here)
+    @property
+    def sio(self) -> socketio.AsyncServer:
+        return self.server.sio
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def max_length(self) -> int:
+        return self.server.max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self.server.max_length = value
+
+    @property
+    def limits(self) -> bool:
+        return self.server.limits
+
+    @limits.setter
+    def limits(self, value: bool) -> None:
+        self.server.limits = value
+
+    @property
+    def accounts(self) -> dict[str, tuple[str, str, float]]:
+        return self.server.accounts
+
+    @property
+    def banned_ips(self) -> set[str]:
+        return self.server.banned_ips
+
+    @property
+    def connect_log(self) -> list[tuple[str, bool]]:
+        return self.server.connect_log
+
+    @property
+    def channels(self) -> dict[str, Any]:
+        return self.server.channels
+
+    def channel_named(self, name: str) -> Self:
+        """Another channel on the same server (created if new): its own users, bans, chat."""
+        chan = self.server.channel_named(name)
+        assert isinstance(chan, type(self))
+        return chan
+
+    def _in(self, channel: str | None) -> Self:
+        return self if channel is None else self.channel_named(channel)
+
+    def join_count(self) -> int:
+        """How many ``joinChannel`` frames this channel has handled (one per session)."""
+        return self.server.join_counts()[self.channel.lower()]
 
     # ---------------------------------------------------------------- lifecycle
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.server.url
 
     async def start(self, port: int = 0) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        self.port = sock.getsockname()[1]
-        self._runner = web.AppRunner(self.app, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        await self.server.start(port)
         return self
 
     async def stop(self) -> None:
-        await self.drop_all_connections()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.server.stop()
+
+    async def kill(self) -> None:
+        """The whole server goes away (every channel's sockets drop, nothing listens)."""
+        await self.server.stop()
+
+    async def restart(self) -> None:
+        """Listen again on the same port; channels keep their state, as a real restart does."""
+        if self.server.listening:
+            await self.server.stop()
+        await self.server.start(self.server.port)
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -181,15 +233,21 @@ class FakeCytubeBase:
 
     async def drop_all_connections(self) -> None:
         """Like a server restart: every socket closes without a goodbye; chat buffer kept."""
+        await self.server.drop_all_connections()
+
+    async def _forget_sockets(self) -> None:
         await self._settle()
-        sids = list(self._socks)
         self._socks.clear()
         self._members = {k: u for k, u in self._members.items() if u.sid is None}
-        for sid in sids:
-            eio = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
-            if eio is not None:
-                await eio.close(wait=False, abort=True)
-                await eio.queue.put(None)  # ends the websocket writer, which closes the socket
+
+    async def _on_event(self, event: str, s: _Sock, data: Any) -> None:
+        raise NotImplementedError  # the dialogue: fakes/cytube.py
+
+    async def _on_disconnect(self, s: _Sock) -> None:
+        raise NotImplementedError
+
+    def _record(self, who: str, event: str, data: Any) -> None:
+        self.frames_from_clients.append((who, event, data))
 
     async def send_raw(self, name: str, event: str, data: Any) -> None:
         """Emit any frame, well-formed or not, to a member's socket (fuzzing conn)."""
@@ -222,8 +280,22 @@ class FakeCytubeBase:
     def ban_ip(self, ip: str) -> None:
         self.banned_ips.add(ip)
 
-    def ban_name(self, name: str) -> None:
-        self.banned_names.add(name.lower())
+    def ban_name(self, name: str, channel: str | None = None) -> None:
+        """A channel ban (of ``channel``, default this one): kicked on its next join."""
+        self._in(channel).banned_names.add(name.lower())
+
+    async def ban(self, name: str, channel: str | None = None) -> None:
+        """``/ban name`` by a moderator: the ban, and the user's sockets in that channel are
+        kicked at once (kickban.js banName) with the reason a banned join gets."""
+        chan = self._in(channel)
+        chan.ban_name(name)
+        await chan._settle()
+        for s in [x for x in chan._socks.values() if x.name and x.name.lower() == name.lower()]:
+            await chan._kick_sock(s, BANNED)
+
+    def set_rank(self, name: str, rank: float, channel: str | None = None) -> None:
+        """The channel rank ``name`` gets on its next login there (else the account's)."""
+        self._in(channel).ranks[name.lower()] = rank
 
     @property
     def usernames(self) -> list[str]:
@@ -267,15 +339,10 @@ class FakeCytubeBase:
         await self._broadcast("setUserMeta", {"name": user.name, "meta": meta})
 
     def _take_token(self, ip: str) -> bool:
-        """src/io/ioserver.js: a token bucket per IP, 5 tokens, one more every 10 s."""
-        now = time.monotonic()
-        tokens, at = self._buckets.get(ip, (5.0, now))
-        tokens = min(5.0, tokens + (now - at) / 10.0)
-        if tokens < 1:
-            self._buckets[ip] = (tokens, now)
-            return False
-        self._buckets[ip] = (tokens - 1, now)
-        return True
+        return self.server.take_token(ip)
+
+    def _channel_rank(self, name: str, account_rank: float) -> float:
+        return self.ranks.get(name.lower(), account_rank)
 
     def _entry(self, user: _User, viewer_rank: float) -> dict[str, Any]:
         entry = cf.user_entry(user.name, user.rank, viewer_rank)
@@ -321,17 +388,3 @@ class FakeCytubeBase:
         if self._members.get(user.name.lower()) is user:
             del self._members[user.name.lower()]
             await self._broadcast("userLeave", {"name": user.name}, exclude=user.sid)
-
-    # ---------------------------------------------------------------- HTTP
-    async def _socketconfig(self, request: web.Request) -> web.Response:
-        name = request.match_info["file"].removesuffix(".json")
-        if not cf.CHANNEL_NAME_RE.match(name):
-            return web.json_response({"error": f'Channel "{name}" does not exist.'}, status=404)
-        return web.json_response({"servers": [{"url": self.url, "secure": False}]})
-
-    async def _channel_page(self, request: web.Request) -> web.Response:
-        """Only what conn reads: the chat input's maxlength (max-chat-message-length)."""
-        page = ('<form><input id="chatline" class="form-control" type="text" '
-                f'maxlength="{self.max_length}" style="display: none"></form>')
-        return web.Response(text=f"<html><body>{page}</body></html>", content_type="text/html")
-
