@@ -124,5 +124,6 @@ def kick_reason(reason: str) -> FatalReason | None:
 def stopped_line(reason: FatalReason, detail: str, names: Names) -> str:
     """The conn log's line (and its reminder) for a stop: what happened, then the fix, in
     the words ``rosey doctor`` uses (" — fix: ")."""
-    return f"conn stopped retrying ({reason}): {detail} — fix: {fix(reason, names)}; " \
+    return f"conn stopped retrying in {names.channel} ({reason}): {detail} — fix: " \
+           f"{fix(reason, names)}; " \
            "then run `rosey apply`"

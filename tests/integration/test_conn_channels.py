@@ -148,7 +148,7 @@ async def test_each_channel_has_its_own_session_and_a_failure_stays_in_it(
     assert [m["msg"] for m in fake.chat_log if m["username"] == BOT] == ["still here"]
     assert (fake.join_count(), anime.join_count()) == (1, 1)  # no rejoin, no retry
     assert d.router.states("movies") == ["connecting", "joined"]
-    assert "conn stopped retrying (channel_ban)" in caplog.text
+    assert "conn stopped retrying in anime (channel_ban)" in caplog.text
 
 
 @pytest.mark.timeout(60)

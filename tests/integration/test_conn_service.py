@@ -262,7 +262,7 @@ async def test_fatal_cases_stop_retrying_stay_idle_and_say_the_fix(
         stopped = [r for r in caplog.records if r.getMessage().startswith("conn stopped")]
         assert len(stopped) >= 2, caplog.text  # said, then said again while idle
         assert {(r.levelno, r.getMessage()) for r in stopped} == {(logging.ERROR, fatal.detail)}
-        assert fatal.detail.startswith(f"conn stopped retrying ({reason}): ")
+        assert fatal.detail.startswith(f"conn stopped retrying in {h.cfg.channel} ({reason}): ")
     finally:
         await h.close()
 
