@@ -33,6 +33,9 @@ log = logging.getLogger("rosey.conn")
 RESTART_MIN, RESTART_MAX = 1.0, 60.0  # a crashed session's restart backoff
 HEALTHY_AFTER = 60.0  # a session that ran this long before crashing starts the ladder afresh
 DRAIN_BOUND = 5.0  # seconds a removed channel may spend sending what its governor holds
+# CyTube's io.ip-connection-limit (10 by default and on the recorded server, PROTOCOL §2):
+# one socket per channel, so the sessions beyond it are kicked ("Too many connections").
+IP_SOCKET_LIMIT = 10
 
 
 def connection_settings(cfg: Config) -> dict[str, object]:
@@ -86,6 +89,7 @@ class ConnService:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         for cfg in channel_configs(self.cfg):
             self._start(cfg)
+        self._check_socket_limit()
         try:
             await metrics.watch_loop_lag("conn")
         finally:
@@ -176,7 +180,15 @@ class ConnService:
                 self._start(new)
         if not changes:
             log.info("config applied: no channel changed")
+        self._check_socket_limit()
         return changes
+
+    def _check_socket_limit(self) -> None:
+        if len(self.channels) > IP_SOCKET_LIMIT:
+            log.warning("%d channels: CyTube allows %d sockets per IP by default "
+                        "(io.ip-connection-limit) and each channel needs one; the sessions "
+                        "beyond it are kicked and retry unless the site raised the limit",
+                        len(self.channels), IP_SOCKET_LIMIT)
 
 
 def main_loop(cfg: Config, config_path: str | None = None) -> None:
