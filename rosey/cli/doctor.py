@@ -14,13 +14,15 @@ that would kick it ("Duplicate login").
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rosey.config import Config
+from rosey.config import Config, channel_configs
 from rosey.conn import ranks, refusals, site, transport
+from rosey.conn.backoff import ReconnectPolicy
 from rosey.conn.governor import Governor
 from rosey.conn.session import Emit, Session
 from rosey.protocol import Turn
@@ -56,8 +58,20 @@ def run_doctor(cfg: Config, out: Callable[[str], None] = print) -> int:
 
 
 async def doctor(cfg: Config, report: Report) -> None:
-    await check_cytube(cfg, report)
+    channels = channel_configs(cfg)
+    # Each channel is one more connect from this IP: paced like conn paces its reconnects
+    # (CyTube's per-IP bucket, PROTOCOL §2), so the sixth channel is not refused.
+    bucket = ReconnectPolicy()
+    for each in channels:
+        await asyncio.sleep(bucket.bucket_wait(bucket.clock()))
+        bucket.record_attempt()
+        await check_cytube(each, report if len(channels) == 1 else _prefixed(each, report))
     await check_llm(cfg, report)
+
+
+def _prefixed(cfg: Config, report: Report) -> Report:
+    """With several channels, each CyTube line names its channel ("anime: login")."""
+    return lambda check: report(dataclasses.replace(check, name=f"{cfg.channel}: {check.name}"))
 
 
 # ---- CyTube ----------------------------------------------------------------------------

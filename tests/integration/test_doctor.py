@@ -21,6 +21,7 @@ from fakes.cytube import FakeCytube
 from fakes.llm import FakeLLM
 from rosey.cli.doctor import Check, doctor, rank_check
 from rosey.config import parse_config
+from rosey.conn import refusals
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT, PW = "roseybot", "botpw"
@@ -205,3 +206,19 @@ async def test_a_registered_guest_name_gets_the_fix_conn_logs(tmp_path: Path,
     # the same words as the line conn logs when it stops
     assert f"— fix: {login.fix}" in refusals.stopped_line("registered_name", "x", names)
     assert login.line().endswith(f" — fix: {login.fix}")
+
+
+async def test_each_channel_is_checked_and_named(tmp_path: Path, cytube: FakeCytube) -> None:
+    cytube.ban_name(BOT, channel="anime")
+    async with FakeLLM("ollama") as llm:
+        raw = config(tmp_path, cytube.url, {"ollama_host": llm.url})
+        del raw["channel"]
+        raw["channels"] = [{"channel": "testchan"}, {"channel": "anime"}]
+        got = by_name(await run(tmp_path, raw))
+    assert got["testchan: login"].ok and got["testchan: rank"].ok
+    assert got["testchan: socketconfig"].ok and got["anime: socketconfig"].ok
+    banned = got["anime: login"]
+    assert not banned.ok and "banned" in banned.detail
+    names = refusals.Names(name=BOT, domain=cytube.url, channel="anime")
+    assert banned.fix == refusals.fix("channel_ban", names)  # conn's words, its channel
+    assert "anime: rank" not in got
