@@ -63,10 +63,10 @@ class ChannelClient:
                                keepalive_afk=cfg.conn.keepalive_afk, governor=self.governor,
                                clock=clock)
         self.state_path = attempts.path_for(cfg.paths.run_dir, cfg.channel)
+        self._saved_attempts = policy is None  # read in run(), off the loop
         self.policy = policy or ReconnectPolicy(
             min_delay=cfg.conn.reconnect_min, max_delay=cfg.conn.reconnect_max,
-            kick_delay=cfg.conn.kick_backoff, guest=not cfg.password,
-            log=attempts.load(self.state_path))
+            kick_delay=cfg.conn.kick_backoff, guest=not cfg.password)
         self.metrics = ChannelMetrics(cfg.channel)
         self.io: transport.Socket | None = None
         self._wake = asyncio.Event()
@@ -84,6 +84,8 @@ class ChannelClient:
         self.sock = ipc.dealer_socket(self.ctx, ipc.endpoint(self.cfg.paths.run_dir, "conn"),
                                       f"conn:{self.channel}")
         self.ledger.load()
+        if self._saved_attempts:  # a restarted session keeps its backoff (attempts.py)
+            self.policy.log = await asyncio.to_thread(attempts.load, self.state_path)
         self.metrics.fatal(None)
         self.session.state("connecting")
         await self._flush()
@@ -102,13 +104,16 @@ class ChannelClient:
             self.sock.close(linger=200)
             self.ledger.close()
 
-    async def drain(self, bound: float) -> None:
-        """Let the governor send what it holds (at most ``bound`` s): the channel is leaving."""
+    async def leave(self, bound: float, why: str) -> None:
+        """Let the governor send what it holds (at most ``bound`` s), then tell the router
+        this session is going (``why``); the caller cancels ``run``."""
         deadline = asyncio.get_running_loop().time() + bound
         while self.governor.depth() and asyncio.get_running_loop().time() < deadline:
             if not self.joined or self.session.fatal:
-                return  # nothing can leave: do not wait for it
+                break  # nothing can leave: do not wait for it
             await asyncio.sleep(0.05)
+        self.session.state("disconnected", why)
+        await self._flush()
 
     async def to_router(self, msg: Message) -> None:
         data = encode(msg)

@@ -122,12 +122,13 @@ class ConnService:
                               "(the other channels carry on)", entry.cfg.channel, pause)
             await asyncio.sleep(pause)
 
-    async def _stop(self, channel: str, drain: float) -> None:
+    async def _stop(self, channel: str, drain: float, why: str = "") -> None:
         entry = self.channels.pop(channel, None)
         if entry is None or entry.task is None:
             return
-        if drain > 0 and entry.client is not None:
-            await entry.client.drain(drain)
+        if why and entry.client is not None:
+            with contextlib.suppress(Exception):  # a broken session still has to go
+                await entry.client.leave(drain, why)
         entry.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await entry.task
@@ -170,8 +171,9 @@ class ConnService:
         changes += [f"channel {c.channel}: restarted: {why}" for c, why in restarts]
         for line in changes:
             log.info("%s", line)
-        await asyncio.gather(*(self._stop(name, DRAIN_BOUND) for name in removed),
-                             *(self._stop(c.channel, DRAIN_BOUND) for c, _ in restarts))
+        await asyncio.gather(
+            *(self._stop(name, DRAIN_BOUND, "removed from the config") for name in removed),
+            *(self._stop(c.channel, DRAIN_BOUND, f"restarting: {why}") for c, why in restarts))
         for name in removed:
             counts.forget(name)
         self.cfg = cfg

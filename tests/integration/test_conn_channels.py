@@ -176,6 +176,8 @@ async def test_apply_adds_removes_restarts_only_what_changed(
     assert await d.service.reload() == ["channel anime: removed"]
     await anime.wait_for(lambda: BOT not in anime.usernames, 10)
     assert [m["msg"] for m in anime.chat_log if m["username"] == BOT] == ["goodbye anime"]
+    left = d.router.of("anime", ConnState)[-1]  # the router hears that it went
+    assert (left.state, left.detail) == ("disconnected", "removed from the config")
     assert await d.service.reload() == []  # nothing changed: nothing touched
     assert "config applied: no channel changed" in caplog.text
     assert (fake.join_count(), music.join_count(), anime.join_count()) == (1, 1, 2)
