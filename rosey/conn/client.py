@@ -152,7 +152,9 @@ class ChannelClient:
     async def _router_loop(self) -> None:
         async def step() -> None:
             msg = ipc.decode_or_count(await self.sock.recv(), "conn", log)
-            if isinstance(msg, Say):
+            if isinstance(msg, (Say, *ACTIONS)) and msg.channel != self.channel:
+                await self._misrouted(msg)
+            elif isinstance(msg, Say):
                 await self.accept_say(msg)
             elif isinstance(msg, ACTIONS):  # typed moderator actions (conn/actions.py)
                 self.session.act(msg)
@@ -160,9 +162,19 @@ class ChannelClient:
 
         await survive(f"conn {self.channel} router link", log, step)
 
+    async def _misrouted(self, msg: Message) -> None:
+        """Sent to this channel's socket for another channel: never posted here. A Say is
+        refused (the router stops re-offering it); an action times out at the router."""
+        channel = getattr(msg, "channel", "")
+        log.warning("%s: dropped a %s meant for channel %r", self.channel, type(msg).__name__,
+                    channel)
+        if isinstance(msg, Say):
+            await self.to_router(Delivered(channel=channel, say_id=msg.id, ok=False,
+                                           seq=msg.seq, reason="wrong channel"))
+
     async def accept_say(self, say: Say) -> None:
         """An offer of one reply segment; the router re-offers until we acknowledge it."""
-        log.debug("say %s/%d received", say.id, say.seq)
+        log.debug("%s: say %s/%d received", self.channel, say.id, say.seq)
         done, parts = accept(self.governor, self.ledger, say, self.clock())
         if done is not None:  # finished here or by an earlier conn: acknowledge again
             self._wake.set()  # (the re-offer may have ended a stream: its held text goes)

@@ -46,9 +46,9 @@ class Router:
             identity, data = await self.sock.recv_multipart()
             self.got.append((identity.decode(), decode(data)))
 
-    async def say(self, channel: str, text: str, say_id: str) -> None:
+    async def say(self, channel: str, text: str, say_id: str, to: str = "") -> None:
         say = Say(id=say_id, channel=channel, text=text)
-        await self.sock.send_multipart([f"conn:{channel}".encode(), encode(say)])
+        await self.sock.send_multipart([f"conn:{to or channel}".encode(), encode(say)])
 
     def of(self, channel: str, kind: type) -> list[Any]:
         return [m for who, m in self.got if who == f"conn:{channel}" and isinstance(m, kind)]
@@ -145,6 +145,11 @@ async def test_each_channel_has_its_own_session_and_a_failure_stays_in_it(
     await d.router.say("movies", "still here", "s1")
     await until(lambda: d.router.of("movies", Delivered))
     assert d.router.of("movies", Delivered)[0].ok
+    await d.router.say("music", "for music", "s2", to="movies")  # a router bug: refused
+    await until(lambda: len(d.router.of("movies", Delivered)) == 2)
+    wrong = d.router.of("movies", Delivered)[1]
+    assert (wrong.channel, wrong.say_id, wrong.ok, wrong.reason) == (
+        "music", "s2", False, "wrong channel")
     assert [m["msg"] for m in fake.chat_log if m["username"] == BOT] == ["still here"]
     assert (fake.join_count(), anime.join_count()) == (1, 1)  # no rejoin, no retry
     assert d.router.states("movies") == ["connecting", "joined"]
