@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 from pathlib import Path
 
@@ -68,3 +69,32 @@ def tighten(*paths: str | Path) -> None:
         if mode & ~wanted:
             with contextlib.suppress(PermissionError):
                 os.chmod(path, mode & wanted)
+
+
+_tmp_names = itertools.count()
+
+
+def atomic_write(path: str | Path, data: bytes | str, *, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` so that a reader (or a crash) sees the old file or the
+    new one, never half of one: write a sibling temporary file, then rename it over.
+
+    The new file gets the umask's mode, like any file Rosey creates.  ``durable`` also
+    fsyncs before the rename (a power cut keeps the new content); without it the data is
+    handed to the OS, which survives a crash of the process (a SIGKILL), not of the host.
+    Raises ``OSError`` (the temporary file is removed).
+    """
+    path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_tmp_names)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

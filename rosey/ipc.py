@@ -12,6 +12,7 @@ import zmq
 import zmq.asyncio
 
 from rosey import metrics
+from rosey.errors import RoseyError
 from rosey.protocol import AnyMessage, DecodeError, Message, decode, encode
 
 HWM = 1000
@@ -26,7 +27,7 @@ def prepare_run_dir(run_dir: str) -> None:
     os.chmod(run_dir, 0o700)
 
 
-class RunDirLocked(Exception):
+class RunDirLocked(RoseyError):
     pass
 
 

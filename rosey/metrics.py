@@ -1,184 +1,209 @@
 """The metric catalog: every series Rosey exports, in one place.
 
 Names start with ``rosey_``; labels are low-cardinality only (never a user name,
-message text or request id).  Each process serves ``/metrics`` on its own loopback
-port, so no multiprocess mode is needed.
+message text or request id; ``channel`` and ``endpoint`` are operator-named and few).
+The metrics are defined here on no registry: each process builds its own registry
+holding its role's metrics (``registry_for``) and serves it on its own loopback port, so
+a process never exports another role's series and no multiprocess mode is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.gc_collector import GC_COLLECTOR
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.platform_collector import PLATFORM_COLLECTOR
+from prometheus_client.process_collector import PROCESS_COLLECTOR
 
 from rosey.conn.refusals import FATAL_REASONS
+
+# The catalog's constructors: defined on no registry (registry_for gives each process its own).
+counter = partial(Counter, registry=None)
+gauge = partial(Gauge, registry=None)
+histogram = partial(Histogram, registry=None)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 45, 60)
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
-BUILD_INFO = Gauge("rosey_build_info", "Rosey version running in this process",
+BUILD_INFO = gauge("rosey_build_info", "Rosey version running in this process",
                    ["version", "process"])
-LOOP_LAG = Histogram("rosey_event_loop_lag_seconds",
+LOOP_LAG = histogram("rosey_event_loop_lag_seconds",
                      "How late the event loop woke a 0.5 s timer", ["process"],
                      buckets=FAST_BUCKETS)
-IPC_DECODE_ERRORS = Counter("rosey_ipc_decode_errors_total",
+IPC_DECODE_ERRORS = counter("rosey_ipc_decode_errors_total",
                             "IPC frames dropped because they did not decode", ["process"])
-# --- added for issue 6 (observability): every process ---------------------------------
-MEMORY_TARGET = Gauge("rosey_memory_target_bytes",
+MEMORY_TARGET = gauge("rosey_memory_target_bytes",
                       "The resident-memory target of this process (docs/DECISIONS.md), for alerts",
                       ["process"])
-# --- end issue 6 block ------------------------------------------------------------------
 
 # conn
-FRAMES_IN = Counter("rosey_conn_frames_total", "Socket.io frames received, by event",
+FRAMES_IN = counter("rosey_conn_frames_total", "Socket.io frames received, by event",
                     ["event"])
-FRAME_ERRORS = Counter("rosey_conn_frame_errors_total",
+FRAME_ERRORS = counter("rosey_conn_frame_errors_total",
                        "Malformed socket.io frames dropped, by event", ["event"])
-REPLAYS_DROPPED = Counter("rosey_conn_replayed_chat_dropped_total",
+REPLAYS_DROPPED = counter("rosey_conn_replayed_chat_dropped_total",
                           "Chat lines ignored because they were the join replay")
-CONNECTED = Gauge("rosey_conn_connected", "1 while joined to the channel", ["channel"])
-FATAL = Gauge("rosey_conn_fatal", "1 when conn stopped retrying, by reason (registered_name, "
+CONNECTED = gauge("rosey_conn_connected", "1 while joined to the channel", ["channel"])
+FATAL = gauge("rosey_conn_fatal", "1 when conn stopped retrying, by reason (registered_name, "
               "bad_password, no_account, bad_name, server_ban, channel_ban, no_channel, "
               "channel_password): that channel's session stays idle until the config is fixed",
               ["channel", "reason"])
-RECONNECTS = Counter("rosey_conn_reconnects_total", "Connection attempts after the first, by cause",
+RECONNECTS = counter("rosey_conn_reconnects_total", "Connection attempts after the first, by cause",
                      ["cause"])
-LAST_EVENT = Gauge("rosey_conn_last_event_timestamp_seconds", "When the last frame arrived")
-SENT = Counter("rosey_conn_messages_sent_total", "chatMsg/pm frames emitted", ["kind"])
-SERVER_DROPPED = Counter("rosey_conn_messages_dropped_by_server_total",
+LAST_EVENT = gauge("rosey_conn_last_event_timestamp_seconds", "When the last frame arrived")
+SENT = counter("rosey_conn_messages_sent_total", "chatMsg/pm frames emitted", ["kind"])
+SERVER_DROPPED = counter("rosey_conn_messages_dropped_by_server_total",
                          "Messages the server refused (cooldown, noflood, spam filter)",
                          ["reason"])
-RESENT = Counter("rosey_conn_messages_resent_total", "Messages re-sent after a server cooldown")
-SPLITS = Counter("rosey_conn_split_parts_total", "Parts produced by splitting replies")
-SAY_OUTCOMES = Counter("rosey_conn_says_total", "Say actions by outcome", ["outcome"])
-GOVERNOR_DEPTH = Gauge("rosey_conn_governor_queue_depth", "Parts waiting to be sent")
-GOVERNOR_WAIT = Histogram("rosey_conn_governor_wait_seconds",
+RESENT = counter("rosey_conn_messages_resent_total", "Messages re-sent after a server cooldown")
+SPLITS = counter("rosey_conn_split_parts_total", "Parts produced by splitting replies")
+SAY_OUTCOMES = counter("rosey_conn_says_total", "Say actions by outcome", ["outcome"])
+GOVERNOR_DEPTH = gauge("rosey_conn_governor_queue_depth", "Parts waiting to be sent")
+GOVERNOR_WAIT = histogram("rosey_conn_governor_wait_seconds",
                           "Time from Say received to last part confirmed", buckets=LATENCY_BUCKETS)
-# (issue 6: the last event's age is time() - rosey_conn_last_event_timestamp_seconds.)
-UNKNOWN_EVENTS = Counter("rosey_conn_unknown_events_total",
+# (the last event's age is time() - rosey_conn_last_event_timestamp_seconds.)
+UNKNOWN_EVENTS = counter("rosey_conn_unknown_events_total",
                          "Socket.io events not in the CyTube 3.86 event table (no label: the "
                          "names come from the server)")
-MUTED = Gauge("rosey_conn_muted", "1 while the channel has the bot muted (noflood): sending stops",
+MUTED = gauge("rosey_conn_muted", "1 while the channel has the bot muted (noflood): sending stops",
               ["channel"])
-SPAM_FILTERED = Counter("rosey_conn_spam_filtered_total",
+SPAM_FILTERED = counter("rosey_conn_spam_filtered_total",
                         "Messages refused by the server's new-user/link filter", ["reason"])
-EXPIRED_PARTS = Counter("rosey_conn_expired_parts_total",
+EXPIRED_PARTS = counter("rosey_conn_expired_parts_total",
                         "Message parts dropped unsent or unconfirmed because the post TTL passed")
-KICKS = Counter("rosey_conn_kicks_total", "Kicks received, by kind", ["channel", "kind"])
-CONNECT_ATTEMPTS = Counter("rosey_conn_connect_attempts_total", "Connection attempts, by outcome",
+KICKS = counter("rosey_conn_kicks_total", "Kicks received, by kind", ["channel", "kind"])
+CONNECT_ATTEMPTS = counter("rosey_conn_connect_attempts_total", "Connection attempts, by outcome",
                            ["outcome"])
-BACKOFF = Gauge("rosey_conn_backoff_seconds", "The wait before the next connection attempt")
-KEEPALIVES = Counter("rosey_conn_keepalives_total", "/afk sent to clear the server's auto-AFK")
-MESSAGE_LENGTH = Gauge("rosey_conn_message_length", "The chat length limit replies are split to")
+BACKOFF = gauge("rosey_conn_backoff_seconds", "The wait before the next connection attempt")
+KEEPALIVES = counter("rosey_conn_keepalives_total", "/afk sent to clear the server's auto-AFK")
+MESSAGE_LENGTH = gauge("rosey_conn_message_length", "The chat length limit replies are split to")
 
 # router
-CHAT_EVENTS = Counter("rosey_router_chat_events_total", "Chat and PM events received", ["kind"])
-TRIGGERS = Counter("rosey_router_triggers_total", "Messages that triggered the bot, by kind",
+CHAT_EVENTS = counter("rosey_router_chat_events_total", "Chat and PM events received", ["kind"])
+TRIGGERS = counter("rosey_router_triggers_total", "Messages that triggered the bot, by kind",
                    ["channel", "kind"])
-RATE_LIMITED = Counter("rosey_router_rate_limited_total", "Triggers refused, by scope",
+RATE_LIMITED = counter("rosey_router_rate_limited_total", "Triggers refused, by scope",
                        ["channel", "scope"])
-REQUESTS = Counter("rosey_router_requests_total", "Requests by what became of them",
+REQUESTS = counter("rosey_router_requests_total", "Requests by what became of them",
                    ["channel", "outcome"])
-QUEUE_DEPTH = Gauge("rosey_router_queue_depth", "Requests waiting for a free caller slot",
+QUEUE_DEPTH = gauge("rosey_router_queue_depth", "Requests waiting for a free caller slot",
                     ["channel"])
-QUEUE_OLDEST = Gauge("rosey_router_queue_oldest_seconds", "Age of the oldest waiting request")
-IN_FLIGHT = Gauge("rosey_router_in_flight", "Requests sent to callers and not answered")
-CALLERS_ALIVE = Gauge("rosey_router_callers_alive", "Callers heard from within the liveness")
-REPLY_LATENCY = Histogram("rosey_router_reply_latency_seconds",
+QUEUE_OLDEST = gauge("rosey_router_queue_oldest_seconds", "Age of the oldest waiting request")
+IN_FLIGHT = gauge("rosey_router_in_flight", "Requests sent to callers and not answered")
+CALLERS_ALIVE = gauge("rosey_router_callers_alive", "Callers heard from within the liveness")
+REPLY_LATENCY = histogram("rosey_router_reply_latency_seconds",
                           "Mention received by conn to reply confirmed by its echo",
                           ["channel"], buckets=LATENCY_BUCKETS)
-REPLIES = Counter("rosey_router_replies_total", "Replies posted, by kind", ["channel", "kind"])
-SAY_OFFERS = Counter("rosey_router_say_offers_total",
+REPLIES = counter("rosey_router_replies_total", "Replies posted, by kind", ["channel", "kind"])
+SAY_OFFERS = counter("rosey_router_say_offers_total",
                      "Reply segments offered to conn: taken by the socket, refused (conn "
                      "away or full: retried), or acknowledged again (a re-offer conn had done)",
                      ["result"])
-DB_WRITE_LATENCY = Histogram("rosey_router_db_write_seconds",
+DB_WRITE_LATENCY = histogram("rosey_router_db_write_seconds",
                              "Time from a write being queued to its commit", buckets=FAST_BUCKETS)
-DB_BACKLOG = Gauge("rosey_router_db_backlog", "Writes queued for the SQLite writer thread")
-DB_DROPPED = Counter("rosey_router_db_writes_dropped_total",
+DB_BACKLOG = gauge("rosey_router_db_backlog", "Writes queued for the SQLite writer thread")
+DB_DROPPED = counter("rosey_router_db_writes_dropped_total",
                      "Writes dropped because the writer queue was full")
-DB_SIZE = Gauge("rosey_router_db_size_bytes", "Size of the SQLite database and its WAL")
-JOURNAL_OPEN = Gauge("rosey_router_journal_open", "Accepted triggers not yet delivered")
-BUDGET_RATIO = Gauge("rosey_router_budget_used_ratio", "Spend so far over the budget",
+DB_SIZE = gauge("rosey_router_db_size_bytes", "Size of the SQLite database and its WAL")
+JOURNAL_OPEN = gauge("rosey_router_journal_open", "Accepted triggers not yet delivered")
+BUDGET_RATIO = gauge("rosey_router_budget_used_ratio", "Spend so far over the budget",
                      ["period"])
 
 # the model endpoints (operator-named, few), scheduled by the router
-ENDPOINT_CAPACITY = Gauge("rosey_endpoint_capacity",
+ENDPOINT_CAPACITY = gauge("rosey_endpoint_capacity",
                           "Calls the endpoint may run at once (providers.<p>.endpoints[].capacity)",
                           ["endpoint"])
-ENDPOINT_IN_FLIGHT = Gauge("rosey_endpoint_in_flight", "Calls running on the endpoint now",
+ENDPOINT_IN_FLIGHT = gauge("rosey_endpoint_in_flight", "Calls running on the endpoint now",
                            ["endpoint"])
-ENDPOINT_UP = Gauge("rosey_endpoint_up", "1 while the endpoint's breaker lets calls through, 0 "
+ENDPOINT_UP = gauge("rosey_endpoint_up", "1 while the endpoint's breaker lets calls through, 0 "
                     "while it is taken out (probed back in after the cool-off)", ["endpoint"])
-ENDPOINT_REQUESTS = Counter("rosey_endpoint_requests_total",
+ENDPOINT_REQUESTS = counter("rosey_endpoint_requests_total",
                             "Calls sent to the endpoint, by outcome", ["endpoint", "outcome"])
-ENDPOINT_LATENCY = Histogram("rosey_endpoint_latency_seconds",
+ENDPOINT_LATENCY = histogram("rosey_endpoint_latency_seconds",
                              "Time from a call sent to the endpoint to its answer", ["endpoint"],
                              buckets=LATENCY_BUCKETS)
 
 # caller
-LLM_REQUESTS = Counter("rosey_llm_requests_total", "Provider calls by outcome",
+LLM_REQUESTS = counter("rosey_llm_requests_total", "Provider calls by outcome",
                        ["provider", "model", "outcome"])
-LLM_LATENCY = Histogram("rosey_llm_latency_seconds", "Provider call latency",
+LLM_LATENCY = histogram("rosey_llm_latency_seconds", "Provider call latency",
                         ["provider", "model"], buckets=LATENCY_BUCKETS)
-LLM_TOKENS = Counter("rosey_llm_tokens_total", "Tokens used", ["provider", "model", "kind"])
-LLM_RETRIES = Counter("rosey_llm_retries_total", "Provider call retries", ["provider", "kind"])
-PROVIDER_UP = Gauge("rosey_llm_provider_up", "1 when the provider answered its health check",
+LLM_TOKENS = counter("rosey_llm_tokens_total", "Tokens used", ["provider", "model", "kind"])
+LLM_RETRIES = counter("rosey_llm_retries_total", "Provider call retries", ["provider", "kind"])
+PROVIDER_UP = gauge("rosey_llm_provider_up", "1 when the provider answered its health check",
                     ["provider"])
-SLOTS_BUSY = Gauge("rosey_caller_slots_busy", "Request slots in use in this caller")
+SLOTS_BUSY = gauge("rosey_caller_slots_busy", "Request slots in use in this caller")
 
-LLM_ATTEMPTS = Counter("rosey_llm_attempts_total",
+LLM_ATTEMPTS = counter("rosey_llm_attempts_total",
                        "Provider calls (a request makes several on retry or failover); "
                        "outcome skipped = not called because its breaker was open",
                        ["provider", "model", "outcome"])
-LLM_FAILOVERS = Counter("rosey_llm_failovers_total",
+LLM_FAILOVERS = counter("rosey_llm_failovers_total",
                         "Requests that left this provider entry for the next in the chain",
                         ["provider", "model"])
-LLM_BREAKER_STATE = Gauge("rosey_llm_breaker_state",
+LLM_BREAKER_STATE = gauge("rosey_llm_breaker_state",
                           "Circuit breaker per provider entry: 0 closed, 1 half-open, 2 open",
                           ["provider", "model"])
-LLM_COST = Counter("rosey_llm_cost_usd_total", "Estimated spend from tokens and budget.prices",
+LLM_COST = counter("rosey_llm_cost_usd_total", "Estimated spend from tokens and budget.prices",
                    ["provider", "model"])
-CALLER_DRAINING = Gauge("rosey_caller_draining", "1 while this caller finishes its last calls")
+CALLER_DRAINING = gauge("rosey_caller_draining", "1 while this caller finishes its last calls")
 
 
-# --- added for issue 6 (observability): supervisor -------------------------------------
-# Exported by the event listener (procs/events.py), which sees every state change: a
-# process dying between two scrapes is invisible to process_start_time_seconds.
-SUPERVISOR_STATE = Gauge("rosey_supervisor_process_state",
+# supervisor: exported by the event listener (rosey/events; exposition.py writes them with
+# the standard library only), which sees every state change: a process dying between two
+# scrapes is invisible to process_start_time_seconds.
+SUPERVISOR_STATE = gauge("rosey_supervisor_process_state",
                          "supervisord state code: 0 STOPPED, 10 STARTING, 20 RUNNING, "
                          "30 BACKOFF, 40 STOPPING, 100 EXITED, 200 FATAL, 1000 UNKNOWN",
                          ["program", "process"])
-SUPERVISOR_EXITS = Counter("rosey_supervisor_process_exits_total",
+SUPERVISOR_EXITS = counter("rosey_supervisor_process_exits_total",
                            "Exits supervisord did not ask for (EXITED, or BACKOFF: died while "
                            "starting); expected as supervisord judged the exit code",
                            ["program", "process", "expected"])
-SUPERVISOR_STARTS = Counter("rosey_supervisor_process_starts_total",
+SUPERVISOR_STARTS = counter("rosey_supervisor_process_starts_total",
                             "Times supervisord started the process (restarts + 1)",
                             ["program", "process"])
-SUPERVISOR_EVENTS = Counter("rosey_supervisor_events_total",
+SUPERVISOR_EVENTS = counter("rosey_supervisor_events_total",
                             "supervisord events handled by the listener", ["event"])
-CONFIG_RESPONSE_TIMEOUT = Gauge("rosey_config_response_timeout_seconds",
+CONFIG_RESPONSE_TIMEOUT = gauge("rosey_config_response_timeout_seconds",
                                 "llm.response_timeout, so alerts can relate latency to it")
-# --- end issue 6 block ------------------------------------------------------------------
 
-# --- added for issue 13 (streaming) ----------------------------------------------------
-FIRST_PART_LATENCY = Histogram(
+# streaming
+FIRST_PART_LATENCY = histogram(
     "rosey_router_first_part_seconds",
     "Mention received by conn to the reply's first chat message confirmed by its echo "
     "(the whole reply's when it is one segment)", ["channel"], buckets=LATENCY_BUCKETS)
-LLM_TOKEN_RATE = Histogram(
+LLM_TOKEN_RATE = histogram(
     "rosey_llm_tokens_per_second",
     "Completion tokens per second of generation (from the first token when streamed)",
     ["provider", "model"], buckets=(1, 2, 5, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500))
-LLM_PARTIALS = Counter("rosey_llm_partials_total",
+LLM_PARTIALS = counter("rosey_llm_partials_total",
                        "Streamed pieces of answers sent to the router", ["provider"])
-# --- end issue 13 block -----------------------------------------------------------------
+
+# router: the channel and moderator commands
+CHANNEL_USERS = gauge("rosey_channel_users", "Logged-in users in the channel's userlist (bot "
+                      "included)", ["channel"])
+CHANNEL_CONNECTIONS = gauge("rosey_channel_connections",
+                            "Sockets in the channel, anonymous ones included (usercount)",
+                            ["channel"])
+CHANNEL_PEAK = gauge("rosey_channel_peak_users", "Today's high-water mark of rosey_channel_users",
+                     ["channel"])
+CHANNEL_MEDIA_CHANGES = counter("rosey_channel_media_changes_total", "changeMedia events")
+CHANNEL_PLAYLIST_ITEMS = gauge("rosey_channel_playlist_items", "Items in the channel playlist")
+CHANNEL_MEDIA_STARTED = gauge("rosey_channel_media_started_timestamp_seconds",
+                              "When the media now playing started (for dashboard annotations)")
+MOD_COMMANDS = counter("rosey_router_mod_commands_total",
+                       "Commands by name (from the fixed table) and outcome",
+                       ["command", "outcome"])
+MOD_ACTIONS = counter("rosey_router_mod_actions_total",
+                      "Typed moderator actions sent to conn, by kind and what the server said",
+                      ["action", "outcome"])
 
 
 def rosey_version() -> str:
@@ -239,37 +264,69 @@ def catalog() -> list[MetricWrapperBase]:
     return [v for v in globals().values() if isinstance(v, MetricWrapperBase)]
 
 
-def preinit(process: str, channels: Sequence[str] = (),
-            endpoints: Sequence[tuple[str, int]] = ()) -> None:
-    """Export only this role's metrics (a label-less gauge such as rosey_conn_backoff_seconds would
-    otherwise read 0 from every process) and create the known label sets at 0, for each
-    of ``channels`` where the metric is per channel; ``endpoints``: (name, capacity)."""
+ROLES = ("conn", "router", "caller", "events")
+# The process_*/python_* series Prometheus expects of every target (RSS, CPU, start time).
+STANDARD_COLLECTORS = (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR)
+
+
+def registry_for(process: str) -> CollectorRegistry:
+    """A new registry holding this role's metrics and the every-process ones (a label-less
+    gauge such as rosey_conn_backoff_seconds would otherwise read 0 from every process)."""
     who = role(process)
+    registry = CollectorRegistry()
     for metric in catalog():
-        if owner(name_of(metric)) not in (None, who):
-            with contextlib.suppress(KeyError):  # already unregistered
-                REGISTRY.unregister(metric)
+        if owner(name_of(metric)) in (None, who):
+            registry.register(metric)
+    for collector in STANDARD_COLLECTORS:
+        registry.register(collector)
+    return registry
+
+
+def preinit(process: str, channels: Sequence[str] = (),
+            endpoints: Sequence[tuple[str, int]] = ()) -> CollectorRegistry:
+    """This process's registry, with the known label sets created at 0 (for each of
+    ``channels`` where the metric is per channel); ``endpoints``: (name, capacity)."""
+    who = role(process)
     for metric, labels in PREINIT.get(who, []):
-        if _per_channel(metric):
-            for channel in channels:
-                metric.labels(channel, *labels)
-        else:
+        if not _per_channel(metric):
             metric.labels(*labels)
+    for channel in channels:
+        add_channel(process, channel)
     IPC_DECODE_ERRORS.labels(who)
     LOOP_LAG.labels(process)
     if who in MEMORY_TARGETS:
         MEMORY_TARGET.labels(process).set(MEMORY_TARGETS[who])
-    if who == "conn":
-        for channel in channels:
-            CONNECTED.labels(channel).set(0)
-            MUTED.labels(channel).set(0)
     if who == "router":
-        for channel in channels:
-            QUEUE_DEPTH.labels(channel).set(0)
         for name, capacity in endpoints:
             ENDPOINT_CAPACITY.labels(name).set(capacity)
             ENDPOINT_IN_FLIGHT.labels(name).set(0)
             ENDPOINT_UP.labels(name).set(1)
+            ENDPOINT_REQUESTS.labels(name, "ok")
+            ENDPOINT_LATENCY.labels(name)
+    return registry_for(process)
+
+
+def add_channel(process: str, channel: str) -> None:
+    """Create a channel's known label sets at 0 (at start, and when a channel joins)."""
+    who = role(process)
+    for metric, labels in PREINIT.get(who, []):
+        if _per_channel(metric):
+            metric.labels(channel, *labels)
+    if who == "conn":
+        CONNECTED.labels(channel).set(0)
+        MUTED.labels(channel).set(0)
+    if who == "router":
+        QUEUE_DEPTH.labels(channel).set(0)
+
+
+def remove_channel(channel: str) -> None:
+    """Drop every series of a channel that left the config (a gauge left at 0 would keep
+    RoseyCytubeDisconnected firing for a channel nobody wants any more)."""
+    for metric in catalog():
+        if _per_channel(metric):
+            # prometheus_client lists a metric's label sets only in its private _metrics
+            for values in [v for v in list(metric._metrics) if v[0] == channel]:
+                metric.remove(*values)
 
 
 def _per_channel(metric: MetricWrapperBase) -> bool:
@@ -278,12 +335,14 @@ def _per_channel(metric: MetricWrapperBase) -> bool:
 
 
 def serve(process: str, host: str, port: int, enabled: bool = True,
-          channels: Sequence[str] = (), endpoints: Sequence[tuple[str, int]] = ()) -> None:
-    """Start the /metrics endpoint (a daemon thread) and set build info."""
+          channels: Sequence[str] = (),
+          endpoints: Sequence[tuple[str, int]] = ()) -> CollectorRegistry:
+    """Start the /metrics endpoint of this process's registry (a daemon thread)."""
     BUILD_INFO.labels(rosey_version(), process).set(1)
-    preinit(process, channels, endpoints)
+    registry = preinit(process, channels, endpoints)
     if enabled:
-        start_http_server(port, addr=host)
+        start_http_server(port, addr=host, registry=registry)
+    return registry
 
 
 async def watch_loop_lag(process: str, interval: float = 0.5) -> None:
@@ -293,23 +352,3 @@ async def watch_loop_lag(process: str, interval: float = 0.5) -> None:
         start = time.perf_counter()
         await asyncio.sleep(interval)
         hist.observe(max(0.0, time.perf_counter() - start - interval))
-
-
-# --- added for issue 14 (channel statistics and moderator commands): router ------------
-CHANNEL_USERS = Gauge("rosey_channel_users", "Logged-in users in the channel's userlist (bot "
-                      "included)", ["channel"])
-CHANNEL_CONNECTIONS = Gauge("rosey_channel_connections",
-                            "Sockets in the channel, anonymous ones included (usercount)",
-                            ["channel"])
-CHANNEL_PEAK = Gauge("rosey_channel_peak_users", "Today's high-water mark of rosey_channel_users",
-                     ["channel"])
-CHANNEL_MEDIA_CHANGES = Counter("rosey_channel_media_changes_total", "changeMedia events")
-CHANNEL_PLAYLIST_ITEMS = Gauge("rosey_channel_playlist_items", "Items in the channel playlist")
-CHANNEL_MEDIA_STARTED = Gauge("rosey_channel_media_started_timestamp_seconds",
-                              "When the media now playing started (for dashboard annotations)")
-MOD_COMMANDS = Counter("rosey_router_mod_commands_total",
-                       "Commands by name (from the fixed table) and outcome",
-                       ["command", "outcome"])
-MOD_ACTIONS = Counter("rosey_router_mod_actions_total",
-                      "Typed moderator actions sent to conn, by kind and what the server said",
-                      ["action", "outcome"])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import msgspec
 
+from rosey.errors import RoseyError
+
 PROTOCOL_VERSION = 1
 
 
-class DecodeError(Exception):
+class DecodeError(RoseyError):
     """Bytes that are not a valid message of this protocol version."""
 
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from rosey.errors import RoseyError
 from rosey.protocol import ErrorKind, Turn
 
 PROVIDERS = ("openai", "ollama")
@@ -27,7 +28,7 @@ RETRYABLE_KINDS: frozenset[str] = frozenset(
 )
 
 
-class LLMError(Exception):
+class LLMError(RoseyError):
     """A failed provider call, classified.
 
     ``retryable`` defaults from ``kind``; a backend may override it when it knows better

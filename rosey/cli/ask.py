@@ -16,13 +16,14 @@ from rosey.caller.service import CallerService
 from rosey.config import Config
 from rosey.conn.governor import Governor
 from rosey.conn.split import utf16_len
+from rosey.errors import RoseyError
 from rosey.protocol import Request, Result, Say
 from rosey.router.brain import Brain
 from rosey.router.dispatch import Pool
 from rosey.router.flow import Flow
 
 
-class AskError(Exception):
+class AskError(RoseyError):
     pass
 
 

@@ -10,8 +10,10 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from rosey.errors import RoseyError
 
-class Exists(Exception):
+
+class Exists(RoseyError):
     """The target is already there: nothing is overwritten."""
 
 

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from rosey.config import Config
 from rosey.conn.htmltext import html_to_text
+from rosey.errors import RoseyError
 from rosey.protocol import Request, Result, Say
 from rosey.router.brain import Brain
 from rosey.router.dispatch import Pool
@@ -49,7 +50,7 @@ class Totals:
     replies: Counter[str] = field(default_factory=Counter)
 
 
-class LogError(Exception):
+class LogError(RoseyError):
     """A log that cannot be replayed, phrased for the operator: ``path[:line]: problem``."""
 
 

@@ -17,10 +17,7 @@ so it follows ``rosey scale``, crashes and restarts alike.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import time
 import xmlrpc.client
 from collections.abc import Callable
@@ -29,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rosey.config import Config
+from rosey.file_modes import atomic_write
 
 STATE_FILE = "callers.scale"
 TARGETS_FILE = "callers.json"
@@ -39,22 +37,6 @@ DOWN_STATES = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})
 
 def member(index: int) -> str:
     return f"{GROUP}:{GROUP}-{index}"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Readers (the next ``rosey run``) see the old file or the new, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def desired_count(cfg: Config) -> int:
@@ -72,7 +54,8 @@ def desired_count(cfg: Config) -> int:
 
 def save_count(cfg: Config, count: int) -> None:
     atomic_write(Path(cfg.paths.run_dir) / STATE_FILE,
-                 json.dumps({"count": count, "config_count": cfg.callers.count}) + "\n")
+                 json.dumps({"count": count, "config_count": cfg.callers.count}) + "\n",
+                 durable=True)
 
 
 def plan(states: dict[int, str], count: int) -> tuple[list[int], list[int]]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 from rosey.conn.backoff import MAX_LOGGED, AttemptLog
+from rosey.file_modes import atomic_write
 
 log = logging.getLogger("rosey.conn")
 
@@ -38,9 +38,7 @@ def load(path: Path) -> AttemptLog:
 
 
 def save(path: Path, attempts: AttemptLog) -> None:
-    tmp = path.with_suffix(".tmp")
     try:
-        tmp.write_text(json.dumps(asdict(attempts)))
-        os.replace(tmp, path)  # atomic: a crash never leaves half a file
+        atomic_write(path, json.dumps(asdict(attempts)))  # a crash never leaves half a file
     except OSError as exc:
         log.warning("cannot persist the connection log %s: %s", path, exc)

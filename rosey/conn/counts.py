@@ -8,7 +8,6 @@ call, and a frame counter runs on every frame).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from rosey import metrics
@@ -20,6 +19,7 @@ from rosey.conn.session import Note
 class ChannelMetrics:
     def __init__(self, channel: str) -> None:
         self.channel = channel
+        metrics.add_channel("conn", channel)  # its known series at 0 (also when it joins late)
         self._frames: dict[str, Any] = {}
         self.connected = metrics.CONNECTED.labels(channel=channel)
         self.muted = metrics.MUTED.labels(channel=channel)
@@ -67,10 +67,7 @@ class ChannelMetrics:
 
 
 
+
 def forget(channel: str) -> None:
-    """The channel left the config: its series go (a stale 1 would page for ever)."""
-    series = [(metrics.CONNECTED, (channel,)), (metrics.MUTED, (channel,)),
-              *[(metrics.FATAL, (channel, each)) for each in refusals.FATAL_REASONS]]
-    for metric, labels in series:
-        with contextlib.suppress(KeyError):  # never created
-            metric.remove(*labels)
+    """The channel left the config: its series go (a stale 0 would keep an alert firing)."""
+    metrics.remove_channel(channel)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import IO, Any
 
 from rosey.conn.governor import Governor
 from rosey.conn.segments import Part, Prior, SegKey
+from rosey.file_modes import atomic_write
 from rosey.protocol import Say
 
 log = logging.getLogger("rosey.conn")
@@ -169,14 +169,12 @@ class Ledger:
             self.compact()
 
     def compact(self) -> None:
-        """Rewrite the log as one line per kept segment (atomically: tmp + rename)."""
-        tmp = self.path.with_suffix(".tmp")
+        """Rewrite the log as one line per kept segment (atomically)."""
+        text = "".join(json.dumps({"k": say_id, "q": seq, **entry.record()},
+                                  separators=(",", ":")) + "\n"
+                       for (say_id, seq), entry in self.entries.items())
         try:
-            with open(tmp, "w", encoding="utf-8") as out:
-                for (say_id, seq), entry in self.entries.items():
-                    out.write(json.dumps({"k": say_id, "q": seq, **entry.record()},
-                                         separators=(",", ":")) + "\n")
-            os.replace(tmp, self.path)
+            atomic_write(self.path, text)
         except OSError as exc:
             log.warning("post ledger compaction failed: %s", exc)
             return

@@ -36,6 +36,7 @@ from xml.etree import ElementTree
 from supervisor.states import ProcessStates
 
 from rosey.events.exposition import EventMetrics, serve
+from rosey.file_modes import atomic_write
 
 TYPE_CHECKING = False  # typing and dataclasses (inspect, ast) cost ~1 MiB; not at run time
 if TYPE_CHECKING:
@@ -174,10 +175,8 @@ class Listener:
                           if targets else [], indent=1) + "\n"
         if text == self._written:
             return
-        tmp = self.callers_file.with_suffix(".tmp")
-        try:
-            tmp.write_text(text)
-            os.replace(tmp, self.callers_file)  # Prometheus never reads half a file
+        try:  # Prometheus never reads half a file
+            atomic_write(self.callers_file, text)
         except OSError as exc:
             log.warning("cannot write %s: %s", self.callers_file, exc)
             return

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rosey.errors import RoseyError
+
 if TYPE_CHECKING:
     from rosey.router.modctx import ModContext
 
@@ -55,7 +57,7 @@ class CommandContext:
     mod: ModContext | None = None  # the live channel, for the moderator commands
 
 
-class CommandError(Exception):
+class CommandError(RoseyError):
     pass
 
 

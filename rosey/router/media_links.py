@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from rosey.errors import RoseyError
+
 UNKNOWN = ("Could not determine video type. Check https://git.io/fjtOK for a list of "
            "supported media providers.")
 LIVESTREAM = ("This format of Livestream.com link is not supported. You must use one that has "
@@ -26,7 +28,7 @@ _ODYSEE = re.compile(r"/@(?P<user>[^:]+)(?::\w)?/(?P<video>[^:]+)")
 _LIVESTREAM = re.compile(r"/accounts/(?P<account>[0-9]+)/events/(?P<event>[0-9]+)")
 
 
-class MediaLinkError(ValueError):
+class MediaLinkError(RoseyError, ValueError):
     """A link CyTube's client would refuse; the message is the client's own."""
 
 

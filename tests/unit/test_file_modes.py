@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rosey.cli import exit_codes
-from rosey.file_modes import parse_umask
+from rosey.file_modes import atomic_write, parse_umask
 from rosey.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,3 +86,31 @@ def test_backup_cli_default_private_and_operator_umask(tmp_path: Path) -> None:
     assert refused.returncode == exit_codes.CONFIG
     assert "the owner must keep read, write and search" in refused.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_atomic_write_replaces_whole_with_the_umask_mode(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    with umask(0o077):
+        atomic_write(target, '{"a": 1}')
+    assert target.read_text() == '{"a": 1}' and mode(target) == 0o600
+    with umask(0o027):
+        atomic_write(target, b"\x00binary", durable=True)
+    assert target.read_bytes() == b"\x00binary" and mode(target) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temporary left
+
+
+def test_atomic_write_failure_keeps_the_old_file_and_leaves_no_temporary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "state.json"
+    atomic_write(target, "old")
+
+    def refuse(src: object, dst: object) -> None:
+        raise OSError("disk says no")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="disk says no"):
+        atomic_write(target, "new")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    with pytest.raises(FileNotFoundError):  # a missing folder is the caller's to report
+        atomic_write(tmp_path / "nope" / "x", "data")
