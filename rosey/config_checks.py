@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rosey.config_schema import Config
+from rosey.config_schema import MESSAGE_LENGTH_MAX, MESSAGE_LENGTH_MIN, Config
 from rosey.errors import ConfigError
 
 SOCKET_PATH_LIMIT = 100  # Unix socket paths are limited to ~107 bytes; keep margin.
@@ -99,9 +99,10 @@ def check_semantics(cfg: Config, source: str, errors: list[str] | None = None) -
         fail("$.router.stats_interval", "expected 0 (no samples) or a number of seconds > 0")
     if router.retention_days <= 0:
         fail("$.router.retention_days", "expected a number > 0")
-    if cfg.conn.message_length and not 40 <= cfg.conn.message_length <= 1000:
-        fail("$.conn.message_length",
-             "expected 0 (read it from the channel) or 40..1000 (max-chat-message-length)")
+    if cfg.conn.message_length and not MESSAGE_LENGTH_MIN <= cfg.conn.message_length \
+            <= MESSAGE_LENGTH_MAX:
+        fail("$.conn.message_length", "expected 0 (read it from the channel) or "
+             f"{MESSAGE_LENGTH_MIN}..{MESSAGE_LENGTH_MAX} (max-chat-message-length)")
     if cfg.conn.kick_backoff < 1:
         fail("$.conn.kick_backoff", "expected 1 or more seconds")
     if cfg.conn.max_parts < 1:
