@@ -33,8 +33,8 @@ from bench.memory import table
 from bench.scenarios import TimedLog
 from bench.util import pct
 from fakes.cytube import FakeCytube
+from fakes.deployment import BOT, BOT_PW, Rosey, wait_joined
 from fakes.llm import FakeLLM
-from tests.e2e.harness import BOT, BOT_PW, Rosey, wait_joined
 
 PING = re.compile(r"rosey ping (\d+)\b")
 # Mentions rotate over users: the router answers one mention per user at a time (a user's

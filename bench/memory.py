@@ -19,9 +19,9 @@ from typing import Literal
 
 from bench.util import pss_mib, rss_mib
 from fakes.cytube import FakeCytube
+from fakes.deployment import BOT, BOT_PW, Rosey, bot_lines, wait_joined
 from fakes.llm import FakeLLM
 from rosey.config_schema import Callers, Log
-from tests.e2e.harness import BOT, BOT_PW, Rosey, bot_lines, wait_joined
 
 
 def children(pid: int) -> list[int]:

@@ -26,8 +26,8 @@ from pathlib import Path
 from bench.memory import children, role
 from bench.util import pct
 from fakes.cytube import FakeCytube
+from fakes.deployment import BOT, BOT_PW, Rosey, bot_lines, wait_joined
 from fakes.llm import FakeLLM
-from tests.e2e.harness import BOT, BOT_PW, Rosey, bot_lines, wait_joined
 
 IDLE_WINDOW = 5.0
 

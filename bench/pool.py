@@ -36,6 +36,7 @@ import zmq
 import zmq.asyncio
 
 from bench.util import pct, rss_mib
+from fakes.deployment import free_port, free_port_range
 from fakes.llm import FakeLLM, Kind
 from rosey import ipc
 from rosey.protocol import (
@@ -50,7 +51,6 @@ from rosey.protocol import (
     decode,
     encode,
 )
-from tests.e2e.harness import free_port, free_port_range
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANNEL, BOT = "bench", "benchbot"

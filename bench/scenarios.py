@@ -17,10 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.util import pct, rss_mib
+from fakes import command_replies as cr
 from fakes.cytube import FakeCytube
+from fakes.deployment import BOT, BOT_PW, Rosey, wait_joined
 from fakes.llm import FakeLLM
-from tests.e2e import command_replies as cr
-from tests.e2e.harness import BOT, BOT_PW, Rosey, wait_joined
 
 USERS = [f"user{n}" for n in range(30)]
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from bench.scenarios import TimedLog, bot_entries, wait_until
 from fakes.cytube import FakeCytube
+from fakes.deployment import BOT, BOT_PW, Rosey, wait_joined
 from fakes.llm import FakeLLM, tokens_of
-from tests.e2e.harness import BOT, BOT_PW, Rosey, wait_joined
 
 FIRST = "The film you mean is 2001: A Space Odyssey, directed by Stanley Kubrick in 1968."
 ANSWER = FIRST + (

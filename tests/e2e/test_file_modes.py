@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from fakes.cytube import FakeCytube
+from fakes.deployment import Rosey, expect_lines, run_rosey
 from fakes.llm import FakeLLM
-from tests.e2e.harness import Rosey, expect_lines, run_rosey
 
 
 def modes(root: Path) -> dict[str, int]:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fakes.cytube import FakeCytube
-from tests.e2e.harness import BOT, Rosey, run_rosey
+from fakes.deployment import BOT, Rosey, run_rosey
 
 CLIP = "http://127.0.0.1:8099/clip-{}.json"
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from fakes import command_replies as cr
 from fakes.cytube import FakeCytube
+from fakes.deployment import BOT, Rosey, run_rosey
 from fakes.llm import FakeLLM
-from tests.e2e import command_replies as cr
-from tests.e2e.harness import BOT, Rosey, run_rosey
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
 

@@ -18,8 +18,8 @@ import pytest
 
 from bench.util import rss_mib
 from fakes.cytube import FakeCytube
+from fakes.deployment import Rosey, bot_lines, expect_lines, run_rosey
 from fakes.llm import FakeLLM
-from tests.e2e.harness import Rosey, bot_lines, expect_lines, run_rosey
 
 USERS = [f"user{n}" for n in range(8)]
 

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from fakes.cytube import FakeCytube
+from fakes.deployment import Rosey, bot_lines, expect_lines, free_port, run_rosey
 from fakes.llm import FakeLLM
 from tests import promfiles
-from tests.e2e.harness import Rosey, bot_lines, expect_lines, free_port, run_rosey
 
 MiB = 1024 * 1024
 

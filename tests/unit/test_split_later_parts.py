@@ -3,9 +3,9 @@ so only the splitter's escape stands between part 2 and the server running ``/ki
 
 from __future__ import annotations
 
+from fakes.command_replies import long_answer
 from rosey.conn.split import split_message, utf16_len
 from rosey.router.prompts import address
-from tests.e2e.command_replies import long_answer
 
 
 def test_parts_that_would_start_with_a_slash_are_escaped() -> None:

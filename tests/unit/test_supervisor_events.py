@@ -187,7 +187,7 @@ def test_exposition_parses_and_rpc_reads_supervisord(tmp_path: Path) -> None:
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    from tests.e2e.harness import free_port
+    from fakes.deployment import free_port
 
     metrics = EventMetrics()
     listener = se.Listener(metrics=metrics)
