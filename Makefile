@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 # `make run CONFIG=x.json`, or ROSEY_CONFIG=x.json in the environment (as for `rosey` itself).
 CONFIG ?= $(or $(ROSEY_CONFIG),config.json)
 
-.PHONY: setup run status doctor check-config scale test unit test-tools check lint types bench clean
+.PHONY: setup run status doctor check-config scale test unit integration e2e test-tools check lint types \
+	bench clean
 
 # `make` alone is the dev loop: lint, types and the whole suite.
 .DEFAULT_GOAL := check
@@ -33,9 +34,17 @@ check-config: setup
 test: setup test-tools
 	$(PY) -m pytest -q
 
-# The quick loop while editing: the unit tier only (seconds, no servers or supervisord).
+# The quick loop while editing (~20 s): the unit tier only, which tests/conftest.py keeps
+# in one process (no subprocesses, no network sockets).  `make test` runs every tier.
 unit: setup
-	$(PY) -m pytest -q -m unit
+	$(PY) -m pytest -q -m unit tests/unit
+
+# The tiers above it, for when a change touches processes, sockets or supervisord.
+integration: setup test-tools
+	$(PY) -m pytest -q -m integration
+
+e2e: setup test-tools
+	$(PY) -m pytest -q -m e2e
 
 # The alert-rule and dashboard tests run Prometheus' own promtool/amtool/prometheus: a
 # missing tool fails those tests (a skip would hide it), so install them when we can.
@@ -55,10 +64,11 @@ test-tools:
 	fi
 
 lint: setup
-	$(VENV)/bin/ruff check rosey procs tests bench
+	$(VENV)/bin/ruff check rosey procs tests bench fakes
 
+# Strict, on the trees pyproject's [tool.mypy] files lists (rosey procs tests bench fakes).
 types: setup
-	$(VENV)/bin/mypy rosey procs bench
+	$(VENV)/bin/mypy
 
 check: lint types test
 
@@ -70,6 +80,9 @@ bench: setup
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.memory
 	$(PY) -m bench.streaming
+	$(PY) -m bench.channels
+	$(PY) -m bench.fairness
+	$(PY) -m bench.endpoints
 
 scale: setup
 	$(VENV)/bin/rosey --config $(CONFIG) scale $(N)

@@ -123,7 +123,7 @@ async def deployment(stream: bool, repeat: int) -> dict[float, list[Sample]]:
 
 
 def med(samples: list[Sample], field: str) -> float:
-    return statistics.median(getattr(s, field) for s in samples)
+    return statistics.median(float(getattr(s, field)) for s in samples)
 
 
 async def main(repeat: int) -> None:

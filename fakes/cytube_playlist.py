@@ -94,7 +94,7 @@ class FakeCytubePlaylist(FakeCytubeBase):
         if node.startswith("playlist") and not self.playlist_locked and \
                 rank >= self.permissions["o" + node]:
             return True
-        return rank >= self.permissions[node]
+        return rank >= float(self.permissions[node])
 
     # ---------------------------------------------------------------- helpers
     def _rank_of(self, s: _Sock) -> float:

@@ -4,6 +4,7 @@ for the end-to-end tests and the benches (tests/e2e/harness.py re-exports it).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,8 @@ class Rosey:
                               env=self.env(), timeout=30)
 
     async def stop(self) -> int | None:
+        """SIGTERM, and the exit code; a second call returns it again.  A deployment still
+        up after 20 s is SIGKILLed as a group (its code, -9, then fails `deployed`)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -163,6 +167,30 @@ SETTLE = 1.0  # keep watching this long after an expected reply
 async def run_rosey(rosey: Rosey, cytube: FakeCytube) -> None:
     rosey.start()
     await wait_joined(cytube, rosey)
+
+
+@contextlib.asynccontextmanager
+async def deployed(rosey: Rosey, cytube: FakeCytube | None = None) -> AsyncIterator[Rosey]:
+    """``async with deployed(rosey, cytube):`` the deployment is up (and joined, when a cytube
+    is given) for the body, then always stopped and its folder removed, also when the body
+    fails.  Started here unless the test started it itself (``rosey.proc`` set).
+
+    Waits fail loudly: no join within the timeout is an AssertionError with the logs.  A
+    clean stop is part of every test: when the body passed, an exit code other than 0 fails
+    it with the log's tail.  The body may stop it early (``await rosey.stop()``) to look at
+    what the stopped deployment left behind.
+    """
+    try:
+        if rosey.proc is None:
+            rosey.start()
+        if cytube is not None:
+            await wait_joined(cytube, rosey)
+        yield rosey
+    finally:
+        code = await rosey.stop()
+        tail = rosey.logs()[-4000:]
+        rosey.cleanup()
+    assert code == 0, f"rosey run exited {code} instead of stopping cleanly; logs:\n{tail}"
 
 
 async def expect_lines(cytube: FakeCytube, rosey: Rosey, count: int, timeout: float = 10,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from typing import Any
 
 from rosey import logs
 from rosey.config import Config, ConfigError, load_config
 
 
-def load(process: str, extra: list[tuple[str, type]] | None = None) -> tuple[Config, dict]:
+def load(process: str, extra: list[tuple[str, type]] | None = None
+         ) -> tuple[Config, dict[str, Any]]:
     parser = argparse.ArgumentParser(prog=f"rosey-{process}")
     parser.add_argument("--config", default=None, help="config.json (default $ROSEY_CONFIG)")
     for flag, kind in extra or []:

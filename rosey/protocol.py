@@ -57,7 +57,13 @@ from rosey.protocol_moderation import (
     VoteSkip,
 )
 
-__all__ = ["ACTIONS", "PROTOCOL_VERSION", "Action", "DecodeError", "Message", "PlaylistEntry"]
+# Re-exported: every process imports the whole schema from here.
+__all__ = [
+    "ACTIONS", "PROTOCOL_VERSION", "Action", "ActionResult", "ChannelPermissions", "DecodeError",
+    "Kick", "Message", "Mute", "Playlist", "PlaylistAdd", "PlaylistCurrent", "PlaylistDelete",
+    "PlaylistDeleted", "PlaylistEntry", "PlaylistJump", "PlaylistMove", "PlaylistMoved",
+    "PlaylistNext", "PlaylistQueued", "PlaylistTemp", "VoteSkip",
+]
 
 
 # ---- conn -> router -------------------------------------------------------

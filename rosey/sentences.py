@@ -126,14 +126,20 @@ def _confirmed(text: str, start: int, j: int, run: str, final: bool) -> int | No
     upper = nxt.isupper() or nxt in ("", "\n")
     if run != ".":  # an ellipsis: "Well... I think" ends, "Hmm... let me see" does not
         return j if upper else None
+    return j if _period_ends(text, start, nxt, upper) else None
+
+
+def _period_ends(text: str, start: int, nxt: str, upper: bool) -> bool:
+    """Whether the single period at ``text[start]`` ends a sentence, given the next
+    character ``nxt`` ("" at the end) and whether it starts a new sentence (``upper``)."""
     word = _word_before(text, start).lower()
     if word in ABBREVIATIONS:
-        return None
+        return False
     if len(word) == 1 and text[start - 1].isupper():
-        return None  # an initial: J. R. R. Tolkien
+        return False  # an initial: J. R. R. Tolkien
     if word in MAYBE_ENDS or "." in word:  # etc., U.S., a URL's last dot
-        return j if upper else None
-    return None if nxt.isalpha() and nxt.islower() else j
+        return upper
+    return not (nxt.isalpha() and nxt.islower())
 
 
 def _word_before(text: str, end: int) -> str:

@@ -221,11 +221,7 @@ def pack(obj: Any) -> bytes:
     if obj is True or obj is False:
         return b"\xc3" if obj else b"\xc2"
     if isinstance(obj, int):
-        if 0 <= obj < 2**64:
-            return b"\xcf" + obj.to_bytes(8, "big")
-        if -(2**63) <= obj < 0:
-            return b"\xd3" + obj.to_bytes(8, "big", signed=True)
-        return b"\xcf" + (obj % 2**64).to_bytes(8, "big")
+        return _pack_int(obj)
     if isinstance(obj, float):
         return b"\xcb" + struct.pack(">d", obj)
     if isinstance(obj, (str, BadStr)):
@@ -239,6 +235,15 @@ def pack(obj: Any) -> bytes:
         return b"\xdf" + len(obj).to_bytes(4, "big") + b"".join(
             pack(k) + pack(v) for k, v in obj.items())
     raise TypeError(type(obj).__name__)
+
+
+def _pack_int(obj: int) -> bytes:
+    """uint64 or int64; a value outside both wraps (so any int packs)."""
+    if 0 <= obj < 2**64:
+        return b"\xcf" + obj.to_bytes(8, "big")
+    if -(2**63) <= obj < 0:
+        return b"\xd3" + obj.to_bytes(8, "big", signed=True)
+    return b"\xcf" + (obj % 2**64).to_bytes(8, "big")
 
 
 _TURNS = [p.Turn("system", "s"), p.Turn("user", "alice: hi")]
@@ -289,16 +294,8 @@ def _ipc_payload(rng: random.Random, mut: Mutator) -> tuple[str, list[bytes]]:
     sample = msgspec.to_builtins(rng.choice(SAMPLES))
     good = msgspec.msgpack.encode(sample)
     roll = rng.random()
-    if roll < 0.06:
-        return "raw_bytes", [rng.randbytes(rng.randint(0, 200))]
-    if roll < 0.1:
-        return "empty", [b""]
-    if roll < 0.16:
-        return "truncated", [good[: rng.randint(0, len(good) - 1)]]
-    if roll < 0.2:
-        return "trailing_bytes", [good + rng.randbytes(rng.randint(1, 8))]
     if roll < 0.26:
-        return "extra_frames", [good] + [rng.randbytes(4) for _ in range(rng.randint(1, 3))]
+        return _framing_fault(rng, good, roll)
     if roll < 0.36:
         sample["v"] = rng.choice([0, 2, 99, -1, "1", None, 1.5, 2**40])
         return "wrong_version", [pack(sample)]
@@ -319,6 +316,19 @@ def _ipc_payload(rng: random.Random, mut: Mutator) -> tuple[str, list[bytes]]:
         return "wrong_socket", [good]
     mutation, mutated = mut.mutate(sample)
     return mutation, [pack(mutated)]
+
+
+def _framing_fault(rng: random.Random, good: bytes, roll: float) -> tuple[str, list[bytes]]:
+    """A good message broken as bytes or frames (``roll`` < 0.26 picks which)."""
+    if roll < 0.06:
+        return "raw_bytes", [rng.randbytes(rng.randint(0, 200))]
+    if roll < 0.1:
+        return "empty", [b""]
+    if roll < 0.16:
+        return "truncated", [good[: rng.randint(0, len(good) - 1)]]
+    if roll < 0.2:
+        return "trailing_bytes", [good + rng.randbytes(rng.randint(1, 8))]
+    return "extra_frames", [good] + [rng.randbytes(4) for _ in range(rng.randint(1, 3))]
 
 
 def bad_ipc(seed: int, count: int, accepts: dict[str, tuple[type[p.Message], ...]]) -> list[BadIpc]:

@@ -12,6 +12,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,7 +78,7 @@ def alerts() -> list[Alert]:
     return parse_alerts(ALERTS.read_text())
 
 
-def panels(dashboard: dict) -> list[dict]:
+def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for panel in dashboard["panels"]:
         out.append(panel)

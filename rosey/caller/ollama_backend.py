@@ -192,7 +192,7 @@ class OllamaBackend:
         )
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._client.close()  # type: ignore[no-untyped-call]  # ollama leaves it unannotated
 
     def _failure(self, exc: BaseException, model: str, retry_after: float | None) -> LLMError:
         """A failed chat call as a classified LLMError; a 429 carries its Retry-After."""

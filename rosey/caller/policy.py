@@ -59,7 +59,7 @@ class Decision:
 
 def backoff(policy: RetryPolicy, attempt: int, rng: Callable[[], float]) -> float:
     """The wait after failed attempt number ``attempt`` (1-based); ``rng()`` is in [0, 1)."""
-    raw = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
+    raw = min(policy.max_delay, policy.base_delay * 2.0 ** (attempt - 1))
     # Jitter spreads the retries of the slots and callers that failed together.
     return raw * (1.0 - policy.jitter + 2.0 * policy.jitter * rng())
 

@@ -19,7 +19,8 @@ from rosey.conn import events as ev
 from rosey.conn import frames as fr
 from rosey.conn import ranks, refusals
 from rosey.conn.backoff import Verdict, classify_kick, classify_login_error
-from rosey.conn.governor import SERVER_DEFAULT, Governor, Outcome
+from rosey.conn.governor import SERVER_DEFAULT, Governor
+from rosey.conn.segments import Outcome
 from rosey.protocol import (
     PRIORITY_OTHER,
     Action,

@@ -7,6 +7,7 @@ from fakes.deployment import (
     SETTLE,
     Rosey,
     bot_lines,
+    deployed,
     expect_lines,
     free_port,
     free_port_range,
@@ -16,6 +17,6 @@ from fakes.deployment import (
 )
 
 __all__ = [  # the old import path, for tests written against it
-    "BOT", "BOT_PW", "SCRUBBED_ENV", "SETTLE", "Rosey", "bot_lines", "expect_lines",
+    "BOT", "BOT_PW", "SCRUBBED_ENV", "SETTLE", "Rosey", "bot_lines", "deployed", "expect_lines",
     "free_port", "free_port_range", "merge", "run_rosey", "wait_joined",
 ]

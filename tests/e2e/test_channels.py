@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, bot_lines, expect_lines, run_rosey, wait_joined
+from fakes.deployment import BOT, Rosey, bot_lines, deployed, expect_lines, wait_joined
 from fakes.llm import FakeLLM
 
 PERSONA = re.compile(r"PERSONA=(\w+)")
@@ -52,11 +52,11 @@ async def test_two_channels_then_a_third_applied_without_touching_them(
         rosey = Rosey(cytube, {"provider": "ollama", "model": "llama3.2:3b",
                                "ollama_host": llm.url, "llm_cooldown": COOLDOWN,
                                "system_prompt": prompt("movies")})
-        two = [{"channel": movies.channel},
-               {"channel": "anime", "llm": {"system_prompt": prompt("anime")}}]
+        two: list[dict[str, Any]] = [
+            {"channel": movies.channel},
+            {"channel": "anime", "llm": {"system_prompt": prompt("anime")}}]
         write_channels(rosey, two)
-        try:
-            await run_rosey(rosey, movies)
+        async with deployed(rosey, movies):
             await wait_joined(anime, rosey)
 
             # A mention in each is answered in its own channel, with its own persona.
@@ -103,6 +103,3 @@ async def test_two_channels_then_a_third_applied_without_touching_them(
             await asyncio.sleep(1.0)
             assert len(bot_lines(anime)) == 2 and BOT not in anime.usernames
             assert movies.join_count() == 1 and music.join_count() == 1
-        finally:
-            await rosey.stop()
-            rosey.cleanup()

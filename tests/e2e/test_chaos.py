@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, run_rosey
+from fakes.deployment import BOT, Rosey, deployed
 from fakes.llm import FakeLLM
 from tests.e2e.chaos import Supervisor, Tally, journaled
 
@@ -147,8 +147,7 @@ async def test_sigkill_of_any_process_loses_no_accepted_mention_and_doubles_none
                                "llm_cooldown": 0, "response_timeout": 15},
                       callers={"count": 2, "max": 2})
         chaos = Chaos(cytube, rosey, llm)
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             order: list[str] = []
             while len(order) < ROUNDS:
                 order += chaos.rng.sample(TARGETS, len(TARGETS))
@@ -162,10 +161,6 @@ async def test_sigkill_of_any_process_loses_no_accepted_mention_and_doubles_none
                     - MODEL_DELAY
             report = chaos.report()
             print(f"{report}\n{chaos.tally.rounds_report()}")
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-    assert code == 0
     assert chaos.tally.rounds == ROUNDS and sum(chaos.tally.kills.values()) == ROUNDS
     assert len(accepted) >= ROUNDS, report  # it did happen: most mentions were accepted
     assert sorted(accepted - replies.keys()) == [], f"lost: {report}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, expect_lines, run_rosey
+from fakes.deployment import Rosey, deployed, expect_lines
 from fakes.llm import FakeLLM
 
 
@@ -32,17 +32,12 @@ async def test_run_dir_data_dir_database_and_backups_are_private(cytube: FakeCyt
         data.mkdir(mode=0o755)
         (data / "rosey.db").touch(mode=0o644)
         os.chmod(data / "rosey.db", 0o644)
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.say_as("alice", "rosey, hello")
             await expect_lines(cytube, rosey, 1)
             backup = await asyncio.to_thread(rosey.cli, "backup")
             assert backup.returncode == 0, backup.stderr
             run, stored = modes(rosey.run_dir), modes(data)
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-    assert code == 0
     # It did happen: the files that matter exist (the WAL while the router runs).
     assert {"supervisord.conf", "supervisord.log", "supervisor.sock"} <= set(run), run
     assert {"rosey.db", "rosey.db-wal", "rosey.db-shm", "backups"} <= set(stored), stored

@@ -29,7 +29,7 @@ import zmq
 import zmq.asyncio
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, bot_lines, expect_lines, run_rosey
+from fakes.deployment import BOT, Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
 from rosey import ipc
 from rosey.protocol import CtlReply, decode
@@ -115,8 +115,7 @@ async def test_fuzzed_frames_and_ipc_are_counted_once_and_crash_nothing(
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 0}, log={"level": "INFO"})
         conn_port, router_port = rosey.ports["conn"], rosey.ports["router"]
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.say_as("alice", "rosey, before the fuzz")
             await expect_lines(cytube, rosey, 1)
             before_pids = running(rosey)
@@ -165,7 +164,3 @@ async def test_fuzzed_frames_and_ipc_are_counted_once_and_crash_nothing(
             assert running(rosey) == before_pids
             logs = rosey.logs()
             assert "Traceback" not in logs, logs[logs.index("Traceback") - 300:][:4000]
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0

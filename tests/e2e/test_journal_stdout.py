@@ -36,7 +36,7 @@ def test_programs_start_and_log_through_a_socket_stdout() -> None:
     ours, theirs = socket.socketpair()
     proc = subprocess.Popen([sys.executable, "-m", "rosey.cli.main", "--config", str(config),
                              "run"],
-                            stdout=theirs, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                            stdout=theirs.fileno(), stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                             start_new_session=True)
     theirs.close()
     seen = bytearray()

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, bot_lines, expect_lines, run_rosey
+from fakes.deployment import BOT, Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
 
 
@@ -23,8 +23,7 @@ async def test_ollama_mention_replay_history_and_cooldown(cytube: FakeCytube) ->
     async with FakeLLM("ollama", models=["llama3.2:3b"]) as llm:
         rosey = Rosey(cytube, {"provider": "ollama", "model": "llama3.2:3b",
                                "ollama_host": llm.url, "llm_cooldown": 2})
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             # The replayed mention is not answered; a live one right after the join is.
             await cytube.say_as("alice", "hey rosey, what's up?")
             accepted_at = time.monotonic()
@@ -70,10 +69,6 @@ async def test_ollama_mention_replay_history_and_cooldown(cytube: FakeCytube) ->
             assert rosey.metric("router", "rosey_router_triggers_total",
                                 {"kind": "keyword"}) == 4
             assert rosey.metric("conn", "rosey_conn_replayed_chat_dropped_total") >= 1
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0, "rosey run did not stop cleanly"
 
 
 @pytest.mark.timeout(90)
@@ -84,8 +79,7 @@ async def test_openai_reply_and_fallback_on_timeout(cytube: FakeCytube) -> None:
                                "response_timeout": 1.5,
                                "fallback_response": "Sorry, brain freeze."},
                       providers={"openai": {"base_url": llm.url}})
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             # The 1.5 s deadline must not race the callers' start (the OpenAI SDK import).
             await cytube.wait_for(lambda: rosey.metric(
                 "router", "rosey_router_callers_alive") == 2, timeout=15)
@@ -108,8 +102,4 @@ async def test_openai_reply_and_fallback_on_timeout(cytube: FakeCytube) -> None:
                 rosey.metric("caller-1", "rosey_llm_requests_total",
                              {"provider": "openai", "model": "gpt-4o-mini",
                               "outcome": "timeout"}) == 1
-        finally:
-            llm.hang = False
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0, "rosey run did not stop cleanly"
+            llm.hang = False  # (the deadline already ended the hung call; the stop waits for none)

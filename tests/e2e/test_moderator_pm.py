@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, run_rosey
+from fakes.deployment import BOT, Rosey, deployed
 
 CLIP = "http://127.0.0.1:8099/clip-{}.json"
 
@@ -35,8 +35,7 @@ async def test_moderator_commands_by_pm_under_supervisord(cytube: FakeCytube) ->
         cytube.add_media("cm", CLIP.format(key), f"Test clip {key.upper()}", 30)
     rosey = Rosey(cytube, {"provider": "ollama", "model": "m",
                            "ollama_host": "http://127.0.0.1:9"}, callers={"count": 1})
-    try:
-        await run_rosey(rosey, cytube)
+    async with deployed(rosey, cytube):
         users = await ask(cytube, rosey, "Mod", "!users")
         # the fake counts only real sockets (the bot's) in usercount
         assert users == ("4 users (1 connected, guests included): Mod (2), roseybot (2), "
@@ -83,7 +82,3 @@ async def test_moderator_commands_by_pm_under_supervisord(cytube: FakeCytube) ->
         report = json.loads(stats.stdout)
         assert report["peaks"][0][1] == 4  # Mod, alice, bob and the bot, before the kick
         assert report["media"][0][1:] == ["Test clip C", "roseybot"]
-    finally:
-        code = await rosey.stop()
-        rosey.cleanup()
-    assert code == 0, "rosey run did not stop cleanly"

@@ -10,7 +10,7 @@ import pytest
 
 from fakes import command_replies as cr
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, run_rosey
+from fakes.deployment import BOT, Rosey, deployed
 from fakes.llm import FakeLLM
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
@@ -24,8 +24,7 @@ async def test_model_commands_are_posted_escaped_never_run(cytube: FakeCytube) -
         llm.reply = lambda body: cr.answer(body, cytube.max_length)
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 0})
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             got = await cr.ask(cytube, BOT, USERS, timeout=15)
             # Everything arrived (parts 2 and 3 of the long answer and both PMs escaped) ...
             assert (got.lines, got.pms, got.escaped) == (cr.CHANNEL_LINES, cr.PM_LINES, 4), \
@@ -33,7 +32,3 @@ async def test_model_commands_are_posted_escaped_never_run(cytube: FakeCytube) -
             # ... and nothing ran or was posted as a command.
             assert (got.ran, got.leading_slash) == (0, 0), got.summary
             assert llm.calls == 6
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0

@@ -18,7 +18,7 @@ import pytest
 
 from bench.util import rss_mib
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, bot_lines, expect_lines, run_rosey
+from fakes.deployment import Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
 
 USERS = [f"user{n}" for n in range(8)]
@@ -67,8 +67,7 @@ async def test_sigterm_drains_the_call_in_flight_and_new_work_goes_elsewhere(
     async with FakeLLM("ollama", models=["m"]) as llm:
         llm.delay = 2.0
         rosey = deployment(cytube, llm, count=2, max=2)
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.wait_for(lambda: len(caller_pids(rosey)) == 2, timeout=15)
             await cytube.say_as("alice", "rosey, a slow one")
             await cytube.wait_for(lambda: llm.calls == 1, timeout=10)
@@ -98,10 +97,6 @@ async def test_sigterm_drains_the_call_in_flight_and_new_work_goes_elsewhere(
             assert rosey.metric("router", "rosey_router_replies_total",
                                 {"kind": "fallback"}) == 0
             assert caller_pids(rosey).keys() == {other}
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0
 
 
 @pytest.mark.timeout(180)
@@ -112,8 +107,7 @@ async def test_scale_2_to_4_to_1_under_load_loses_and_doubles_nothing(
     async with FakeLLM("ollama", models=["m"]) as llm:
         llm.delay = 4.0
         rosey = deployment(cytube, llm, count=2, max=4, slots=2)
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.wait_for(lambda: len(caller_pids(rosey)) == 2, timeout=15)
             first = caller_pids(rosey)
             for name in USERS[:2]:
@@ -159,7 +153,3 @@ async def test_scale_2_to_4_to_1_under_load_loses_and_doubles_nothing(
             # the scrape targets follow (written by supervisord's event listener)
             await cytube.wait_for(lambda: sd_targets(rosey) == [
                 f"127.0.0.1:{rosey.ports['caller_base']}"], timeout=5)
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0

@@ -10,6 +10,7 @@ must return data, and the key series must hold the values the traffic implies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -19,13 +20,14 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, bot_lines, expect_lines, free_port, run_rosey
+from fakes.deployment import Rosey, bot_lines, deployed, expect_lines, free_port
 from fakes.llm import FakeLLM
 from tests import promfiles
 
@@ -88,14 +90,17 @@ class Prometheus:
     async def ready(self, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
+            if await asyncio.to_thread(self._is_ready):
+                return
             await asyncio.sleep(0.2)
         raise AssertionError("prometheus did not become ready")
+
+    def _is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -106,6 +111,17 @@ class Prometheus:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+@contextlib.asynccontextmanager
+async def scraping(rosey: Rosey) -> AsyncIterator[Prometheus]:
+    """A Prometheus scraping the deployment, ready for the body and always stopped."""
+    prom = Prometheus(prometheus_config(rosey, rosey.home, free_port()), rosey.home)
+    try:
+        await prom.ready()
+        yield prom
+    finally:
+        prom.stop()
 
 
 def supervisor_pid(rosey: Rosey, name: str) -> int:
@@ -121,10 +137,7 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
         rosey = Rosey(cytube, {"provider": "ollama", "model": "llama3.2:3b",
                                "ollama_host": llm.url, "llm_cooldown": 0,
                                "response_timeout": 2})
-        prom = Prometheus(prometheus_config(rosey, rosey.home, free_port()), rosey.home)
-        try:
-            await run_rosey(rosey, cytube)
-            await prom.ready()
+        async with deployed(rosey, cytube), scraping(rosey) as prom:
             # A caller killed behind supervisord's back: the listener counts it.  (First,
             # so that the traffic's counters are not reset with the killed process.)
             os.kill(supervisor_pid(rosey, "caller:caller-1"), signal.SIGKILL)
@@ -192,8 +205,3 @@ async def test_every_dashboard_query_returns_data_after_traffic(cytube: FakeCytu
                                 "group_left(process) rosey_build_info")
             print({m["metric"]["process"]: round(float(m["value"][1]) / MiB, 1)
                    for m in memory})
-        finally:
-            prom.stop()
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0, "rosey run did not stop cleanly"

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, bot_lines, expect_lines, wait_joined
+from fakes.deployment import Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
 
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
@@ -34,10 +34,10 @@ async def test_every_line_arrives_whole_through_a_shell_redirect(cytube: FakeCyt
         command = (f"exec {shlex.quote(sys.executable)} -m rosey.cli.main --config "
                    f"{shlex.quote(str(rosey.config_path))} run > {shlex.quote(str(out))} 2>&1")
         rosey.log_path = out  # what rosey.logs() shows on a failure
-        rosey.proc = subprocess.Popen(["/bin/sh", "-c", command], env=rosey.env(),
+        # Popen returns once the child is forked; the wait for it is Rosey.stop's, in a thread.
+        rosey.proc = subprocess.Popen(["/bin/sh", "-c", command], env=rosey.env(),  # noqa: ASYNC220
                                       start_new_session=True)
-        try:
-            await wait_joined(cytube, rosey)
+        async with deployed(rosey, cytube):
             for n in range(MENTIONS):
                 await cytube.say_as("alice", f"rosey line {n}")
                 await expect_lines(cytube, rosey, n + 1)
@@ -49,13 +49,9 @@ async def test_every_line_arrives_whole_through_a_shell_redirect(cytube: FakeCyt
                           _children(rosey.proc.pid))
             assert kids == ["rosey.procs.caller", "rosey.procs.caller", "rosey.procs.conn",
                             "rosey.procs.events", "rosey.procs.router"], kids
-        finally:
-            code = await rosey.stop()
-        try:
+            code = await rosey.stop()  # then what it left behind, before it is removed
             text = out.read_text(errors="replace")
             supervisord_log = (rosey.run_dir / "supervisord.log").read_text().splitlines()
-        finally:
-            rosey.cleanup()
     assert code == 0, text[-3000:]
     lines = text.splitlines()
     assert "\0" not in text

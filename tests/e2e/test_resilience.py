@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, bot_lines, expect_lines, run_rosey
+from fakes.deployment import Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
 
 
@@ -26,8 +26,7 @@ async def test_killed_callers_mid_call_requeue_and_reply_once(cytube: FakeCytube
         llm.delay = 1.5
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 0, "response_timeout": 15})
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.wait_for(lambda: len(pids(rosey, "caller:")) == 2, timeout=10)
             await cytube.say_as("alice", "rosey, tell me something slow")
             await cytube.wait_for(lambda: llm.calls == 1, timeout=10)
@@ -40,10 +39,6 @@ async def test_killed_callers_mid_call_requeue_and_reply_once(cytube: FakeCytube
             assert llm.calls == 2
             assert rosey.metric("router", "rosey_router_requests_total",
                                 {"outcome": "requeued"}) >= 1
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0
 
 
 @pytest.mark.timeout(90)
@@ -51,8 +46,7 @@ async def test_killed_conn_comes_back_and_answers(cytube: FakeCytube) -> None:
     async with FakeLLM("ollama", models=["m"]) as llm:
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 0})
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.say_as("alice", "rosey, first")
             await expect_lines(cytube, rosey, 1)
             await cytube.wait_for(lambda: len(pids(rosey, "conn")) == 1, timeout=10)
@@ -67,7 +61,3 @@ async def test_killed_conn_comes_back_and_answers(cytube: FakeCytube) -> None:
             await expect_lines(cytube, rosey, 2)
             assert bot_lines(cytube)[-1] == "alice: reply to: alice: rosey, second"
             assert llm.calls == 2
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, bot_lines, expect_lines, run_rosey
+from fakes.deployment import BOT, Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
 
 
@@ -41,8 +41,7 @@ async def test_server_restart_mid_post_rejoins_and_delivers_pending_replies_once
         llm.delay = 0.3
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 0})
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.say_as("alice", "rosey, first")
             await asyncio.sleep(0.15)  # bob's answer is still with the model at the restart
             await cytube.say_as("bob", "rosey, second")
@@ -56,7 +55,3 @@ async def test_server_restart_mid_post_rejoins_and_delivers_pending_replies_once
             assert rosey.metric("conn", "rosey_conn_replayed_chat_dropped_total") >= 3
             await cytube.say_as("alice", "rosey, third")  # and it still answers
             await expect_lines(cytube, rosey, 3)
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, run_rosey
+from fakes.deployment import BOT, Rosey, deployed
 from rosey.cli import exit_codes
 from rosey.conn import refusals
 
@@ -48,9 +48,7 @@ async def test_a_registered_guest_name_stops_loudly_and_a_healthy_bot_does_not(
     llm = {"provider": "ollama", "model": "m", "ollama_host": "http://127.0.0.1:9"}
     healthy = Rosey(cytube, llm)
     guest = Rosey(cytube, llm, user=[GUEST, ""])
-    try:
-        guest.start()
-        await run_rosey(healthy, cytube)
+    async with deployed(guest), deployed(healthy, cytube):
         ok = await status_when(healthy, 0)
         assert "connected: yes" in ok.stdout and ok.stderr == "", (ok.stdout, ok.stderr)
 
@@ -73,10 +71,6 @@ async def test_a_registered_guest_name_stops_loudly_and_a_healthy_bot_does_not(
         logins = [d for _, event, d in cytube.frames_from_clients if event == "login"]
         assert logins.count({"name": GUEST}) == 1, logins  # tried once, then stopped
         codes = await asyncio.gather(guest.stop(), healthy.stop())
-        assert codes == [0, 0], (codes, guest.logs()[-3000:], healthy.logs()[-3000:])
+        assert list(codes) == [0, 0], (codes, guest.logs()[-3000:], healthy.logs()[-3000:])
         down = healthy.cli("status")  # and once stopped: not running
         assert down.returncode == exit_codes.NOT_RUNNING and "rosey: not running" in down.stderr
-    finally:
-        await asyncio.gather(guest.stop(), healthy.stop())
-        guest.cleanup()
-        healthy.cleanup()

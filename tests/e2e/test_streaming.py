@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, bot_lines, expect_lines, run_rosey
+from fakes.deployment import BOT, Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM, tokens_of
 from tests.e2e.chaos import Supervisor
 from tests.e2e.test_resilience import pids
@@ -26,7 +26,7 @@ ANSWER = (FIRST + " HAL, the ship's computer, is the part everyone remembers. Th
 
 
 def first_line_at(cytube: FakeCytube) -> float:
-    return next(e["time"] for e in cytube.chat_log if e["username"] == BOT) / 1000.0
+    return float(next(e["time"] for e in cytube.chat_log if e["username"] == BOT)) / 1000.0
 
 
 @pytest.mark.timeout(120)
@@ -35,8 +35,7 @@ async def test_streamed_reply_pm_and_clean_ends(cytube: FakeCytube) -> None:
         llm.token_rate, llm.first_token_delay = 25.0, 0.2  # ~40 tokens: 1.8 s
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 0, "response_timeout": 4})
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             # 1. A streamed answer: the first sentence is posted while the model writes.
             await cytube.say_as("alice", "rosey, what is 2001?")
             await expect_lines(cytube, rosey, 2, timeout=15)
@@ -70,10 +69,6 @@ async def test_streamed_reply_pm_and_clean_ends(cytube: FakeCytube) -> None:
             assert len(bot_lines(cytube)) == 4
             assert not any("trouble thinking" in line for line in bot_lines(cytube))
             assert llm.calls == 4  # no retry once a sentence was out
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0
 
 
 @pytest.mark.timeout(90)
@@ -82,8 +77,7 @@ async def test_caller_killed_mid_stream_posts_nothing_twice(cytube: FakeCytube) 
         llm.token_rate = 10.0  # ~4.5 s of tokens
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 0, "response_timeout": 15})
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.wait_for(lambda: len(pids(rosey, "caller:")) == 2, timeout=10)
             await cytube.say_as("alice", "rosey, what is 2001?")
             await cytube.wait_for(lambda: len(bot_lines(cytube)) >= 1, timeout=15)
@@ -101,10 +95,6 @@ async def test_caller_killed_mid_stream_posts_nothing_twice(cytube: FakeCytube) 
             await cytube.say_as("bob", "rosey, and now?")
             await expect_lines(cytube, rosey, 3, timeout=15)
             assert bot_lines(cytube)[1] == f"bob: {FIRST}"
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0
 
 
 def journal_states(rosey: Rosey) -> list[str]:
@@ -137,8 +127,7 @@ async def test_conn_killed_as_the_server_gets_a_carrier_part_posts_each_sentence
             await serve_chat(user, raw, meta, sock)
 
         cytube._chat = chat  # type: ignore[method-assign,assignment]
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.wait_for(lambda: "conn" in sup.running(), timeout=10)  # startsecs
             conn = sup.running()["conn"]
             await cytube.say_as("alice", "rosey, what is 2001?")
@@ -150,10 +139,6 @@ async def test_conn_killed_as_the_server_gets_a_carrier_part_posts_each_sentence
             assert lines[0] == f"alice: {FIRST}"
             assert len(lines) == 2 and " ".join(lines).split() == f"alice: {ANSWER}".split()
             await cytube.wait_for(lambda: journal_states(rosey) == ["delivered"], timeout=10)
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0
 
 
 def journal_replies(rosey: Rosey) -> list[str]:
@@ -180,8 +165,7 @@ async def test_router_killed_mid_stream_the_held_text_is_posted_once(cytube: Fak
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 0, "response_timeout": 15})
         sup = Supervisor(rosey)
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.wait_for(lambda: "router" in sup.running(), timeout=10)
             await cytube.say_as("alice", "rosey, what is 2001?")
             await cytube.wait_for(lambda: any("remembers." in r for r in journal_replies(rosey)),
@@ -195,7 +179,3 @@ async def test_router_killed_mid_stream_the_held_text_is_posted_once(cytube: Fak
             words = " ".join(lines).split()
             assert words == f"alice: {ANSWER}".split()[:len(words)], lines  # once, in order
             await cytube.wait_for(lambda: journal_states(rosey) == ["delivered"], timeout=10)
-        finally:
-            code = await rosey.stop()
-            rosey.cleanup()
-        assert code == 0

@@ -9,7 +9,7 @@ import io
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, bot_lines, expect_lines, run_rosey
+from fakes.deployment import Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
 from rosey.cli.ask import ask
 from rosey.cli.replay import read_log, replay
@@ -24,8 +24,7 @@ async def test_ask_and_replay_match_the_live_bot(cytube: FakeCytube) -> None:
         llm.reply = lambda body: STORY
         rosey = Rosey(cytube, {"provider": "ollama", "model": "m", "ollama_host": llm.url,
                                "llm_cooldown": 2})
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.say_as("alice", "rosey, tell me a story")
             await expect_lines(cytube, rosey, 3)  # streamed: the first sentence, 2 full parts
             live = bot_lines(cytube)
@@ -36,9 +35,7 @@ async def test_ask_and_replay_match_the_live_bot(cytube: FakeCytube) -> None:
             await asyncio.sleep(2.2)
             await cytube.say_as("alice", "rosey, now?")
             await expect_lines(cytube, rosey, 6)
-        finally:
-            code = await rosey.stop()
-        try:
+            await rosey.stop()  # the tools read the database the stopped bot left
             cfg = load_config(rosey.config_path, env={})
             asked = await ask(cfg, "rosey, tell me a story", as_user="alice", out=io.StringIO())
             # the same split, post-processing and addressing
@@ -47,6 +44,3 @@ async def test_ask_and_replay_match_the_live_bot(cytube: FakeCytube) -> None:
             totals = await replay(cfg, read_log(cfg.paths.database), latency=0.01, out=out)
             assert totals.decisions == {"accepted": 2, "refused": 1}, out.getvalue()
             assert totals.replies == {"chat": 2}
-        finally:
-            rosey.cleanup()
-        assert code == 0

@@ -52,7 +52,8 @@ class Client:
         before = self.count("login")
         await self.sio.emit("login", {"name": name, **({"pw": pw} if pw else {})})
         await self.wait(lambda: self.count("login") > before)
-        return self.data("login")[-1]
+        reply: dict[str, Any] = self.data("login")[-1]
+        return reply
 
     async def chat(self, msg: str) -> None:
         await self.sio.emit("chatMsg", {"msg": msg, "meta": {}})

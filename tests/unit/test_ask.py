@@ -18,6 +18,9 @@ from rosey.cli.ask import ask
 from rosey.config import parse_config
 from rosey.conn.split import split_message
 
+# The fake model server on loopback, and `rosey ask` in a subprocess.
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 LONG = ("Rosey: **Sure!** " + "This sentence is here to make the answer long enough. " * 12)
 

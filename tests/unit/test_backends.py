@@ -20,6 +20,9 @@ from fakes.llm import FakeLLM, Kind
 from rosey.caller.base import Backend, LLMError, make_backend, parse_retry_after
 from rosey.protocol import Turn
 
+# The fake model servers on loopback, and import checks in subprocesses.
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 KINDS: list[Kind] = ["openai", "ollama"]
 MODEL = {"openai": "gpt-4o-mini", "ollama": "llama3.2:3b"}
@@ -184,7 +187,9 @@ async def test_hang_times_out_within_the_deadline(fake: FakeLLM, backend: Backen
 async def test_cancellation_is_not_swallowed(fake: FakeLLM, backend: Backend) -> None:
     fake.hang = True
     task = asyncio.create_task(backend.complete(TURNS, MODEL[fake.kind], 5.0))
+    deadline = asyncio.get_running_loop().time() + 5
     while not fake.requests:
+        assert asyncio.get_running_loop().time() < deadline, "the request never reached the fake"
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from rosey import metrics
-from rosey.caller.base import Completion, Health, LLMError
+from rosey.caller.base import Completion, Health, LLMError, OnText
 from rosey.caller.breaker import Breaker, State
 from rosey.caller.policy import Failure, RetryPolicy, attempt_timeout, backoff, decide
 from rosey.caller.providers import Breakers, ProviderCaller, Target, plan
@@ -64,6 +64,12 @@ class ScriptedBackend:
         if step.error is not None:
             raise step.error
         return Completion(step.text, 100, 20, model)
+
+    async def stream(self, turns: list[Turn], model: str, timeout: float,
+                     on_text: OnText) -> Completion:
+        done = await self.complete(turns, model, timeout)  # one piece: these tests do not stream
+        await on_text(done.text)
+        return done
 
     async def check(self, model: str, timeout: float = 5.0) -> Health:
         return Health(True, "ok")
@@ -128,7 +134,7 @@ def test_never_retried_kinds_fail_over_or_give_up(kind: str) -> None:
     # the paired positive case: a retryable kind is retried in the same situation
     server = decide(RetryPolicy(), Failure("server", True), 1, T0, T0 + 30, has_next=True,
                     rng=lambda: 0.5)
-    assert (server.action, server.delay) == ("retry", pytest.approx(0.2))
+    assert server.action == "retry" and server.delay == pytest.approx(0.2)
 
 
 def test_retry_after_is_honoured_only_if_the_deadline_allows() -> None:
@@ -165,7 +171,7 @@ def test_breaker_opens_half_opens_and_closes() -> None:
     b.success(2)  # a success in between resets the count
     for t in (3, 4):
         b.failure(t, "server")
-    assert b.state == State.CLOSED and b.allow(4)
+    assert (b.state, b.allow(4)) == (State.CLOSED, True)  # a tuple: mypy keeps no narrowing
     b.failure(5, "connection")
     assert b.state == State.OPEN and b.last_error == "connection"
     assert not b.allow(14.9) and b.retry_in(14.9) == pytest.approx(0.1)
@@ -176,7 +182,7 @@ def test_breaker_opens_half_opens_and_closes() -> None:
     assert b.state == State.OPEN and not b.allow(25.9)
     assert b.allow(26)
     b.success(26.5)
-    assert b.state == State.CLOSED and b.allow(26.6) and b.allow(26.7)
+    assert (b.state, b.allow(26.6), b.allow(26.7)) == (State.CLOSED, True, True)
     assert seen == [State.OPEN, State.HALF_OPEN, State.OPEN, State.HALF_OPEN, State.CLOSED]
 
 

@@ -51,7 +51,9 @@ async def test_a_re_dispatched_request_is_run_once_and_its_result_sent_again() -
     await asyncio.sleep(0.05)
     assert backend.calls == 1 and sock.sent == []
     backend.release.set()
+    deadline = asyncio.get_running_loop().time() + 5
     while not sock.sent:
+        assert asyncio.get_running_loop().time() < deadline, "the service never answered"
         await asyncio.sleep(0.01)
     await service.take(request)  # again after answering: the same Result, no new call
     assert backend.calls == 1 and len(sock.sent) == 2 and sock.sent[0] == sock.sent[1]

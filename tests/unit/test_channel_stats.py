@@ -7,12 +7,15 @@ summary, the report behind `rosey stats`, and the `rosey stats` command itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from rosey import metrics
 from rosey.config import load_config
@@ -31,9 +34,19 @@ from rosey.protocol import (
 from rosey.router.service import RouterService
 from rosey.store import chanstats
 
+pytestmark = pytest.mark.integration  # the `rosey stats` CLI in a subprocess
+
 TZ = ZoneInfo("Europe/Berlin")
 CONN = b"conn:chan"
 ROOT = Path(__file__).resolve().parents[2]
+
+
+async def rosey_stats(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`rosey stats --days 1 ...` as an operator runs it (in a thread: the loop stays free)."""
+    command = [sys.executable, "-m", "rosey.cli.main", "--config", str(path), "stats",
+               "--days", "1", *args]
+    return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+                                   timeout=30, cwd=ROOT)
 
 
 def at(hour: int, minute: int = 0) -> float:
@@ -116,9 +129,7 @@ async def test_a_scripted_day_gives_exact_numbers(tmp_path: Path) -> None:
         again.store.close()
     finally:
         svc.store.close()
-    done = subprocess.run([sys.executable, "-m", "rosey.cli.main", "--config", str(path), "stats",
-                           "--days", "1", "--until", "2027-01-15", "--json"],
-                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+    done = await rosey_stats(path, "--until", "2027-01-15", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["top_chatters"] == [["alice", 5], ["carol", 5], ["dave", 2], ["bob", 1]]
@@ -127,13 +138,9 @@ async def test_a_scripted_day_gives_exact_numbers(tmp_path: Path) -> None:
     assert report["media"] == [["2027-01-15 11:00", "Clip B", "bob"],
                                ["2027-01-15 10:00", "Clip A", "alice"]]
     assert report["summary"]["messages"] == 13 and report["summary"]["requests"] == 2
-    text = subprocess.run([sys.executable, "-m", "rosey.cli.main", "--config", str(path), "stats",
-                           "--days", "1", "--until", "2027-01-15"],
-                          capture_output=True, text=True, timeout=30, cwd=ROOT).stdout
+    text = (await rosey_stats(path, "--until", "2027-01-15")).stdout
     assert "       5  alice\n       5  carol" in text
     assert "2027-01-15     5 at 12:30" in text and "12:00       7 messages" in text
     # the day before has nothing: the period is respected
-    empty = subprocess.run([sys.executable, "-m", "rosey.cli.main", "--config", str(path), "stats",
-                            "--days", "1", "--until", "2027-01-14", "--json"],
-                           capture_output=True, text=True, timeout=30, cwd=ROOT)
+    empty = await rosey_stats(path, "--until", "2027-01-14", "--json")
     assert json.loads(empty.stdout)["top_chatters"] == []

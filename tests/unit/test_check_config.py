@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rosey.config import check_config_file, collect_errors
 from rosey.router.prompts import load_system_prompt, render_system_prompt
 
@@ -40,6 +42,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.integration
 def test_every_error_in_one_run(tmp_path: Path) -> None:
     done = check(write(tmp_path, BROKEN))
     assert done.returncode == 2
@@ -75,6 +78,7 @@ def test_collect_errors_is_empty_for_a_valid_config_and_matches_load_order(
         "c: $: expected a JSON object at the top level"]
 
 
+@pytest.mark.integration
 def test_world_readable_file_with_secrets_warns_but_passes(tmp_path: Path) -> None:
     secret = {**MINIMAL, "user": ["roseybot", "hunter2"],
               "llm": {"provider": "openai", "openai_api_key": "sk-test"}}
@@ -98,6 +102,7 @@ def test_world_readable_file_with_secrets_warns_but_passes(tmp_path: Path) -> No
     assert report.errors == [] and len(report.warnings) == 1 and "mode 0604" in report.warnings[0]
 
 
+@pytest.mark.integration
 def test_prompt_example_loads_as_system_prompt_file(tmp_path: Path) -> None:
     shutil.copy(ROOT / "etc" / "prompt.example.md", tmp_path / "prompt.md")
     path = write(tmp_path, {**MINIMAL, "llm": {"system_prompt_file": "prompt.md"}})

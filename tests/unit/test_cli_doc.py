@@ -16,6 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from rosey.cli import exit_codes, launch
 from rosey.cli import main as cli
 from rosey.cli import stats as rosey_stats
@@ -65,7 +67,8 @@ def test_every_command_has_a_section_and_every_option_is_documented() -> None:
     for name, parser in commands.items():
         for action in visible_actions(parser):
             assert action.help, f"rosey {name} {action.dest}: no --help text"
-            shown = action.option_strings or [action.metavar or action.dest.upper()]
+            metavar = action.metavar if isinstance(action.metavar, str) else None
+            shown = action.option_strings or [metavar or action.dest.upper()]
             assert any(f"`{flag}" in documented[name] for flag in shown), \
                 f"docs/CLI.md, rosey {name}: {shown[0]} is not documented"
     for action in visible_actions(cli.build_parser()):
@@ -96,6 +99,7 @@ def test_each_section_names_every_code_its_command_returns() -> None:
         assert named <= set(exit_codes.ALL), f"rosey {name}: unknown {named - set(exit_codes.ALL)}"
 
 
+@pytest.mark.integration
 def test_rosey_config_stands_in_for_the_option(tmp_path: Path) -> None:
     """`make run` passes no --config when ROSEY_CONFIG is set: rosey itself reads it."""
     cfg = tmp_path / "elsewhere" / "bot.json"

@@ -169,6 +169,7 @@ def test_config_reference_documents_every_key() -> None:
     assert documented - expected == set(), "docs/CONFIG.md lists keys the schema lacks"
 
 
+@pytest.mark.integration
 def test_check_config_cli_exit_code_2_and_one_line(tmp_path: Path) -> None:
     path = write(tmp_path, with_llm(llm_cooldwn=5))
     done = subprocess.run([sys.executable, "-m", "rosey.cli.main", "check-config", str(path)],

@@ -64,6 +64,7 @@ def test_store_follows_the_umask_and_tightens_an_older_database(tmp_path: Path) 
     assert (mode(shared.parent), mode(shared)) == (0o750, 0o640)
 
 
+@pytest.mark.integration
 def test_backup_cli_default_private_and_operator_umask(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"channel": "c", "user": ["rosey", "pw"]}))

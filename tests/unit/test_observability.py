@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rosey import metrics
 from tests import promfiles
 from tests.promfiles import ALERTS, ALERTS_TEST, DASHBOARDS, PROM_DIR, ROOT, RUNBOOK, tool
@@ -36,6 +38,7 @@ def catalog_samples() -> dict[str, list[str]]:
 
 # ---- Prometheus and Alertmanager --------------------------------------------------------
 
+@pytest.mark.integration
 def test_promtool_check_config() -> None:
     done = run(tool("promtool"), "check", "config", str(PROM_DIR / "prometheus.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -46,6 +49,7 @@ def test_promtool_check_config() -> None:
     assert "file_sd_configs" in text and "callers.json" in text
 
 
+@pytest.mark.integration
 def test_promtool_check_rules_counts_every_alert() -> None:
     done = run(tool("promtool"), "check", "rules", str(ALERTS))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -54,6 +58,7 @@ def test_promtool_check_rules_counts_every_alert() -> None:
     assert f"SUCCESS: {count} rules found" in done.stdout  # the mini-parser saw them all
 
 
+@pytest.mark.integration
 def test_promtool_test_rules() -> None:
     done = run(tool("promtool"), "test", "rules", str(ALERTS_TEST))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -73,6 +78,7 @@ def test_alert_tests_cover_fire_and_no_fire_for_every_alert() -> None:
         assert fires.count(False) >= 2, f"{alert.name}: needs below-threshold and before-for"
 
 
+@pytest.mark.integration
 def test_every_alert_has_a_case_that_fails_without_its_for(tmp_path: Path) -> None:
     """Remove every `for:` and the suite must fail on each alert: the cases really test it."""
     text = re.sub(r"\n\s+for: \S+", "", ALERTS.read_text())
@@ -96,6 +102,7 @@ def test_every_alert_is_documented() -> None:
         assert url.split("#")[1] in anchors, f"{alert.name}: no heading for {url}"
 
 
+@pytest.mark.integration
 def test_amtool_check_config() -> None:
     path = ROOT / "etc" / "alertmanager" / "alertmanager.yml"
     done = run(tool("amtool"), "check-config", str(path))
@@ -105,6 +112,7 @@ def test_amtool_check_config() -> None:
 
 # ---- every expression: parses, names catalog metrics, papers over nothing -------------------
 
+@pytest.mark.integration
 def test_every_expression_parses(tmp_path: Path) -> None:
     exprs = promfiles.all_expressions()
     assert len(exprs) >= 60
@@ -220,6 +228,7 @@ def exported(process: str) -> dict[str, float]:
     return out
 
 
+@pytest.mark.integration
 def test_preinit_router_exports_its_label_sets_at_zero_and_nothing_of_conn() -> None:
     got = exported("router")
     for kind in ("llm", "fallback"):
@@ -233,6 +242,7 @@ def test_preinit_router_exports_its_label_sets_at_zero_and_nothing_of_conn() -> 
                    for k in got)
 
 
+@pytest.mark.integration
 def test_preinit_conn_and_caller() -> None:
     conn = exported("conn")
     assert conn['rosey_conn_connected{channel="chan"}'] == 0

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # pip builds and installs the wheel in subprocesses
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -48,6 +50,11 @@ def test_wheel_is_complete_and_claims_only_rosey(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in names}
     dist_info = next(top for top in tops if top.endswith(".dist-info"))
     assert tops == {"rosey", dist_info}, tops
+    # The repository's other top-level packages (the fake servers that bench/ and tests/
+    # share, the benches, the tests) stay out of what a user installs.
+    for folder in ("fakes", "bench", "tests"):
+        assert (ROOT / folder / "__init__.py").is_file(), folder
+        assert not any(name.startswith(f"{folder}/") for name in names), folder
     assert zipfile.ZipFile(wheel).read(f"{dist_info}/top_level.txt").split() == [b"rosey"]
     # Every module of the repository's rosey/ and procs/ is in it (a subpackage missing
     # from pyproject's package list fails here), procs/ as rosey/procs/.

@@ -120,7 +120,9 @@ def test_streams_feed_each_segment_once_in_order_and_riders_wait_for_their_part(
     assert streams.take("r", 0, "alice: Sure!", False, 320, 3) is None  # a re-offer
     assert streams.take("r", 2, " Later.", False, 320, 3) is None  # after a gap
     sentence = " Here is the film you mean, by Stanley Kubrick."
-    parts, riders, held = streams.take("r", 1, sentence, False, 320, 3)
+    taken = streams.take("r", 1, sentence, False, 320, 3)
+    assert taken is not None
+    parts, riders, held = taken
     assert parts == ["alice: Sure!" + sentence] and riders == [0] and not held
     assert streams.take("r", 2, " More.", False, 320, 3) == ([], [], True)
     assert streams.take("r", 3, "", True, 320, 3) == (["More."], [2], False)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rosey.conn.governor import Governor, Prior
+from rosey.conn.governor import Governor
 from rosey.conn.ledger import Ledger
+from rosey.conn.segments import Prior
 from rosey.protocol import Say
 
 LONG = " ".join(f"word{n}" for n in range(60))  # three parts at a 100-unit limit

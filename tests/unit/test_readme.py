@@ -7,6 +7,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
@@ -21,6 +23,7 @@ def readme_commands() -> list[str]:
     return commands
 
 
+@pytest.mark.integration
 def test_every_readme_command_is_a_make_target_or_a_copy_of_a_shipped_file() -> None:
     commands = readme_commands()
     assert "make run" in commands and "make test" in commands
@@ -36,6 +39,7 @@ def test_every_readme_command_is_a_make_target_or_a_copy_of_a_shipped_file() -> 
         assert done.returncode == 0, f"{command}: {done.stderr}"
 
 
+@pytest.mark.integration
 def test_a_missing_make_target_is_caught() -> None:
     done = subprocess.run(["make", "-n", "no-such-target"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)

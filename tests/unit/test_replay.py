@@ -68,6 +68,7 @@ def test_reads_recorded_frames_text_lines_and_the_database(tmp_path: Path) -> No
     assert read_log(jsonl) == [LogLine(1.8e9, "carol", "a & b")]
 
 
+@pytest.mark.integration
 def test_cli(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"channel": "c", "user": ["rosey", "pw"]}))
@@ -117,6 +118,7 @@ def test_unreadable_logs_are_one_line(tmp_path: Path) -> None:
         read_log(tmp_path / "other.db")
 
 
+@pytest.mark.integration
 def test_cli_bare_times_missing_file_and_help(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"channel": "c", "user": ["rosey", "pw"]}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rosey.protocol import Turn
@@ -112,7 +114,7 @@ def test_history_counts_messages_and_chars() -> None:
     assert History(max_messages=0).turns("x") == []
 
 
-def test_prompt_assembly_and_templating(tmp_path) -> None:
+def test_prompt_assembly_and_templating(tmp_path: Path) -> None:
     prompt_file = tmp_path / "prompt.md"
     prompt_file.write_text("You are {bot_name} in {channel}; keep {unknown}.\n")
     template = load_system_prompt("inline", str(prompt_file), "default")

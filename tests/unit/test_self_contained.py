@@ -10,6 +10,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 # Spelled in pieces so that no literal in this file names the folder (it must not match
 # itself, nor any other scan for that name).
@@ -22,6 +24,7 @@ def tracked_files() -> list[Path]:
     return [ROOT / name for name in out.stdout.decode().split("\0") if name]
 
 
+@pytest.mark.integration
 def test_no_file_names_the_folder_beside_the_checkout() -> None:
     files = tracked_files()
     assert len(files) > 50, "git ls-files listed too few files to be this repository"

@@ -106,6 +106,7 @@ def test_summary_when_processes_do_not_answer() -> None:
     assert "connected: NO (stopped retrying: registered_name)" in disconnected
 
 
+@pytest.mark.integration
 def test_fetch_gives_up_fast_on_a_closed_port() -> None:
     started = time.monotonic()
     assert status.fetch("127.0.0.1", free_port()) is None

@@ -86,6 +86,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.integration
 def test_acknowledged_rows_survive_kill_9(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE,

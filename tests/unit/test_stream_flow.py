@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rosey.conn.governor import Governor, Outcome
+from rosey.conn.governor import Governor
+from rosey.conn.segments import Outcome
 from rosey.protocol import Partial, Request, Say
 from rosey.router.resume import resume
 from tests.unit.test_brain_flow import Rig

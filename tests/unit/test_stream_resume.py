@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rosey.conn.governor import Governor, Outcome
+from rosey.conn.governor import Governor
 from rosey.conn.ledger import Ledger, accept
+from rosey.conn.segments import Outcome
 from rosey.protocol import Say
 from rosey.router.prompts import address
 

@@ -17,6 +17,8 @@ from rosey.caller.providers import ProviderCaller, Target
 from rosey.caller.service import PartialSink
 from rosey.protocol import Partial, Request, Turn
 
+pytestmark = pytest.mark.integration  # the fake model servers on loopback
+
 KINDS: list[Kind] = ["openai", "ollama"]
 MODEL = {"openai": "gpt-4o-mini", "ollama": "llama3.2:3b"}
 TURNS = [Turn("system", "Be brief."), Turn("user", "alice: tell me about 2001")]

@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rosey import metrics as catalog
+from rosey.events import exposition
 from rosey.events import listener as se
 from rosey.events.exposition import EventMetrics
 
@@ -177,6 +180,7 @@ def test_lean_families_match_the_catalog() -> None:
     assert catalog.MEMORY_TARGETS["events"] == se.MEMORY_TARGET
 
 
+@pytest.mark.integration
 def test_exposition_parses_and_rpc_reads_supervisord(tmp_path: Path) -> None:
     """/metrics as prometheus_client's own parser reads it; getAllProcessInfo over a real
     supervisord's Unix socket."""
@@ -194,7 +198,7 @@ def test_exposition_parses_and_rpc_reads_supervisord(tmp_path: Path) -> None:
     run(state("RUNNING", "conn", "conn", "pid:3"), listener)
     metrics.build_info.set("1.2", "events", value=1)
     port = free_port()
-    se.serve(metrics, "127.0.0.1", port)
+    exposition.serve(metrics, "127.0.0.1", port)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value

@@ -72,6 +72,7 @@ def test_stop_drains_within_a_bounded_time() -> None:
     assert sum(waits.values()) < timeout <= 120
 
 
+@pytest.mark.integration
 def test_install_service_target_writes_the_dirs_the_unit_may_write() -> None:
     done = subprocess.run(["make", "-n", "-W", ".venv/.installed", "install-service"],
                           capture_output=True, text=True, cwd=ROOT, timeout=30)
@@ -87,6 +88,7 @@ def test_install_service_target_writes_the_dirs_the_unit_may_write() -> None:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                     reason="systemd-analyze not installed; the parsing tests above cover the unit")
+@pytest.mark.integration
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
     # verify insists that ExecStart exists: point it at this checkout's venv, as
     # `make install-service` does; it exits 0 even for unknown keys, so stderr must be empty.
