@@ -130,7 +130,8 @@ async def measure(count: int, seconds: int, model_seconds: float) -> Run:
             for role, _pid, mib, _pss in table(rosey.proc.pid):
                 key = "caller" if role.startswith("caller") else role
                 rss[key] = rss.get(key, 0.0) + mib
-            return Run(count, count * seconds, sum(len(v) for v in got.values()),
+            unanswered = sum(len(v) for v in sent.values())
+            return Run(count, count * seconds, count * seconds - unanswered,
                        {c: pct(v, 50) for c, v in got.items() if v},
                        {c: pct(v, 95) for c, v in got.items() if v}, rss)
         finally:
