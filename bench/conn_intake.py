@@ -116,7 +116,7 @@ def conn_process(port: int, run_dir: str) -> None:
     import logging
 
     from rosey.config_schema import Config, Conn, Metrics, Paths
-    from rosey.conn.client import ConnService
+    from rosey.conn.service import ConnService
 
     logging.basicConfig(level=logging.WARNING)
     cfg = Config(domain=f"http://127.0.0.1:{port}", channel=CHANNEL, user=[BOT, PW],

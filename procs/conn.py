@@ -1,13 +1,13 @@
-"""supervisord program ``conn``: the CyTube connection."""
+"""supervisord program ``conn``: the CyTube connections, one session per channel."""
 
-from rosey.conn.client import main_loop
+from rosey.conn.service import main_loop
 
 from .common import load
 
 
 def main() -> None:
-    cfg, _ = load("conn")
-    main_loop(cfg)
+    cfg, args = load("conn")
+    main_loop(cfg, args["config"])
 
 
 if __name__ == "__main__":

@@ -10,15 +10,14 @@ import difflib
 import os
 import re
 import shlex
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 import msgspec
 
 from rosey.config_channels import SECTIONS, SHARED_KEYS, channel_configs
-from rosey.config_checks import check_semantics
+from rosey.config_checks import check_semantics, secret_file_warnings
 from rosey.config_endpoints import ProviderName, endpoint_problems, provider_endpoints
 from rosey.config_schema import Config, Endpoint
 from rosey.errors import ConfigError
@@ -126,6 +125,8 @@ def collect_errors(raw: Any, *, base_dir: Path, env: dict[str, str],
     semantic += _shape_errors(cfg, cleaned, env, source)
     semantic += _channel_errors(cfg, source, semantic)
     heads = tuple(f"{source}: {path}{sep}" for path in bad for sep in (":", ".", "["))
+    if "$.channels" in bad:  # the list was dropped: its absence is not a second problem
+        heads += (f"{source}: $.channel:",)
     return errors + [message for message in semantic if not message.startswith(heads)]
 
 
@@ -217,6 +218,14 @@ def _drop_invalid(raw: dict[str, Any], struct: type, where: str, source: str,
         if sub is not None and isinstance(value, dict):
             kept[key] = _drop_invalid(value, sub, path, source, errors, bad)
             continue
+        item = _item_struct(fields[key].type)
+        if item is not None and isinstance(value, list):  # entries: their keys one by one
+            before = len(errors)
+            value = [_drop_invalid(elem, item, f"{path}[{index}]", source, errors, bad)
+                     if isinstance(elem, dict) else elem for index, elem in enumerate(value)]
+            if len(errors) > before:  # reported inside: the list is left out, once
+                bad.append(path)
+                continue
         try:
             msgspec.convert(value, fields[key].type, strict=True)
         except msgspec.ValidationError as exc:
@@ -231,47 +240,6 @@ def _drop_invalid(raw: dict[str, Any], struct: type, where: str, source: str,
     return kept
 
 
-_SECRET_WORDS = ("a password", "an API key", "a channel password", "an authorization header")
-
-
-def secret_file_warnings(path: Path, raw: Any) -> list[str]:
-    """A warning when a config file holding a secret can be read by every local user."""
-    if not isinstance(raw, dict):
-        return []
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return []
-    if not mode & stat.S_IROTH:
-        return []
-    user, headers = raw.get("user"), _dig(raw, "providers", "ollama", "headers")
-    held = [
-        isinstance(user, list) and len(user) > 1 and bool(user[1]),
-        bool(_dig(raw, "llm", "openai_api_key")),
-        bool(_dig(raw, "conn", "channel_password")) or any(
-            bool(_dig(entry, "conn", "channel_password")) for entry in _entries(raw)),
-        isinstance(headers, dict) and any(k.lower() == "authorization" for k in headers),
-    ]
-    what = [word for word, has in zip(_SECRET_WORDS, held, strict=True) if has]
-    if not what:
-        return []
-    return [f"{path}: warning: readable by every user (mode {stat.S_IMODE(mode):04o}) and holds "
-            f"{' and '.join(what)}; run `chmod 600 {path}`, or move secrets to the "
-            "environment (ROSEY_PASSWORD, OPENAI_API_KEY, ROSEY_CHANNEL_PASSWORD; under "
-            "systemd in /etc/rosey/rosey.env, mode 600)"]
-
-
-def _entries(raw: dict[str, Any]) -> list[Any]:
-    entries = raw.get("channels")
-    return entries if isinstance(entries, list) else []
-
-
-def _dig(raw: Any, *keys: str) -> Any:
-    for key in keys:
-        raw = raw.get(key) if isinstance(raw, dict) else None
-    return raw
-
-
 # ---- unknown keys ---------------------------------------------------------
 
 
@@ -283,6 +251,11 @@ def _reject_unknown_keys(raw: dict[str, Any], struct: type, where: str, source: 
         sub = _struct_type(fields[key].type)
         if sub is not None and isinstance(value, dict):
             _reject_unknown_keys(value, sub, f"{where}.{key}", source)
+        item = _item_struct(fields[key].type)
+        if item is not None and isinstance(value, list):
+            for index, elem in enumerate(value):
+                if isinstance(elem, dict):
+                    _reject_unknown_keys(elem, item, f"{where}.{key}[{index}]", source)
 
 
 def _unknown_key(key: str, known: list[str], path: str, source: str) -> str:
@@ -295,6 +268,11 @@ def _struct_type(tp: Any) -> type | None:
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
         return tp
     return None
+
+
+def _item_struct(tp: Any) -> type | None:
+    """``Fallback`` of ``list[Fallback]`` (entries such as channels and endpoints)."""
+    return _struct_type(get_args(tp)[0]) if get_origin(tp) is list else None
 
 
 _VALIDATION_RE = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$")
@@ -331,8 +309,10 @@ _TYPE_WORDS = {
 
 
 def _literal_choices(path: str) -> list[str]:
+    path = re.sub(r"^\$\.channels\[\d+\]", "$", path)  # an entry's sections are the top's
     tp: Any = Config
-    for part in path.lstrip("$").strip(".").split("."):
+    for part in re.sub(r"\[\d+\]", "", path).lstrip("$").strip(".").split("."):
+        tp = _item_struct(tp) or tp
         fields = {f.encode_name: f.type for f in msgspec.structs.fields(tp)}
         if part not in fields:
             return []

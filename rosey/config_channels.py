@@ -18,8 +18,11 @@ from rosey.config_schema import LLM, ChannelEntry, Config, Conn, Router
 # The sections a channel may override, and the struct each override is checked against.
 SECTIONS: dict[str, type[msgspec.Struct]] = {"conn": Conn, "llm": LLM, "router": Router}
 # Keys of those sections that are the deployment's, not a channel's (model hosts are shared).
-SHARED_KEYS = {"llm": {"ollama_host": "set providers.ollama.endpoints at the top level: "
-                                      "every channel shares the model hosts"}}
+SHARED_KEYS = {"llm": {
+    "ollama_host": "set providers.ollama.endpoints at the top level: every channel shares "
+                   "the model hosts",
+    "openai_api_key": "set OPENAI_API_KEY (or llm.openai_api_key at the top level): every "
+                      "channel shares the caller pool and its key"}}
 
 _cache: dict[int, tuple[bytes, list[Config]]] = {}
 _CACHE_MAX = 8  # a few live configs (the running one and a reload being checked)

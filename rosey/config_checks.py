@@ -1,17 +1,20 @@
 """The config checks beyond types: one line per problem, naming the JSON path and the fix.
 
 ``check_semantics`` runs on a typed ``Config`` (the top level, and each channel's merged
-copy: rosey.config maps a channel's problems to ``$.channels[i]``).
+copy: rosey.config maps a channel's problems to ``$.channels[i]``);
+``secret_file_warnings`` on the raw file (a secret in a world-readable config).
 """
 
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rosey.config_schema import Config
+from rosey.config_schema import MESSAGE_LENGTH_MAX, MESSAGE_LENGTH_MIN, Config
 from rosey.errors import ConfigError
 
 SOCKET_PATH_LIMIT = 100  # Unix socket paths are limited to ~107 bytes; keep margin.
@@ -96,9 +99,10 @@ def check_semantics(cfg: Config, source: str, errors: list[str] | None = None) -
         fail("$.router.stats_interval", "expected 0 (no samples) or a number of seconds > 0")
     if router.retention_days <= 0:
         fail("$.router.retention_days", "expected a number > 0")
-    if cfg.conn.message_length and not 40 <= cfg.conn.message_length <= 1000:
-        fail("$.conn.message_length",
-             "expected 0 (read it from the channel) or 40..1000 (max-chat-message-length)")
+    if cfg.conn.message_length and not MESSAGE_LENGTH_MIN <= cfg.conn.message_length \
+            <= MESSAGE_LENGTH_MAX:
+        fail("$.conn.message_length", "expected 0 (read it from the channel) or "
+             f"{MESSAGE_LENGTH_MIN}..{MESSAGE_LENGTH_MAX} (max-chat-message-length)")
     if cfg.conn.kick_backoff < 1:
         fail("$.conn.kick_backoff", "expected 1 or more seconds")
     if cfg.conn.max_parts < 1:
@@ -123,3 +127,44 @@ def check_semantics(cfg: Config, source: str, errors: list[str] | None = None) -
 def _positive(fail: Fail, path: str, value: float, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         fail(path, "expected a number " + (">= 0" if allow_zero else "> 0"))
+
+
+_SECRET_WORDS = ("a password", "an API key", "a channel password", "an authorization header")
+
+
+def secret_file_warnings(path: Path, raw: Any) -> list[str]:
+    """A warning when a config file holding a secret can be read by every local user."""
+    if not isinstance(raw, dict):
+        return []
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return []
+    if not mode & stat.S_IROTH:
+        return []
+    user, headers = raw.get("user"), _dig(raw, "providers", "ollama", "headers")
+    held = [
+        isinstance(user, list) and len(user) > 1 and bool(user[1]),
+        bool(_dig(raw, "llm", "openai_api_key")),
+        bool(_dig(raw, "conn", "channel_password")) or any(
+            bool(_dig(entry, "conn", "channel_password")) for entry in _entries(raw)),
+        isinstance(headers, dict) and any(k.lower() == "authorization" for k in headers),
+    ]
+    what = [word for word, has in zip(_SECRET_WORDS, held, strict=True) if has]
+    if not what:
+        return []
+    return [f"{path}: warning: readable by every user (mode {stat.S_IMODE(mode):04o}) and holds "
+            f"{' and '.join(what)}; run `chmod 600 {path}`, or move secrets to the "
+            "environment (ROSEY_PASSWORD, OPENAI_API_KEY, ROSEY_CHANNEL_PASSWORD; under "
+            "systemd in /etc/rosey/rosey.env, mode 600)"]
+
+
+def _entries(raw: dict[str, Any]) -> list[Any]:
+    entries = raw.get("channels")
+    return entries if isinstance(entries, list) else []
+
+
+def _dig(raw: Any, *keys: str) -> Any:
+    for key in keys:
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw

@@ -37,9 +37,15 @@ class LLM(_Section):
     fallback_response: str = "Sorry, I'm having trouble thinking right now."
 
 
+# CyTube's chat length limit: its default and the range its max-chat-message-length takes
+# (what conn.message_length accepts, and what conn believes of a channel page).
+MESSAGE_LENGTH_DEFAULT = 320
+MESSAGE_LENGTH_MIN, MESSAGE_LENGTH_MAX = 40, 1000
+
+
 class Conn(_Section):
     channel_password: str = ""
-    message_length: int = 0  # 0: the channel page's chat maxlength, else 320
+    message_length: int = 0  # 0: the channel page's chat maxlength, else the default
     max_parts: int = 3
     post_ttl: float = 120.0
     connect_timeout: float = 10.0

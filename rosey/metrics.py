@@ -288,27 +288,45 @@ def preinit(process: str, channels: Sequence[str] = (),
     ``channels`` where the metric is per channel); ``endpoints``: (name, capacity)."""
     who = role(process)
     for metric, labels in PREINIT.get(who, []):
-        if _per_channel(metric):
-            for channel in channels:
-                metric.labels(channel, *labels)
-        else:
+        if not _per_channel(metric):
             metric.labels(*labels)
+    for channel in channels:
+        add_channel(process, channel)
     IPC_DECODE_ERRORS.labels(who)
     LOOP_LAG.labels(process)
     if who in MEMORY_TARGETS:
         MEMORY_TARGET.labels(process).set(MEMORY_TARGETS[who])
-    if who == "conn":
-        for channel in channels:
-            CONNECTED.labels(channel).set(0)
-            MUTED.labels(channel).set(0)
     if who == "router":
-        for channel in channels:
-            QUEUE_DEPTH.labels(channel).set(0)
         for name, capacity in endpoints:
             ENDPOINT_CAPACITY.labels(name).set(capacity)
             ENDPOINT_IN_FLIGHT.labels(name).set(0)
             ENDPOINT_UP.labels(name).set(1)
+            ENDPOINT_REQUESTS.labels(name, "ok")
+            ENDPOINT_LATENCY.labels(name)
     return registry_for(process)
+
+
+def add_channel(process: str, channel: str) -> None:
+    """Create a channel's known label sets at 0 (at start, and when a channel joins)."""
+    who = role(process)
+    for metric, labels in PREINIT.get(who, []):
+        if _per_channel(metric):
+            metric.labels(channel, *labels)
+    if who == "conn":
+        CONNECTED.labels(channel).set(0)
+        MUTED.labels(channel).set(0)
+    if who == "router":
+        QUEUE_DEPTH.labels(channel).set(0)
+
+
+def remove_channel(channel: str) -> None:
+    """Drop every series of a channel that left the config (a gauge left at 0 would keep
+    RoseyCytubeDisconnected firing for a channel nobody wants any more)."""
+    for metric in catalog():
+        if _per_channel(metric):
+            # prometheus_client lists a metric's label sets only in its private _metrics
+            for values in [v for v in list(metric._metrics) if v[0] == channel]:
+                metric.remove(*values)
 
 
 def _per_channel(metric: MetricWrapperBase) -> bool:

@@ -76,7 +76,6 @@ class Chat(Message, tag="chat"):
     username: str
     text: str
     time: int  # server epoch ms
-    rank: float | None = None
     received_at: float = 0.0  # conn's wall clock (s) when the frame arrived
 
 

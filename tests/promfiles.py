@@ -23,7 +23,8 @@ ALERTS_TEST = PROM_DIR / "alerts_test.yml"
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
 # What Grafana would put in place of its variables when querying (test values).
-GRAFANA_VARS = {"$__rate_interval": "1m", "$process": ".*", "${datasource}": ""}
+GRAFANA_VARS = {"$__rate_interval": "1m", "$process": ".*", "$channel": ".*",
+                "${datasource}": ""}
 
 
 def tool(name: str) -> str:

@@ -1,7 +1,8 @@
 """``rosey doctor``: pre-flight checks of a deployment, each a ✔/✘ line with the fix.
 
 CyTube: socketconfig reachable, the channel's message length, socket.io connect +
-``joinChannel`` + ``login`` (then it leaves), the bot's rank and what it implies.
+``joinChannel`` + ``login`` (then it leaves), the bot's rank and what it implies — through
+conn's own code (``site``, ``transport``, ``Session``), so doctor and conn cannot disagree.
 LLM: for ``llm.provider``/``llm.model`` and each ``providers.fallbacks`` entry, host
 reachable, key valid and model present (``Backend.check``), then a one-token completion
 with its latency.  Nothing is written; the only side effects are one connection (it
@@ -13,20 +14,20 @@ that would kick it ("Duplicate login").
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
-from rosey.config import Config
-from rosey.conn import ranks, refusals
+from rosey.config import Config, channel_configs
+from rosey.conn import ranks, refusals, site, transport
+from rosey.conn.backoff import ReconnectPolicy
+from rosey.conn.governor import Governor
+from rosey.conn.session import Emit, Session
 from rosey.protocol import Turn
 
 SOCKET_WAIT = 10.0  # python-socketio's connect wait_timeout (its default of 1 s is too short)
-DEFAULT_MESSAGE_LENGTH = 320
 
 
 @dataclass(frozen=True)
@@ -57,187 +58,164 @@ def run_doctor(cfg: Config, out: Callable[[str], None] = print) -> int:
 
 
 async def doctor(cfg: Config, report: Report) -> None:
-    await check_cytube(cfg, report)
+    channels = channel_configs(cfg)
+    # Each channel is one more connect from this IP: paced like conn paces its reconnects
+    # (CyTube's per-IP bucket, PROTOCOL §2), so the sixth channel is not refused.
+    bucket = ReconnectPolicy()
+    for each in channels:
+        await asyncio.sleep(bucket.bucket_wait(bucket.clock()))
+        bucket.record_attempt()
+        await check_cytube(each, report if len(channels) == 1 else _prefixed(each, report))
     await check_llm(cfg, report)
+
+
+def _prefixed(cfg: Config, report: Report) -> Report:
+    """With several channels, each CyTube line names its channel ("anime: login")."""
+    return lambda check: report(dataclasses.replace(check, name=f"{cfg.channel}: {check.name}"))
 
 
 # ---- CyTube ----------------------------------------------------------------------------
 
 
 async def check_cytube(cfg: Config, report: Report) -> None:
-    base = cfg.domain.rstrip("/")
-    url = f"{base}/socketconfig/{cfg.channel}.json"
-    timeout = aiohttp.ClientTimeout(total=cfg.conn.connect_timeout)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        server = await _socketconfig(http, url, cfg, report)
-        if server is None:
-            return
-        report(await _message_length(http, f"{base}/r/{cfg.channel}", cfg))
-    await _login(cfg, server, report)
-
-
-async def _socketconfig(http: aiohttp.ClientSession, url: str, cfg: Config,
-                        report: Report) -> str | None:
-    name = "socketconfig"
+    """conn's own dialogue (``site.lookup``, ``transport.Socket``, ``Session``) with one
+    difference: the login waits for the userlist, so that a running bot is not kicked."""
     try:
-        async with http.get(url) as resp:
-            if resp.status == 404:
-                report(Check(False, name, f"{url}: channel {cfg.channel!r} does not exist (404)",
-                             refusals.fix("no_channel", _names(cfg))))
-                return None
-            if resp.status != 200:
-                report(Check(False, name, f"{url}: HTTP {resp.status}",
-                             "check `domain`; the site may be down or behind a login wall"))
-                return None
-            body = await resp.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        report(Check(False, name, f"cannot reach {url} ({type(exc).__name__}: {exc})",
-                     f"check `domain` ({cfg.domain}): the CyTube site's URL, e.g. "
-                     "https://cytu.be, reachable from this machine (DNS, firewall, proxy)"))
-        return None
-    servers = body.get("servers") if isinstance(body, dict) else None
-    usable = [s for s in servers or [] if isinstance(s, dict) and s.get("url")]
-    if not usable:
-        report(Check(False, name, f"{url} lists no socket servers",
-                     "the site is misconfigured; ask its admin"))
-        return None
-    server = str(([s for s in usable if s.get("secure")] or usable)[0]["url"])
-    report(Check(True, name, f"{url} → socket server {server}"))
-    return server
+        where = await site.lookup(cfg.domain, cfg.channel, cfg.conn.connect_timeout,
+                                  read_page=not cfg.conn.message_length)
+    except site.SiteError as exc:
+        report(Check(False, "socketconfig", exc.detail, _site_fix(exc.kind, cfg)))
+        return
+    report(Check(True, "socketconfig", f"{where.socketconfig} → socket server {where.server}"))
+    report(_message_length(where, cfg))
+    dialogue = _Dialogue(cfg)
+    try:
+        await dialogue.socket.connect(where.server, SOCKET_WAIT)
+    except transport.Refused as exc:
+        report(Check(False, "connect", f"{where.server}: {exc.text}",
+                     refusals.fix(exc.reason, _names(cfg))))
+        return
+    try:
+        await _join_and_login(cfg, dialogue, report)
+    finally:
+        await dialogue.socket.close()
 
 
-async def _message_length(http: aiohttp.ClientSession, page_url: str, cfg: Config) -> Check:
-    from rosey.conn.client import chat_maxlength
+def _site_fix(kind: site.Failure, cfg: Config) -> str:
+    if kind == "no_channel":
+        return refusals.fix("no_channel", _names(cfg))
+    if kind == "http":
+        return "check `domain`; the site may be down or behind a login wall"
+    if kind == "no_servers":
+        return "the site is misconfigured; ask its admin"
+    return (f"check `domain` ({cfg.domain}): the CyTube site's URL, e.g. https://cytu.be, "
+            "reachable from this machine (DNS, firewall, proxy)")
 
+
+def _message_length(where: site.Site, cfg: Config) -> Check:
     name = "message length"
     if cfg.conn.message_length:
         return Check(True, name, f"{cfg.conn.message_length} (conn.message_length); replies "
                      "are split to it")
-    found = None
-    with contextlib.suppress(aiohttp.ClientError, TimeoutError, UnicodeError):
-        async with http.get(page_url) as resp:
-            if resp.status == 200:
-                found = chat_maxlength(await resp.text())
-    if found and 40 <= found <= 1000:
-        return Check(True, name, f"{found} characters (the channel page's chat maxlength); "
+    limit = site.message_limit(where.maxlength)
+    if limit == where.maxlength:
+        return Check(True, name, f"{limit} characters (the channel page's chat maxlength); "
                      "replies are split to it")
-    return Check(True, name, f"not shown on {page_url}; {DEFAULT_MESSAGE_LENGTH} (CyTube's "
-                 "default) will be used — set conn.message_length if the server differs")
+    return Check(True, name, f"not shown on {where.page}; {limit} (CyTube's default) will be "
+                 "used — set conn.message_length if the server differs")
 
 
-class _Probe:
-    """Every frame of one socket into a queue, with the state the checks read."""
+class _Dialogue:
+    """conn's ``Session`` over one socket: every frame goes through it, its emits go out."""
 
-    def __init__(self) -> None:
+    def __init__(self, cfg: Config) -> None:
+        self.session = Session(channel=cfg.channel, name=cfg.bot_name, password=cfg.password,
+                               channel_password=cfg.conn.channel_password,
+                               governor=Governor(), clock=time.time)
         self.frames: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self.rank = -1.0
-        self.opts: dict[str, Any] = {}
-        self.refusal = ""
+        self.socket = transport.Socket(self._on_frame)
+        self.antiflood: bool | None = None  # None until channelOpts says
 
-    async def on_frame(self, event: str, data: Any = None) -> None:
-        if event == "rank" and isinstance(data, (int, float)):
-            self.rank = float(data)
-        elif event == "channelOpts" and isinstance(data, dict):
-            self.opts = data
+    async def _on_frame(self, event: str, data: Any = None) -> None:
         await self.frames.put((event, data))
 
-    async def on_connect_error(self, data: Any = None) -> None:
-        message = data.get("message") if isinstance(data, dict) else data
-        self.refusal = str(message or "")
+    async def send(self, emit: Emit) -> None:
+        await self.socket.emit(emit.event, emit.data)
 
-    async def until(self, events: set[str], timeout: float,
-                    match: Callable[[Any], bool] = lambda _d: True) -> tuple[str, Any] | None:
+    async def until(self, done: Callable[[str, Any], bool], timeout: float) -> bool:
+        """Feed frames to the session until ``done(event, data)``; False on timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while (left := deadline - loop.time()) > 0:
             try:
                 event, data = await asyncio.wait_for(self.frames.get(), left)
             except TimeoutError:
-                return None
-            if event in events and match(data):
-                return event, data
-        return None
+                return False
+            self.session.on_frame(event, data)
+            if event == "channelOpts":
+                self.antiflood = self.session.antiflood
+            for emit in self.session.take()[1]:
+                if emit.delay == 0:  # a delayed retry (guest login rule): doctor reports it
+                    await self.send(emit)
+            if done(event, data):
+                return True
+        return False
 
 
-async def _login(cfg: Config, server: str, report: Report) -> None:
-    import socketio
-
-    probe = _Probe()
-    sio = socketio.AsyncClient(reconnection=False)
-    sio.on("connect_error", probe.on_connect_error)
-    sio.on("*", probe.on_frame)
-    try:
-        await sio.connect(server, transports=["websocket"], wait_timeout=SOCKET_WAIT)
-    except (socketio.exceptions.ConnectionError, OSError) as exc:
-        reason = probe.refusal or str(exc)
-        report(Check(False, "connect", f"{server}: {reason}", _connect_fix(reason, cfg)))
+async def _join_and_login(cfg: Config, d: _Dialogue, report: Report) -> None:
+    s, name, wait = d.session, cfg.bot_name, SOCKET_WAIT
+    await d.send(s.join())
+    joined = await d.until(lambda _e, _d: bool(s.userlist_seen or s.fatal or s.kick_verdict),
+                           wait)
+    if not joined or s.kick_verdict or s.fatal:
+        if s.fatal_reason == "channel_password":
+            report(Check(False, "join", f"{cfg.channel} asks for a password ({s.fatal})",
+                         refusals.fix("channel_password", _names(cfg))))
+            return
+        why = s.kick_reason or "no answer"
+        fix = refusals.fix(s.fatal_reason, _names(cfg)) if s.fatal_reason else \
+            "check `channel`; the server kicked or ignored the join"
+        report(Check(False, "join", f"joinChannel {cfg.channel}: {why}", fix))
         return
-    try:
-        await _join_and_login(cfg, sio, probe, report)
-    finally:
-        with contextlib.suppress(Exception):
-            await sio.disconnect()
-
-
-async def _join_and_login(cfg: Config, sio: Any, probe: _Probe, report: Report) -> None:
-    name, wait = cfg.bot_name, SOCKET_WAIT
-    join: dict[str, Any] = {"name": cfg.channel}
-    if cfg.conn.channel_password:
-        join["pw"] = cfg.conn.channel_password
-    await sio.emit("joinChannel", join)
-    got = await probe.until({"userlist", "needPassword", "kick"}, wait)
-    if got is None or got[0] == "kick":
-        why = _kick_text(got)
-        report(Check(False, "join", f"joinChannel {cfg.channel}: {why}",
-                     _kick_fix(why, cfg) or "check `channel`; the server kicked or ignored "
-                     "the join"))
+    if (me := s.roster.get(name.lower())) is not None:
+        report(Check(True, "login", f"{me.name} is already in {cfg.channel} (the running "
+                     "bot?); not logging in again, that would kick it"))
+        report(rank_check(me.rank, d.antiflood, s.antiflood_params[:2], name))
         return
-    locked = got[0] == "needPassword"
-    if not locked:
-        for entry in got[1] if isinstance(got[1], list) else []:
-            if isinstance(entry, dict) and str(entry.get("name", "")).lower() == name.lower():
-                rank = float(entry.get("rank", 0))
-                report(Check(True, "login", f"{entry.get('name')} is already in {cfg.channel} "
-                             "(the running bot?); not logging in again, that would kick it"))
-                report(rank_check(rank, probe.opts, name))
-                return
-    await sio.emit("login", {"name": name, "pw": cfg.password} if cfg.password else
-                   {"name": name})
-    got = await probe.until({"login", "kick"}, wait)
-    if got is not None and got[0] == "kick":  # a channel ban by name: kicked once logged in
-        why = _kick_text(got)
-        report(Check(False, "login", f"{name} was kicked: {why}",
-                     _kick_fix(why, cfg) or "see the kick reason"))
+    await d.send(s.login())
+    await d.until(lambda _e, _d: bool(s.logged_in or s.fatal or s.login_error
+                                      or s.kick_verdict), wait)
+    if s.kick_verdict:  # a channel ban by name: kicked once logged in
+        fix = refusals.fix(s.fatal_reason, _names(cfg)) if s.fatal_reason else \
+            "see the kick reason"
+        report(Check(False, "login", f"{name} was kicked: {s.kick_reason}", fix))
         return
-    if got is None or not isinstance(got[1], dict):
+    if s.login_error:
+        report(Check(False, "login", f"{name}: {s.login_error}",
+                     refusals.fix(refusals.login_reason(s.login_error), _names(cfg))))
+        return
+    if not s.logged_in:
         report(Check(False, "login", f"no login answer within {wait:g}s",
                      "run doctor again; if it persists the server is overloaded"))
         return
-    if not got[1].get("success"):
-        error = str(got[1].get("error", "refused"))
-        report(Check(False, "login", f"{name}: {error}", _login_fix(error, cfg)))
-        return
-    # The channel rank follows the login (rank 1, login, addUser, rank N, ...)
-    def same(data: Any) -> bool:
-        return isinstance(data, dict) and str(data.get("name", "")).lower() == name.lower()
 
-    await probe.until({"setUserRank"}, 2.0, same)
-    if locked and await probe.until({"userlist"}, 2.0) is None:
-        report(Check(False, "join", f"{cfg.channel} asks for a password",
-                     refusals.fix("channel_password", _names(cfg))))
-        return
-    kind = "guest" if not cfg.password else "registered account"
+    def my_rank(event: str, data: Any) -> bool:  # the channel rank follows the login
+        return event == "setUserRank" and isinstance(data, dict) and \
+            str(data.get("name", "")).lower() == name.lower()
+
+    await d.until(my_rank, 2.0)
+    kind = "guest" if s.guest else "registered account"
     report(Check(True, "login", f"joined {cfg.channel} as {name} ({kind}), then left"))
-    report(rank_check(probe.rank, probe.opts, name))
+    report(rank_check(s.rank, d.antiflood, s.antiflood_params[:2], name))
 
 
-def rank_check(rank: float, opts: dict[str, Any], name: str) -> Check:
-    """The bot's rank and what it implies for commands and flood limits (PROTOCOL §4, §6)."""
+def rank_check(rank: float, antiflood: bool | None, params: tuple[float, ...],
+               name: str) -> Check:
+    """The bot's rank and what it implies for commands and flood limits (PROTOCOL §4, §6);
+    ``antiflood`` None when the channel's options were not seen, ``params`` (burst, rate)."""
     label = ranks.label(rank)
-    antiflood = opts.get("chat_antiflood")
-    params = opts.get("chat_antiflood_params") or {}
-    flood = (f"the channel's antiflood is on (burst {params.get('burst', 4):g}, "
-             f"{params.get('sustained', 1):g}/s)" if antiflood else
+    flood = (f"the channel's antiflood is on (burst {params[0]:g}, {params[1]:g}/s)"
+             if antiflood else
              "the channel's antiflood is off" if antiflood is not None else "")
     if rank >= 2:
         detail = ("can run /kick, /mute, /clear and /d… as commands, which is why Rosey escapes "
@@ -258,25 +236,6 @@ def rank_check(rank: float, opts: dict[str, Any], name: str) -> Check:
 
 def _names(cfg: Config) -> refusals.Names:
     return refusals.Names(name=cfg.bot_name, domain=cfg.domain, channel=cfg.channel)
-
-
-def _kick_text(got: tuple[str, Any] | None) -> str:
-    if got is None:
-        return "no answer"
-    return str(got[1].get("reason") or "kicked") if isinstance(got[1], dict) else "kicked"
-
-
-def _kick_fix(why: str, cfg: Config) -> str:
-    reason = refusals.kick_reason(why)
-    return refusals.fix(reason, _names(cfg)) if reason else ""
-
-
-def _connect_fix(reason: str, cfg: Config) -> str:
-    return refusals.fix(refusals.connect_reason(reason), _names(cfg))
-
-
-def _login_fix(error: str, cfg: Config) -> str:
-    return refusals.fix(refusals.login_reason(error), _names(cfg))
 
 
 # ---- LLM -------------------------------------------------------------------------------

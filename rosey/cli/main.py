@@ -156,6 +156,27 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return exit_codes.OK if report.settled and not report.errors else exit_codes.FAILED
 
 
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Validate the config, then SIGHUP conn and router: each applies the channel diff."""
+    from rosey.cli import apply as applying
+    from rosey.cli.scale import supervisor
+
+    cfg, path = _load(args.config)
+    try:
+        done = applying.apply(supervisor(cfg))
+    except OSError:
+        print(f"rosey: not running in {cfg.paths.run_dir} (start it with rosey run)",
+              file=sys.stderr)
+        return exit_codes.NOT_RUNNING
+    for error in done.errors:
+        print(f"rosey: apply: {error}", file=sys.stderr)
+    if not done.signalled:
+        return exit_codes.NOT_RUNNING
+    print(f"{path}: valid; sent SIGHUP to {' and '.join(done.signalled)}: each applies the "
+          "channel changes and logs one line per change")
+    return exit_codes.OK if not done.errors else exit_codes.FAILED
+
+
 def _members(indexes: list[int]) -> str:
     return ", ".join(f"caller-{n}" for n in indexes) or "none"
 
@@ -296,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask_cmd.add_argument("--persona", default="", help="a name from router.personas")
     ask_cmd.add_argument("--show-prompt", action="store_true", help="print the turns sent")
     ask_cmd.set_defaults(func=cmd_ask)
+    apply_cmd = sub.add_parser("apply", help="validate the config, then have conn and router "
+                               "apply it (channels added, removed, changed) without a restart")
+    apply_cmd.set_defaults(func=cmd_apply)
     doctor = sub.add_parser("doctor", help="pre-flight: CyTube login, rank, provider, model")
     doctor.set_defaults(func=cmd_doctor)
     ctl = sub.add_parser("ctl", help="send a command to the router (status, llm on|off, ...)")
@@ -313,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     stats_cmd.set_defaults(func=cmd_stats)
     for sp in (run, check, init, status, scale, ctl, backup, replay_cmd, ask_cmd, doctor,
-               stats_cmd):
+               stats_cmd, apply_cmd):
         # Also accepted after the command (`rosey run --config x`); shown once, above.
         sp.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sp.add_argument("--umask", type=file_modes.parse_umask, default=argparse.SUPPRESS,

@@ -13,14 +13,16 @@ Exit codes (the most serious one wins):
 - 1 a process is down: conn, router or events not RUNNING, or any caller FATAL, EXITED,
   BACKOFF or UNKNOWN (a STOPPED caller is the pool scaled down, not a fault);
 - 2 the config is invalid (as for every ``rosey`` command);
-- 5 conn stopped retrying (registered guest name, wrong password, ban, missing channel,
-  channel password): everything runs but the bot will not join until the config is fixed
-  and Rosey restarted; stderr names the reason and the fix, in ``rosey doctor``'s words;
+- 5 conn stopped retrying in a channel (registered guest name, wrong password, ban, missing
+  channel, channel password): everything runs but the bot will not join that channel until
+  the config is fixed and applied (``rosey apply``); stderr names the channel, the reason
+  and the fix, in ``rosey doctor``'s words;
 - 4 not running: no supervisord answers in ``paths.run_dir``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import urllib.request
@@ -98,15 +100,21 @@ def format_summary(conn: str | None, router: str | None, callers: list[str | Non
     c = Samples([conn or ""])
     r = Samples([router or ""])
     k = Samples([text for text in callers if text])
-    connected = c.sum("rosey_conn_connected")
-    state = "unreachable" if conn is None else {1.0: "yes", 0.0: "NO"}.get(
-        connected if connected is not None else -1.0, "?")
-    stopped = stopped_reason(conn)
-    if stopped:
-        state += f" (stopped retrying: {stopped})"
+    channels = channel_states(conn)
+    joined = sum(1 for state in channels.values() if state == "joined")
+    if conn is None:
+        state = "unreachable"
+    elif len(channels) > 1:
+        state = f"{joined} of {len(channels)} channels"
+    else:
+        state = {1: "yes", 0: "NO"}[joined] if channels else "?"
+        if (stopped := stopped_channels(conn)):
+            state += f" (stopped retrying: {stopped[0][1]})"
     lines.append(f"connected: {state} · reconnects {_num(c.sum('rosey_conn_reconnects_total'))}"
                  f" · messages sent {_num(c.sum('rosey_conn_messages_sent_total'))}, "
                  f"dropped by server {_num(c.sum('rosey_conn_messages_dropped_by_server_total'))}")
+    if len(channels) > 1:
+        lines += [f"  channel {name}: {state}" for name, state in channels.items()]
     if router is None:
         lines.append("router: metrics unreachable")
     else:
@@ -158,11 +166,22 @@ def summary(cfg: Config, conn: str | None) -> str:
     return format_summary(conn, fetch(m.host, m.router_port), callers, text if ok else "")
 
 
-def stopped_reason(conn: str | None) -> refusals.FatalReason | None:
-    """The ``reason`` of ``rosey_conn_fatal`` at 1 in conn's metric text, if any."""
-    c = Samples([conn or ""])
-    return next((r for r in refusals.FATAL_REASONS if c.sum("rosey_conn_fatal", reason=r) == 1),
-                None)
+def stopped_channels(conn: str | None) -> list[tuple[str, refusals.FatalReason]]:
+    """(channel, reason) of every ``rosey_conn_fatal`` at 1 in conn's metric text."""
+    found = {(labels.get("channel", ""), reason) for name, labels, value
+             in Samples([conn or ""]).rows for reason in refusals.FATAL_REASONS
+             if name == "rosey_conn_fatal" and value == 1 and labels.get("reason") == reason}
+    return sorted(found)
+
+
+def channel_states(conn: str | None) -> dict[str, str]:
+    """Each channel conn serves: joined, retrying (backoff: heals by itself) or stopped."""
+    states = {labels["channel"]: "joined" if value == 1 else "retrying" for name, labels, value
+              in Samples([conn or ""]).rows
+              if name == "rosey_conn_connected" and "channel" in labels}
+    for channel, reason in stopped_channels(conn):
+        states[channel] = f"stopped retrying ({reason})"
+    return states
 
 
 def process_problems(supervisor_status: str) -> list[str]:
@@ -182,12 +201,16 @@ def process_problems(supervisor_status: str) -> list[str]:
 def verdict(supervisor_status: str, conn: str | None,
             names: refusals.Names) -> tuple[int, list[str]]:
     """(exit code, the lines that explain it) from supervisord's status and conn's metrics."""
-    reason = stopped_reason(conn)
+    stopped = stopped_channels(conn)
     problems = process_problems(supervisor_status)
-    if reason is not None:
-        return EXIT_STOPPED_RETRYING, [
-            f"conn stopped retrying ({reason}): {refusals.what(reason, names)} — fix: "
-            f"{refusals.fix(reason, names)}; then restart Rosey", *problems]
+    if stopped:
+        lines = []
+        for channel, reason in stopped:
+            each = dataclasses.replace(names, channel=channel or names.channel)
+            lines.append(f"conn stopped retrying in {each.channel} ({reason}): "
+                         f"{refusals.what(reason, each)} — fix: {refusals.fix(reason, each)}; "
+                         "then run `rosey apply`")
+        return EXIT_STOPPED_RETRYING, [*lines, *problems]
     return (EXIT_PROCESS_DOWN if problems else EXIT_OK), problems
 
 

@@ -5,8 +5,9 @@ guest logins to one per IP per 60 s (PROTOCOL §2, §9). A reconnect loop that i
 gets ``connect_error "Rate limit exceeded"`` for ever. So the policy keeps the times of the
 recent attempts, simulates the bucket, and never plans an attempt before a token is there.
 
-The attempt log lives in a small JSON file in the run dir: supervisord restarting a crashed
-conn must not reset the backoff (a crash loop would otherwise hammer the server).
+The attempt log survives restarts (``attempts.py`` keeps it in the run dir): supervisord
+restarting a crashed conn must not reset the backoff (a crash loop would otherwise hammer
+the server). This module reads no file.
 
 The classifiers below decide which server answers are fatal (ban, bad password, reserved or
 invalid name, unknown channel): retrying cannot help, so conn stays up, idle and alerting.
@@ -14,19 +15,13 @@ invalid name, unknown channel): retrying cannot help, so conn stays up, idle and
 
 from __future__ import annotations
 
-import json
-import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Literal
 
 from rosey.conn import refusals
-from rosey.file_modes import atomic_write
-
-log = logging.getLogger("rosey.conn")
 
 BUCKET_SIZE = 5  # src/io/ioserver.js: 5 connections per IP ...
 BUCKET_REFILL = 10.0  # ... then one per 10 s
@@ -55,40 +50,14 @@ class AttemptLog:
 class ReconnectPolicy:
     def __init__(self, *, min_delay: float = 1.0, max_delay: float = 60.0,
                  kick_delay: float = 15.0, guest: bool = False,
-                 state_path: Path | None = None,
+                 log: AttemptLog | None = None,
                  clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None) -> None:
         self.min_delay, self.max_delay, self.kick_delay = min_delay, max_delay, kick_delay
         self.guest = guest
-        self.state_path = state_path
         self.clock = clock
         self.rng = rng or random.Random()
-        self.log = self._load()
-
-    # ---- persistence (tiny file; written once per attempt) --------------------------------
-
-    def _load(self) -> AttemptLog:
-        if self.state_path is None:
-            return AttemptLog()
-        try:
-            raw = json.loads(self.state_path.read_text())
-            return AttemptLog(attempts=[float(t) for t in raw.get("attempts", [])][-MAX_LOGGED:],
-                              failures=int(raw.get("failures", 0)),
-                              kicks=[float(t) for t in raw.get("kicks", [])][-MAX_LOGGED:],
-                              guest_login=float(raw.get("guest_login", 0.0)))
-        except FileNotFoundError:
-            return AttemptLog()
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            log.warning("ignoring unreadable %s: %s", self.state_path, exc)
-            return AttemptLog()
-
-    def save(self) -> None:
-        if self.state_path is None:
-            return
-        try:  # atomic: a crash never leaves half a file
-            atomic_write(self.state_path, json.dumps(asdict(self.log)))
-        except OSError as exc:
-            log.warning("cannot persist the connection log %s: %s", self.state_path, exc)
+        self.log = log or AttemptLog()  # attempts.py loads and saves it
 
     # ---- events ---------------------------------------------------------------------------
 

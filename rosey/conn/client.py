@@ -1,8 +1,10 @@
-"""The conn process: one socket.io connection to CyTube and the outbound governor.
+"""One channel's connection: its CyTube socket, its router link and its outbound governor.
 
-The I/O shell around three pure parts: ``Session`` (frames -> router messages and emits),
+The I/O shell around the pure parts: ``Session`` (frames -> router messages and emits),
 ``Governor`` (pacing, splitting, echo FIFO) and ``ReconnectPolicy`` (when to connect, when
-to give up). Triggers, LLM calls and SQL live elsewhere.
+to give up). ``site.py`` finds the socket server, ``transport.py`` is the socket.io
+connection, ``counts.py`` turns what happened into metrics. ``service.py`` runs one of these
+per channel in the one conn process. Triggers, LLM calls and SQL live elsewhere.
 """
 
 from __future__ import annotations
@@ -10,36 +12,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import socketio
 import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
 from rosey import ipc, metrics
-from rosey.config import Config, channel_configs
-from rosey.conn import refusals
+from rosey.config import Config
+from rosey.conn import attempts, refusals, site, transport
 from rosey.conn.backoff import Cause, ReconnectPolicy, classify_connect_error
+from rosey.conn.counts import ChannelMetrics
 from rosey.conn.governor import Governor
 from rosey.conn.ledger import Ledger, accept
 from rosey.conn.session import Emit, Session
 from rosey.errors import RoseyError
-from rosey.lifecycle import run_until_signalled, survive
+from rosey.lifecycle import survive
 from rosey.protocol import ACTIONS, Delivered, Message, Say, encode
 
 log = logging.getLogger("rosey.conn")
 
-DEFAULT_MESSAGE_LENGTH = 320
 FATAL_REMINDER = 60.0  # seconds between repeats of the "stopped retrying" line
-_CHATLINE = re.compile(r"<input\b[^>]*\bid=[\"']chatline[\"'][^>]*>", re.IGNORECASE)
-_MAXLENGTH = re.compile(r"\bmaxlength=[\"']?(\d+)", re.IGNORECASE)
-_SECRET_KEYS = ("pw", "password")
 
 
 class FatalConnError(RoseyError):
@@ -50,47 +46,33 @@ class FatalConnError(RoseyError):
         self.reason, self.detail = reason, detail
 
 
-def chat_maxlength(page: str) -> int | None:
-    """The ``maxlength`` of the channel page's chat input (the server's message limit)."""
-    tag = _CHATLINE.search(page)
-    found = _MAXLENGTH.search(tag.group(0)) if tag else None
-    return int(found.group(1)) if found else None
-
-
-def redact(event: str, data: Any) -> Any:
-    """A frame as it may be logged: passwords never reach the log (docs/DECISIONS.md)."""
-    if event == "channelPassword":
-        return "***"
-    if isinstance(data, dict) and any(k in data for k in _SECRET_KEYS):
-        return {k: ("***" if k in _SECRET_KEYS and v else v) for k, v in data.items()}
-    return data
-
-
-class ConnService:
-    def __init__(self, cfg: Config, clock: Callable[[], float] = time.time,
+class ChannelClient:
+    def __init__(self, cfg: Config, ctx: zmq.asyncio.Context,
+                 clock: Callable[[], float] = time.time,
                  policy: ReconnectPolicy | None = None,
                  fatal_reminder: float = FATAL_REMINDER) -> None:
         self.cfg = cfg
+        self.ctx = ctx
         self.fatal_reminder = fatal_reminder
         self.clock = clock
         self.channel = cfg.channel
-        self.governor = Governor(limit=cfg.conn.message_length or DEFAULT_MESSAGE_LENGTH,
+        self.governor = Governor(limit=cfg.conn.message_length or site.message_limit(None),
                                  max_parts=cfg.conn.max_parts, echo_timeout=cfg.conn.echo_timeout)
         self.session = Session(channel=cfg.channel, name=cfg.bot_name, password=cfg.password,
                                channel_password=cfg.conn.channel_password,
                                keepalive_afk=cfg.conn.keepalive_afk, governor=self.governor,
                                clock=clock)
-        state = Path(cfg.paths.run_dir) / f"conn-{cfg.channel}.json"
+        self.state_path = attempts.path_for(cfg.paths.run_dir, cfg.channel)
+        self._saved_attempts = policy is None  # read in run(), off the loop
         self.policy = policy or ReconnectPolicy(
             min_delay=cfg.conn.reconnect_min, max_delay=cfg.conn.reconnect_max,
-            kick_delay=cfg.conn.kick_backoff, guest=not cfg.password, state_path=state)
-        self.sio: socketio.AsyncClient | None = None
+            kick_delay=cfg.conn.kick_backoff, guest=not cfg.password)
+        self.metrics = ChannelMetrics(cfg.channel)
+        self.io: transport.Socket | None = None
         self._wake = asyncio.Event()
-        self._closed = asyncio.Event()
         # What this channel's conns posted, across restarts (see ledger.py).
         self.ledger = Ledger(Path(cfg.paths.run_dir) / f"conn-{cfg.channel}.posted")
         self._later: set[asyncio.Task[None]] = set()
-        self._refusal = ""
 
     @property
     def joined(self) -> bool:
@@ -99,28 +81,39 @@ class ConnService:
     # ---- router link ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        ctx = zmq.asyncio.Context()
-        self.sock = ipc.dealer_socket(ctx, ipc.endpoint(self.cfg.paths.run_dir, "conn"),
+        self.sock = ipc.dealer_socket(self.ctx, ipc.endpoint(self.cfg.paths.run_dir, "conn"),
                                       f"conn:{self.channel}")
         self.ledger.load()
+        if self._saved_attempts:  # a restarted session keeps its backoff (attempts.py)
+            self.policy.log = await asyncio.to_thread(attempts.load, self.state_path)
+        self.metrics.fatal(None)
         self.session.state("connecting")
         await self._flush()
         tasks = [asyncio.create_task(self._router_loop()),
                  asyncio.create_task(self._link_loop()),
                  asyncio.create_task(self._send_loop()),
-                 asyncio.create_task(self._connection_loop()),
-                 asyncio.create_task(metrics.watch_loop_lag("conn"))]
+                 asyncio.create_task(self._connection_loop())]
         try:
             await asyncio.gather(*tasks)
         finally:
             for task in [*tasks, *self._later]:
                 task.cancel()
-            if self.sio is not None:
-                with contextlib.suppress(Exception):
-                    await self.sio.disconnect()
+            self.metrics.connected.set(0)
+            if self.io is not None:
+                await self.io.close()
             self.sock.close(linger=200)
-            ctx.term()
             self.ledger.close()
+
+    async def leave(self, bound: float, why: str) -> None:
+        """Let the governor send what it holds (at most ``bound`` s), then tell the router
+        this session is going (``why``); the caller cancels ``run``."""
+        deadline = asyncio.get_running_loop().time() + bound
+        while self.governor.depth() and asyncio.get_running_loop().time() < deadline:
+            if not self.joined or self.session.fatal:
+                break  # nothing can leave: do not wait for it
+            await asyncio.sleep(0.05)
+        self.session.state("disconnected", why)
+        await self._flush()
 
     async def to_router(self, msg: Message) -> None:
         data = encode(msg)
@@ -152,24 +145,36 @@ class ConnService:
                 await self._flush()
 
         try:
-            await survive("conn router monitor", log, step)
+            await survive(f"conn {self.channel} router monitor", log, step)
         finally:
             monitor.close(linger=0)
 
     async def _router_loop(self) -> None:
         async def step() -> None:
             msg = ipc.decode_or_count(await self.sock.recv(), "conn", log)
-            if isinstance(msg, Say):
+            if isinstance(msg, (Say, *ACTIONS)) and msg.channel != self.channel:
+                await self._misrouted(msg)
+            elif isinstance(msg, Say):
                 await self.accept_say(msg)
-            elif isinstance(msg, ACTIONS):  # typed moderator actions (cytube/actions.py)
+            elif isinstance(msg, ACTIONS):  # typed moderator actions (conn/actions.py)
                 self.session.act(msg)
                 await self._flush()
 
-        await survive("conn router link", log, step)
+        await survive(f"conn {self.channel} router link", log, step)
+
+    async def _misrouted(self, msg: Message) -> None:
+        """Sent to this channel's socket for another channel: never posted here. A Say is
+        refused (the router stops re-offering it); an action times out at the router."""
+        channel = getattr(msg, "channel", "")
+        log.warning("%s: dropped a %s meant for channel %r", self.channel, type(msg).__name__,
+                    channel)
+        if isinstance(msg, Say):
+            await self.to_router(Delivered(channel=channel, say_id=msg.id, ok=False,
+                                           seq=msg.seq, reason="wrong channel"))
 
     async def accept_say(self, say: Say) -> None:
         """An offer of one reply segment; the router re-offers until we acknowledge it."""
-        log.debug("say %s/%d received", say.id, say.seq)
+        log.debug("%s: say %s/%d received", self.channel, say.id, say.seq)
         done, parts = accept(self.governor, self.ledger, say, self.clock())
         if done is not None:  # finished here or by an earlier conn: acknowledge again
             self._wake.set()  # (the re-offer may have ended a stream: its held text goes)
@@ -183,6 +188,9 @@ class ConnService:
     async def _flush(self) -> None:
         """Carry out what the session asked for: router messages, emits, lifecycle news."""
         out, emits, signals = self.session.take()
+        if self.session.notes:
+            self.metrics.notes(self.session.notes)
+            self.session.notes = []
         for part in self.governor.confirmed:
             self.ledger.confirmed(part)
         self.governor.confirmed.clear()
@@ -192,50 +200,46 @@ class ConnService:
             await self.to_router(msg)
         for emit in emits:
             if emit.delay > 0:
-                task = asyncio.create_task(self._emit_later(emit, self.sio))
+                task = asyncio.create_task(self._emit_later(emit, self.io))
                 self._later.add(task)
                 task.add_done_callback(self._later.discard)
             else:
                 await self._emit(emit.event, emit.data)
         for signal in signals:
-            if signal == "joined":
-                self.policy.record_joined()
-                await asyncio.to_thread(self.policy.save)
-            elif signal == "kicked":
-                self.policy.record_kick()
-            elif signal == "guest_login":
-                self.policy.record_guest_login()
-            elif signal == "fatal":
-                self._closed.set()
+            await self._on_signal(signal)
         if self.session.wake:  # not on every frame: a wakeup costs the send loop a pass
             self.session.wake = False
             self._wake.set()
+
+    async def _on_signal(self, signal: str) -> None:
+        if signal == "joined":
+            self.metrics.connected.set(1)
+            self.policy.record_joined()
+            await asyncio.to_thread(attempts.save, self.state_path, self.policy.log)
+        elif signal == "kicked":
+            self.policy.record_kick()
+        elif signal == "guest_login":
+            self.policy.record_guest_login()
+        elif signal in ("muted", "unmuted"):
+            self.metrics.muted.set(1 if signal == "muted" else 0)
+        elif signal == "fatal" and self.io is not None:
+            self.io.closed.set()
 
     # ---- outbound -------------------------------------------------------------------------
 
     async def _emit(self, event: str, data: Any) -> bool:
         """False when there is no live socket to emit on (nothing was sent)."""
-        sio = self.sio
-        # not sio.connected: that is only set after the connect handler, which joins
-        if sio is None or "/" not in sio.namespaces:
-            return False
-        if self.cfg.conn.log_frames:
-            log.info("frame out %s %s", event, redact(event, data))
-        try:
-            await sio.emit(event, data)
-        except socketio.exceptions.SocketIOError:
-            return False
-        return True
+        return self.io is not None and await self.io.emit(event, data)
 
-    async def _emit_later(self, emit: Emit, sio: socketio.AsyncClient | None) -> None:
+    async def _emit_later(self, emit: Emit, io: transport.Socket | None) -> None:
         await asyncio.sleep(emit.delay)
-        if sio is self.sio:  # the same socket: a new one logs in by itself
+        if io is self.io:  # the same socket: a new one logs in by itself
             if emit.event == "login" and self.session.guest:
                 self.policy.record_guest_login()
             await self._emit(emit.event, emit.data)
 
     async def _send_loop(self) -> None:
-        await survive("conn send loop", log, self._send_step)
+        await survive(f"conn {self.channel} send loop", log, self._send_step)
 
     async def _send_step(self) -> None:
         """One pass: expire, send what the limiter allows, flush, then sleep until woken."""
@@ -245,7 +249,7 @@ class ConnService:
             self.session.finish(outcome)
         self.session.out.extend(self.session.actions.expire(now))
         delay = 1.0
-        if self.joined and self.sio is not None and not self.session.fatal:
+        if self.joined and self.io is not None and not self.session.fatal:
             part = self.governor.next_part(now)
             while part is not None:
                 if part.echo:  # write-ahead: a crash after the emit must find it here
@@ -282,22 +286,23 @@ class ConnService:
             delay = self.policy.next_delay(cause)
             metrics.BACKOFF.set(delay)
             if delay > 0:
-                log.info("connecting in %.1f s (%s)", delay, cause)
+                log.info("%s: connecting in %.1f s (%s)", self.channel, delay, cause)
                 await asyncio.sleep(delay)
             self.policy.record_attempt()
-            await asyncio.to_thread(self.policy.save)
+            await asyncio.to_thread(attempts.save, self.state_path, self.policy.log)
             try:
                 cause = await self._connect_once()
             except FatalConnError as exc:
                 await self._idle_fatal(exc)
             except Exception as exc:
-                log.warning("connection failed: %s: %s", type(exc).__name__, exc)
+                log.warning("%s: connection failed: %s: %s", self.channel,
+                            type(exc).__name__, exc)
                 cause = "rate_limited" if "Rate limit" in str(exc) else "failure"
-            metrics.CONNECTED.labels(self.channel).set(0)
+            self.metrics.connected.set(0)
             metrics.RECONNECTS.labels(cause).inc()
             # Until the next socket has joined, the send loop must hold every part: what
             # it emitted on the dead socket never reached the server.
-            self.sio = None
+            self.io = None
             self.session.socket_closed()
             self.governor.on_disconnect()
             for task in list(self._later):
@@ -308,9 +313,9 @@ class ConnService:
     async def _idle_fatal(self, exc: FatalConnError) -> None:
         """Stay up and idle (an exit would restart us into the server's limits and take away
         the /metrics that status and the alert read), repeating the fix every
-        ``fatal_reminder`` s so a foreground ``rosey run`` cannot scroll it away."""
-        metrics.FATAL.labels(self.channel, exc.reason).set(1)
-        metrics.CONNECTED.labels(self.channel).set(0)
+        ``fatal_reminder`` s so a foreground ``rosey run`` cannot scroll it away.  Only this
+        channel stops: ``rosey apply`` with a fixed config restarts it."""
+        self.metrics.fatal(exc.reason)
         metrics.CONNECT_ATTEMPTS.labels("fatal").inc()
         names = refusals.Names(name=self.session.name, domain=self.cfg.domain,
                                channel=self.channel)
@@ -318,78 +323,40 @@ class ConnService:
         log.error("%s", line)
         self.session.state("fatal", line)
         await self._flush()
-        if self.sio is not None:
-            with contextlib.suppress(Exception):
-                await self.sio.disconnect()
+        if self.io is not None:
+            await self.io.close()
         while True:
             await asyncio.sleep(self.fatal_reminder)
             log.error("%s", line)  # the same words: grep finds every repeat
 
-    async def lookup(self) -> str:
-        """The socket URL from socketconfig (a 404 is fatal) and the channel's length limit."""
-        base = self.cfg.domain.rstrip("/")
-        url = f"{base}/socketconfig/{self.channel}.json"
-        timeout = aiohttp.ClientTimeout(total=self.cfg.conn.connect_timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            async with http.get(url) as resp:
-                if resp.status == 404:
-                    raise FatalConnError("no_channel", f"channel {self.channel!r} does not "
-                                         f"exist at {self.cfg.domain} (socketconfig 404)")
-                resp.raise_for_status()
-                body = await resp.json(content_type=None)
-            if not self.cfg.conn.message_length:
-                self._set_limit(await self._page_maxlength(http, f"{base}/r/{self.channel}"))
-        servers = body.get("servers") if isinstance(body, dict) else None
-        if not servers:
-            raise ConnectionError(f"{url} lists no socket servers")
-        secure = [s for s in servers if isinstance(s, dict) and s.get("secure")]
-        return str((secure or servers)[0]["url"])
-
-    async def _page_maxlength(self, http: aiohttp.ClientSession, url: str) -> int | None:
-        with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, UnicodeError):
-            async with http.get(url) as resp:
-                if resp.status == 200:
-                    return chat_maxlength(await resp.text())
-        return None
-
-    def _set_limit(self, found: int | None) -> None:
-        limit = found if found and 40 <= found <= 1000 else DEFAULT_MESSAGE_LENGTH
-        if limit != self.governor.limit:
-            log.info("chat messages are split at %d UTF-16 units (%s)", limit,
-                     "channel page" if found else "default")
-        self.governor.set_limit(limit)
-        metrics.MESSAGE_LENGTH.set(limit)
-
     async def _connect_once(self) -> Cause:
-        url = await self.lookup()
-        metrics.MESSAGE_LENGTH.set(self.governor.limit)
-        sio = socketio.AsyncClient(reconnection=False)
-        self.sio = sio
-        self._closed.clear()
-        sio.on("connect", self._on_connect)
-        sio.on("disconnect", self._on_disconnect)
-        sio.on("connect_error", self._on_connect_error)
-        sio.on("*", self.on_frame)
-        self._refusal = ""
+        read_page = not self.cfg.conn.message_length
         try:
-            await sio.connect(url, transports=["websocket"],
-                              wait_timeout=self.cfg.conn.connect_timeout)
-        except socketio.exceptions.ConnectionError as exc:
-            reason = self._refusal or str(exc)  # the exception does not carry the message
-            verdict = classify_connect_error(reason)
-            metrics.CONNECT_ATTEMPTS.labels(verdict).inc()
-            fatal = refusals.connect_reason(reason)
-            if verdict == "fatal" and refusals.is_fatal(fatal):
-                raise FatalConnError(fatal, f"refused by the server: {reason}") from exc
-            raise ConnectionError(f"connect refused: {reason}") from exc
+            where = await site.lookup(self.cfg.domain, self.channel,
+                                      self.cfg.conn.connect_timeout, read_page)
+        except site.SiteError as exc:
+            if exc.kind == "no_channel":
+                raise FatalConnError("no_channel", exc.detail) from exc
+            raise ConnectionError(exc.detail) from exc
+        if read_page:
+            self._set_limit(where.maxlength)
+        metrics.MESSAGE_LENGTH.set(self.governor.limit)
+        io = self.io = transport.Socket(self.on_frame, self._on_connect,
+                                        self.cfg.conn.log_frames)
+        try:
+            await io.connect(where.server, self.cfg.conn.connect_timeout)
+        except transport.Refused as exc:
+            metrics.CONNECT_ATTEMPTS.labels(classify_connect_error(exc.text)).inc()
+            if refusals.is_fatal(exc.reason):
+                raise FatalConnError(exc.reason, f"refused by the server: {exc.text}") from exc
+            raise ConnectionError(f"connect refused: {exc.text}") from exc
         metrics.CONNECT_ATTEMPTS.labels("connected").inc()
-        await self._closed.wait()
+        await io.closed.wait()
         if self.session.fatal_reason is not None:
             raise FatalConnError(self.session.fatal_reason, self.session.fatal)
-        with contextlib.suppress(Exception):
-            await sio.disconnect()
+        await io.close()
         kick = self.session.kick_verdict
-        log.warning("disconnected from %s%s", url,
+        log.warning("%s: disconnected from %s%s", self.channel, where.server,
                     f" (kicked: {self.session.kick_reason})" if kick else "")
         if kick in ("duplicate", "kick"):
             return "kick"
@@ -397,32 +364,24 @@ class ConnService:
             return "rate_limited"
         return "disconnect" if self.policy.log.failures == 0 else "failure"
 
+    def _set_limit(self, found: int | None) -> None:
+        limit = site.message_limit(found)
+        if limit != self.governor.limit:
+            log.info("%s: chat messages are split at %d UTF-16 units (%s)", self.channel, limit,
+                     "channel page" if found else "default")
+        self.governor.set_limit(limit)
+
     async def _on_connect(self) -> None:
         log.info("connected; joining %s as %s", self.channel, self.session.name)
         for emit in self.session.start_socket():
             await self._emit(emit.event, emit.data)
         await self._flush()
 
-    async def _on_connect_error(self, data: Any = None) -> None:
-        """``connect_error {"message": "Rate limit exceeded"}`` or "You are banned…"."""
-        message = data.get("message") if isinstance(data, dict) else data
-        self._refusal = str(message or "")
-
-    async def _on_disconnect(self, *reason: Any) -> None:
-        if self.cfg.conn.log_frames:
-            log.info("frame in disconnect %s", reason)
-        self._closed.set()
-
     # ---- inbound --------------------------------------------------------------------------
 
     async def on_frame(self, event: str, data: Any = None) -> None:
         if self.cfg.conn.log_frames:
-            log.info("frame in %s %s", event, redact(event, data))
+            log.info("frame in %s %s", event, transport.redact(event, data))
+        self.metrics.frame(event, self.clock())
         self.session.on_frame(event, data)
         await self._flush()
-
-
-def main_loop(cfg: Config) -> None:
-    metrics.serve("conn", cfg.metrics.host, cfg.metrics.conn_port, cfg.metrics.enabled,
-                  channels=[c.channel for c in channel_configs(cfg)])
-    run_until_signalled(ConnService(cfg).run)

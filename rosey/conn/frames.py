@@ -38,11 +38,6 @@ class PmFrame:
 
 
 @dataclass(frozen=True, slots=True)
-class ClearChatFrame:
-    cleared_by: str
-
-
-@dataclass(frozen=True, slots=True)
 class CooldownFrame:
     """The last chat/pm was dropped by the flood limiter (not queued); ``ms`` until the next."""
 
@@ -133,28 +128,13 @@ class SetUserProfileFrame:
 
 
 @dataclass(frozen=True, slots=True)
-class SetLeaderFrame:
-    name: str  # "" when nobody leads
-
-
-@dataclass(frozen=True, slots=True)
 class UsercountFrame:
     count: int
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelRanksFrame:
-    ranks: tuple[tuple[str, float], ...]
-
-
-@dataclass(frozen=True, slots=True)
 class ChannelRankFailFrame:
     msg: str
-
-
-@dataclass(frozen=True, slots=True)
-class ClearVoteskipVoteFrame:
-    pass
 
 
 # ---- session (§3) -----------------------------------------------------------------------------
@@ -192,18 +172,6 @@ class CancelNeedPasswordFrame:
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelNotRegisteredFrame:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class AnnouncementFrame:
-    title: str
-    text: str
-    sender: str
-
-
 # ---- channel settings (§4, §8) ----------------------------------------------------------------
 
 
@@ -221,15 +189,6 @@ class SetPermissionsFrame:
     """Minimum rank per action (``chat``, ``kick``, …)."""
 
     permissions: dict[str, float]
-
-
-@dataclass(frozen=True, slots=True)
-class ValidationFrame:
-    """``validationPassed`` / ``validationError``: replies to ``setOptions``."""
-
-    target: str
-    passed: bool
-    message: str = ""
 
 
 # ---- playlist (§7) ----------------------------------------------------------------------------
@@ -303,18 +262,6 @@ class ChangeMediaFrame:
 
 
 @dataclass(frozen=True, slots=True)
-class MediaUpdateFrame:
-    current_time: float
-    paused: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SetPlaylistMetaFrame:
-    count: int
-    raw_time: float
-
-
-@dataclass(frozen=True, slots=True)
 class SetPlaylistLockedFrame:
     locked: bool
 
@@ -323,11 +270,6 @@ class SetPlaylistLockedFrame:
 class VoteskipFrame:
     count: int
     need: int
-
-
-@dataclass(frozen=True, slots=True)
-class DrinkCountFrame:
-    count: int
 
 
 # ---- the rest ---------------------------------------------------------------------------------
@@ -348,13 +290,11 @@ class UnknownFrame:
 
 
 Frame = (
-    ChatFrame | PmFrame | ClearChatFrame | CooldownFrame | NoFloodFrame | SpamFilteredFrame
-    | ErrorMsgFrame | UserlistFrame | AddUserFrame | UserLeaveFrame | SetUserRankFrame
-    | SetUserMetaFrame | SetAFKFrame | SetUserProfileFrame | SetLeaderFrame | UsercountFrame
-    | ChannelRanksFrame | ChannelRankFailFrame | ClearVoteskipVoteFrame | RankFrame | LoginFrame
-    | KickFrame | NeedPasswordFrame | CancelNeedPasswordFrame | ChannelNotRegisteredFrame
-    | AnnouncementFrame | ChannelOptsFrame | SetPermissionsFrame | ValidationFrame
-    | PlaylistFrame | QueueFrame | QueueFailFrame | DeleteFrame | MoveVideoFrame | SetTempFrame
-    | SetCurrentFrame | ChangeMediaFrame | MediaUpdateFrame | SetPlaylistMetaFrame
-    | SetPlaylistLockedFrame | VoteskipFrame | DrinkCountFrame | IgnoredFrame | UnknownFrame
+    ChatFrame | PmFrame | CooldownFrame | NoFloodFrame | SpamFilteredFrame | ErrorMsgFrame
+    | UserlistFrame | AddUserFrame | UserLeaveFrame | SetUserRankFrame | SetUserMetaFrame
+    | SetAFKFrame | SetUserProfileFrame | UsercountFrame | ChannelRankFailFrame | RankFrame
+    | LoginFrame | KickFrame | NeedPasswordFrame | CancelNeedPasswordFrame | ChannelOptsFrame
+    | SetPermissionsFrame | PlaylistFrame | QueueFrame | QueueFailFrame | DeleteFrame
+    | MoveVideoFrame | SetTempFrame | SetCurrentFrame | ChangeMediaFrame
+    | SetPlaylistLockedFrame | VoteskipFrame | IgnoredFrame | UnknownFrame
 )  # fmt: skip

@@ -112,7 +112,7 @@ class Governor:
             if say.stream:  # a new packer takes the segments after the resumed one
                 self.streams.skip(say.id, key[1], self.limit, self.max_parts)
             parts = prior.parts
-        elif say.stream:  # a streamed reply's segments are packed (issue 13)
+        elif say.stream:  # a streamed reply's segments are packed (packer.py)
             taken = self.streams.take(say.id, say.seq, say.text, say.final, self.limit,
                                       self.max_parts, may_start)
             parts, riders, held = taken or ([], [], True)

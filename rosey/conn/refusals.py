@@ -8,7 +8,7 @@ others. The messages are the ones a CyTube 3.86 server sends (docs/cytube/PROTOC
 
 A *fatal* reason is one retrying cannot help: conn stops, stays up and idle (a restart loop
 would only spend the per-IP connect and guest-login limits) and says so loudly until
-someone fixes the config and restarts it.
+someone fixes the config and runs ``rosey apply`` (which restarts that channel alone).
 """
 
 from __future__ import annotations
@@ -124,5 +124,6 @@ def kick_reason(reason: str) -> FatalReason | None:
 def stopped_line(reason: FatalReason, detail: str, names: Names) -> str:
     """The conn log's line (and its reminder) for a stop: what happened, then the fix, in
     the words ``rosey doctor`` uses (" — fix: ")."""
-    return f"conn stopped retrying ({reason}): {detail} — fix: {fix(reason, names)}; " \
-           "then restart Rosey"
+    return f"conn stopped retrying in {names.channel} ({reason}): {detail} — fix: " \
+           f"{fix(reason, names)}; " \
+           "then run `rosey apply`"

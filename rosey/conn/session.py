@@ -1,9 +1,12 @@
-"""One conn session's inbound logic: frames in, router messages and socket emits out. Pure.
+"""One channel's CyTube dialogue: frames in, router messages and socket emits out. Pure.
 
-No sockets here (``client.py`` owns them): every frame goes through ``on_frame``, which
-appends what the I/O layer must do to ``out`` (messages for the router), ``emits`` (frames for
-the server, possibly delayed) and ``signals`` (lifecycle news for the connection loop). That
-keeps the whole CyTube dialogue testable with recorded frames and a virtual clock.
+No sockets here (``client.py`` owns them; ``rosey doctor`` drives the same dialogue over its
+own): every frame goes through ``on_frame``, which appends what the I/O layer must do to
+``out`` (messages for the router), ``emits`` (frames for the server, possibly delayed),
+``signals`` (lifecycle news for the connection loop) and ``notes`` (what happened, for the
+I/O layer to count: no metric is touched here). This module owns joining, logging in, the
+refusals and the delivery feedback; who is in the channel is ``roster.py``'s. That keeps the
+whole dialogue testable with recorded frames and a virtual clock.
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rosey import metrics
 from rosey.conn import actions as act
 from rosey.conn import events as ev
 from rosey.conn import frames as fr
-from rosey.conn import ranks, refusals
+from rosey.conn import ranks, refusals, roster
 from rosey.conn.backoff import Verdict, classify_kick, classify_login_error
 from rosey.conn.governor import SERVER_DEFAULT, Governor
 from rosey.conn.segments import Outcome
@@ -25,31 +27,27 @@ from rosey.protocol import (
     PRIORITY_OTHER,
     Action,
     Chat,
-    ChatCleared,
     ConnState,
     ConnStateName,
     Delivered,
-    LeaderChanged,
     MediaChanged,
     Message,
     Pm,
-    Profile,
-    RankChanged,
     User,
-    UserCount,
-    UserJoined,
-    UserLeft,
     UserList,
-    UserMeta,
 )
 
 log = logging.getLogger("rosey.conn")
 
 Signal = Literal["joined", "fatal", "kicked", "guest_login", "muted", "unmuted"]
+# What happened, for client.py to count: (kind, label, amount).
+NoteKind = Literal["frame_error", "unknown_event", "replay_dropped", "keepalive", "kick",
+                   "server_dropped", "resent", "spam_filtered", "say", "expired_parts",
+                   "governor_wait"]
+Note = tuple[NoteKind, str, float]
 SPAM_REASONS = frozenset({"NEW_USER_CHAT", "NEW_USER_CHAT_LINK"})
 KEEPALIVE = "/afk"
 KEEPALIVE_TTL = 60.0
-_FRAME_COUNTERS: dict[str, Any] = {}
 
 
 @dataclass(slots=True)
@@ -57,11 +55,6 @@ class Emit:
     event: str
     data: Any
     delay: float = 0.0
-
-
-def to_user(entry: fr.UserEntry) -> User:
-    return User(name=entry.name, rank=entry.rank, afk=entry.afk, muted=entry.muted,
-                aliases=list(entry.aliases))
 
 
 class Session:
@@ -78,6 +71,7 @@ class Session:
         self.out: list[Message] = []
         self.emits: list[Emit] = []
         self.signals: list[Signal] = []
+        self.notes: list[Note] = []
         self.rank = -1.0
         self.rank_said: float | None = None  # the rank the log last named (None: not yet)
         self.antiflood = False
@@ -87,6 +81,7 @@ class Session:
         self.afk = False
         self.fatal = ""  # why retrying cannot help (what the server said)
         self.fatal_reason: refusals.FatalReason | None = None
+        self.login_error = ""  # the last refused login's error (a retry may follow)
         self.kick_reason = ""
         self.kick_verdict: Verdict | None = None
         self.wake = False  # the governor's state changed: the send loop should look again
@@ -106,17 +101,22 @@ class Session:
 
     def start_socket(self) -> list[Emit]:
         """A brand-new socket: the server forgot us, so join and log in again (PROTOCOL §9)."""
+        return [self.join(), self.login()]
+
+    def join(self) -> Emit:
+        """The first frame on a new socket (``rosey doctor`` sends the login after looking
+        at the userlist, so as not to kick a running bot)."""
         self.logged_in = self.userlist_seen = self.afk = False
-        self.kick_reason, self.kick_verdict = "", None
+        self.kick_reason, self.kick_verdict, self.login_error = "", None, ""
         self.rank, self.rank_said = -1.0, None
         self.replay.on_join_sent()
         self.governor.new_join()
         join: dict[str, Any] = {"name": self.channel}
         if self.channel_password:
             join["pw"] = self.channel_password
-        return [Emit("joinChannel", join), self._login_emit()]
+        return Emit("joinChannel", join)
 
-    def _login_emit(self, delay: float = 0.0) -> Emit:
+    def login(self, delay: float = 0.0) -> Emit:
         if self.guest:
             self.signals.append("guest_login")
             return Emit("login", {"name": self.name}, delay)
@@ -139,6 +139,9 @@ class Session:
             self.out.extend(self.actions.replay())  # playlist, permissions, now playing
             self.state("joined")
 
+    def note(self, kind: NoteKind, label: str = "", amount: float = 1.0) -> None:
+        self.notes.append((kind, label, amount))
+
     def take(self) -> tuple[list[Message], list[Emit], list[Signal]]:
         self.wake = self.wake or bool(self.signals)
         out, emits, signals = self.out, self.emits, self.signals
@@ -154,25 +157,18 @@ class Session:
 
     def on_frame(self, event: str, data: Any = None) -> None:
         """Handle one server frame; a malformed one is counted once and dropped."""
-        known = event in ev.KNOWN_EVENTS
-        counter = _FRAME_COUNTERS.get(event) if known else None
-        if counter is None:  # labels() costs a lock and a dict walk: cache the children
-            counter = _FRAME_COUNTERS.setdefault(event if known else "other",
-                                                 metrics.FRAMES_IN.labels(event if known
-                                                                          else "other"))
-        counter.inc()
-        metrics.LAST_EVENT.set(self.clock())
         try:
             frame = ev.parse_frame(event, data)
         except ev.FrameError as exc:
-            metrics.FRAME_ERRORS.labels(event if known else "other").inc()
+            known = event in ev.KNOWN_EVENTS
+            self.note("frame_error", event if known else "other")
             log.warning("dropped malformed %s frame: %s", event if known else "unknown", exc)
             return
         handler = _HANDLERS.get(type(frame))
         if handler is not None:
             handler(self, frame)
         elif isinstance(frame, fr.UnknownFrame):
-            metrics.UNKNOWN_EVENTS.inc()
+            self.note("unknown_event")
             log.debug("unknown event %r", frame.event[:64])
         if self.actions.pending:  # after the state news, so the router reads them first
             self.out.extend(self.actions.observe(frame, self.name))
@@ -189,27 +185,27 @@ class Session:
         elif event:
             self.emits.append(Emit(event, data))
 
-    def _is_me(self, name: str) -> bool:
+    def is_me(self, name: str) -> bool:
         return name.lower() == self.name.lower()
 
     def finish(self, outcome: Outcome | None) -> None:
         if outcome is None:
             return
         self.wake = True
-        metrics.SAY_OUTCOMES.labels("delivered" if outcome.ok else outcome.reason).inc()
+        self.note("say", "delivered" if outcome.ok else outcome.reason)
         if outcome.reason == "expired":
-            metrics.EXPIRED_PARTS.inc(outcome.unsent)
+            self.note("expired_parts", "", outcome.unsent)
         if outcome.ok and outcome.received_at is not None:
-            metrics.GOVERNOR_WAIT.observe(max(0.0, self.clock() - outcome.received_at))
+            self.note("governor_wait", "", max(0.0, self.clock() - outcome.received_at))
         self.out.append(Delivered(channel=self.channel, say_id=outcome.say_id, ok=outcome.ok,
                                   parts=outcome.parts, reason=outcome.reason, seq=outcome.seq))
 
     def _chat(self, f: fr.ChatFrame) -> None:
         if self.replay.is_replay(f.time):
-            metrics.REPLAYS_DROPPED.inc()
-            if self._is_me(f.username):  # sent just before a disconnect after all?
+            self.note("replay_dropped")
+            if self.is_me(f.username):  # sent just before a disconnect after all?
                 self.finish(self.governor.on_replayed_echo(f.text, f.time / 1000.0))
-        elif self._is_me(f.username):
+        elif self.is_me(f.username):
             self._self_active()
             self.finish(self.governor.on_echo(private=False))
         elif not f.shadow and not f.is_server_notice:
@@ -217,68 +213,34 @@ class Session:
                                  time=f.time, received_at=self.clock()))
 
     def _pm(self, f: fr.PmFrame) -> None:
-        if self._is_me(f.username):
+        if self.is_me(f.username):
             self.finish(self.governor.on_echo(private=True))
         else:
             self.out.append(Pm(channel=self.channel, username=f.username, text=f.text,
                                time=f.time, received_at=self.clock()))
 
-    def _userlist(self, f: fr.UserlistFrame) -> None:
-        self.replay.on_userlist()
-        users = [to_user(u) for u in f.users]
-        self.roster = {u.name.lower(): u for u in users}
-        self.out.append(UserList(channel=self.channel, users=users))
-        for user in f.users:
-            if self._is_me(user.name):  # the mute list survives reconnects (chatmuted)
-                self._set_muted(user.muted)
-        self._set_joined(userlist=True)
-
-    def _user_leave(self, f: fr.UserLeaveFrame) -> None:
-        # Our own name leaving while we are here is our old socket after a duplicate login
-        # (PROTOCOL §5): not "I left". A real leave of ours is a kick or a disconnect.
-        if not self._is_me(f.name):
-            self.roster.pop(f.name.lower(), None)
-            self.out.append(UserLeft(channel=self.channel, name=f.name))
-
-    def _user_meta(self, name: str, afk: bool, muted: bool | None, smuted: bool) -> None:
-        if self._is_me(name):
-            if muted is not None:
-                self._set_muted(muted)
-            if afk and not self.afk and self.keepalive_afk and self.joined:
-                # The server's auto-AFK after afk_timeout s of silence: toggle it back with the
-                # /afk command, which is never broadcast as a chat line.
-                metrics.KEEPALIVES.inc()
-                self.wake = True
-                self.governor.add_command(KEEPALIVE, self.clock() + KEEPALIVE_TTL)
-            elif not afk:
-                self.governor.cancel_commands(KEEPALIVE)
-            self.afk = afk
-
-    def _add_user(self, f: fr.AddUserFrame) -> None:
-        user = self.roster[f.user.name.lower()] = to_user(f.user)
-        self.out.append(UserJoined(channel=self.channel, user=user))
-
-    def _user_rank(self, f: fr.SetUserRankFrame) -> None:
-        if (user := self.roster.get(f.name.lower())) is not None:
-            user.rank = f.rank
-        self.out.append(RankChanged(channel=self.channel, name=f.name, rank=f.rank))
-
-    def _set_user_meta(self, f: fr.SetUserMetaFrame) -> None:
-        if (user := self.roster.get(f.name.lower())) is not None:
-            user.afk, user.muted = f.afk, f.muted
-        self._user_meta(f.name, f.afk, f.muted, f.smuted)
-        self.out.append(UserMeta(channel=self.channel, name=f.name, afk=f.afk, muted=f.muted,
-                                 smuted=f.smuted))
+    def own_meta(self, afk: bool, muted: bool | None) -> None:
+        """The bot's own AFK and mute flags, as the server sees them."""
+        if muted is not None:
+            self.set_muted(muted)
+        if afk and not self.afk and self.keepalive_afk and self.joined:
+            # The server's auto-AFK after afk_timeout s of silence: toggle it back with the
+            # /afk command, which is never broadcast as a chat line.
+            self.note("keepalive")
+            self.wake = True
+            self.governor.add_command(KEEPALIVE, self.clock() + KEEPALIVE_TTL)
+        elif not afk:
+            self.governor.cancel_commands(KEEPALIVE)
+        self.afk = afk
 
     def _self_active(self) -> None:
         """Any chat line of ours (not /afk) clears AFK on the server: drop a stale /afk."""
         self.afk = False
         self.governor.cancel_commands(KEEPALIVE)
 
-    def _set_muted(self, muted: bool) -> None:
+    def set_muted(self, muted: bool) -> None:
         if muted != self.governor.muted:
             self.governor.muted = muted
-            metrics.MUTED.labels(self.channel).set(1 if muted else 0)
             self.signals.append("muted" if muted else "unmuted")
             log.warning("the channel %s the bot", "muted" if muted else "unmuted")
 
@@ -297,22 +259,22 @@ class Session:
     def _on_login(self, f: fr.LoginFrame) -> None:
         if f.success:
             self.name = f.name or self.name
-            self._set_joined(login=True)
+            self.set_joined(login=True)
             return
+        self.login_error = f.error
         reason = refusals.login_reason(f.error)
         if refusals.is_fatal(reason):  # conn logs it with the fix ("stopped retrying")
             self._fatal(reason, f"login as {self.name!r} refused: {f.error}")
             return
         _verdict, wait = classify_login_error(f.error)
         log.warning("login as %s refused (%s); retrying in %.0f s", self.name, f.error, wait)
-        self.emits.append(self._login_emit(wait))
+        self.emits.append(self.login(wait))
 
-    def _set_joined(self, login: bool = False, userlist: bool = False) -> None:
+    def set_joined(self, login: bool = False, userlist: bool = False) -> None:
         was = self.joined
         self.logged_in = self.logged_in or login
         self.userlist_seen = self.userlist_seen or userlist
         if self.joined and not was:
-            metrics.CONNECTED.labels(self.channel).set(1)
             if self.guest:  # a guest's rank is final at its login (PROTOCOL §3.3)
                 log.info("joined %s as %s (guest)", self.channel, self.name)
                 self._say_rank()
@@ -325,7 +287,7 @@ class Session:
     def _kick(self, f: fr.KickFrame) -> None:
         self.kick_reason = f.reason or "kicked"
         self.kick_verdict = classify_kick(f.reason)
-        metrics.KICKS.labels(self.channel, self.kick_verdict).inc()
+        self.note("kick", self.kick_verdict)
         fatal = refusals.kick_reason(f.reason)
         if fatal is not None:
             self._fatal(fatal, f"kicked: {self.kick_reason}")
@@ -334,10 +296,10 @@ class Session:
             self.signals.append("kicked")
 
     def _cooldown(self, f: fr.CooldownFrame) -> None:
-        metrics.SERVER_DROPPED.labels("cooldown").inc()
+        self.note("server_dropped", "cooldown")
         self.wake = True
         if self.governor.on_cooldown(self.clock(), f.ms) is not None:
-            metrics.RESENT.inc()
+            self.note("resent")
 
     def _error(self, f: fr.ErrorMsgFrame) -> None:
         log.warning("server error: %s", f.msg)
@@ -349,14 +311,14 @@ class Session:
             self.finish(self.governor.on_error(False, "rejected"))
 
     def _noflood(self, f: fr.NoFloodFrame) -> None:
-        metrics.SERVER_DROPPED.labels("noflood").inc()
-        self._set_muted(True)
+        self.note("server_dropped", "noflood")
+        self.set_muted(True)
         self.finish(self.governor.on_error(False, "muted"))
 
     def _spam(self, f: fr.SpamFilteredFrame) -> None:
         reason = f.reason if f.reason in SPAM_REASONS else "other"
-        metrics.SERVER_DROPPED.labels("spamFiltered").inc()
-        metrics.SPAM_FILTERED.labels(reason).inc()
+        self.note("server_dropped", "spamFiltered")
+        self.note("spam_filtered", reason)
         log.warning("the server's spam filter refused a message: %s", f.reason)
         self.finish(self.governor.on_error(False, "spam filtered"))
 
@@ -384,25 +346,9 @@ class Session:
             self.governor.set_pace(*SERVER_DEFAULT)
 
 
-def _forward(build: Callable[[Session, Any], Message]) -> Callable[[Session, Any], None]:
-    return lambda s, f: s.out.append(build(s, f))
-
-
 _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
     fr.ChatFrame: Session._chat,
     fr.PmFrame: Session._pm,
-    fr.UserlistFrame: Session._userlist,
-    fr.AddUserFrame: Session._add_user,
-    fr.UserLeaveFrame: Session._user_leave,
-    fr.SetUserRankFrame: Session._user_rank,
-    fr.SetUserMetaFrame: Session._set_user_meta,
-    # setAFK always follows the setUserMeta that carries the same news: not forwarded twice
-    fr.SetAFKFrame: lambda s, f: s._user_meta(f.name, f.afk, None, False),
-    fr.SetUserProfileFrame: _forward(
-        lambda s, f: Profile(channel=s.channel, name=f.name, text=f.text, image=f.image)),
-    fr.SetLeaderFrame: _forward(lambda s, f: LeaderChanged(channel=s.channel, name=f.name)),
-    fr.UsercountFrame: _forward(lambda s, f: UserCount(channel=s.channel, count=f.count)),
-    fr.ClearChatFrame: _forward(lambda s, f: ChatCleared(channel=s.channel, by=f.cleared_by)),
     fr.ChangeMediaFrame: lambda s, f: s.out.append(s.actions.remember_media(MediaChanged(
         channel=s.channel, title=f.title, id=f.id, type=f.type, seconds=f.seconds))),
     fr.RankFrame: Session._rank,
@@ -417,4 +363,5 @@ _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
     fr.ChannelOptsFrame: Session._opts,
     fr.ChannelRankFailFrame: lambda s, f: log.warning("channel rank change failed: %s", f.msg),
 }
+_HANDLERS.update(roster.HANDLERS)
 _HANDLERS.update(act.FORWARDERS)

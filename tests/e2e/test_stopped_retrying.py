@@ -53,14 +53,15 @@ async def test_a_registered_guest_name_stops_loudly_and_a_healthy_bot_does_not(
         assert "connected: yes" in ok.stdout and ok.stderr == "", (ok.stdout, ok.stderr)
 
         # conn's own line in the foreground output (the router repeats it, in any order)
-        line = await wait_log(guest, "conn ERROR rosey.conn: conn stopped retrying "
-                                     "(registered_name): ")
+        line = await wait_log(guest, "conn ERROR rosey.conn: conn stopped retrying in "
+                                     f"{cytube.channel} (registered_name): ")
         names = refusals.Names(name=GUEST, domain=cytube.url, channel=cytube.channel)
         assert "login as 'RoseyBot' refused: That username is registered." in line
         assert f"— fix: {refusals.fix('registered_name', names)}" in line
         stopped = await status_when(guest, exit_codes.CONN_STOPPED)
         assert "connected: NO (stopped retrying: registered_name)" in stopped.stdout
-        assert (f"rosey: conn stopped retrying (registered_name): the guest name {GUEST} is a "
+        assert (f"rosey: conn stopped retrying in {cytube.channel} (registered_name): the guest "
+                f"name {GUEST} is a "
                 f"registered account on {cytube.url} — fix: "
                 f"{refusals.fix('registered_name', names)}") in stopped.stderr
         for program in ("conn", "router", "events"):  # up and idle, not crash-looping

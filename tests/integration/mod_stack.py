@@ -16,7 +16,7 @@ from typing import Any
 
 from fakes.cytube import FakeCytube
 from rosey.config import load_config
-from rosey.conn.client import ConnService
+from rosey.conn.service import ConnService
 from rosey.router.service import RouterService
 
 BOT, PW = "roseybot", "roseybot-test-pw"

@@ -19,7 +19,9 @@ from fakes.cytube import FakeCytube
 from rosey import ipc, metrics
 from rosey.config_schema import Config, Conn, Metrics, Paths
 from rosey.conn import refusals
-from rosey.conn.client import ConnService, chat_maxlength, redact
+from rosey.conn.service import ConnService
+from rosey.conn.site import chat_maxlength
+from rosey.conn.transport import redact
 from rosey.protocol import (
     Chat,
     ConnState,
@@ -142,7 +144,7 @@ async def test_server_restart_rejoins_and_answers_no_replayed_history(
     assert h.router.states() == ["connecting", "joined", "disconnected", "joined"]
     logins = [d for who, e, d in fake.frames_from_clients if e == "login"]
     assert logins == [{"name": BOT, "pw": PW}] * 2  # joined and logged in again
-    assert metric("rosey_conn_connected") == 1
+    assert metric("rosey_conn_connected", channel=h.cfg.channel) == 1
 
 
 @pytest.mark.timeout(60)
@@ -173,7 +175,7 @@ async def test_duplicate_login_and_moderator_kicks_back_off_then_rejoin(
     await until(lambda: "joined" in h.router.states())
     await fake.kick(BOT, "behave")
     await until(lambda: h.router.states().count("joined") == 2)
-    assert metric("rosey_conn_kicks_total", kind="kick") >= 1
+    assert metric("rosey_conn_kicks_total", channel=h.cfg.channel, kind="kick") >= 1
     # our own old socket logs in again (a half-open connection): conn is kicked, rejoins, and
     # the userLeave for its own name is not reported as "the bot left"
     intruder = FakeSocket(fake)
@@ -240,7 +242,8 @@ async def test_fatal_cases_stop_retrying_stay_idle_and_say_the_fix(
     elif case == "channel password":
         fake.password = "letmein"
         fake.accounts[BOT] = (BOT, PW, 1)  # rank 1 cannot skip the password
-    metrics.FATAL.clear()  # the registry outlives each case
+    for each in refusals.FATAL_REASONS:  # the registry outlives each case
+        metrics.FATAL.labels(channel=fake.channel, reason=each).set(0)
     caplog.set_level(logging.INFO, "rosey.conn")
     h = Harness(fake, channel="bad channel!" if case == "unknown channel" else "", user=user,
                 fatal_reminder=0.2, **conn)
@@ -250,9 +253,10 @@ async def test_fatal_cases_stop_retrying_stay_idle_and_say_the_fix(
         await asyncio.sleep(0.5)  # idle: no more attempts, the process stays up
         assert len(fake.connect_log) == attempts
         assert not h.task.done()
-        assert metric("rosey_conn_fatal", reason=reason) == 1
-        assert sum(metric("rosey_conn_fatal", reason=r) for r in refusals.FATAL_REASONS) == 1
-        assert metric("rosey_conn_connected") == 0
+        assert metric("rosey_conn_fatal", channel=h.cfg.channel, reason=reason) == 1
+        assert sum(metric("rosey_conn_fatal", channel=h.cfg.channel, reason=r)
+                   for r in refusals.FATAL_REASONS) == 1
+        assert metric("rosey_conn_connected", channel=h.cfg.channel) == 0
         (fatal,) = [m for m in h.router.of(ConnState) if m.state == "fatal"]
         names = refusals.Names(name=user[0], domain=fake.url, channel=h.cfg.channel)
         fix = refusals.fix(reason, names)  # type: ignore[arg-type]
@@ -260,7 +264,7 @@ async def test_fatal_cases_stop_retrying_stay_idle_and_say_the_fix(
         stopped = [r for r in caplog.records if r.getMessage().startswith("conn stopped")]
         assert len(stopped) >= 2, caplog.text  # said, then said again while idle
         assert {(r.levelno, r.getMessage()) for r in stopped} == {(logging.ERROR, fatal.detail)}
-        assert fatal.detail.startswith(f"conn stopped retrying ({reason}): ")
+        assert fatal.detail.startswith(f"conn stopped retrying in {h.cfg.channel} ({reason}): ")
     finally:
         await h.close()
 
@@ -272,8 +276,9 @@ async def test_guest_login_waits_out_the_per_ip_limit(make: Callable[..., Harnes
     h = make(user=("rosey_guest",))
     await until(lambda: "joined" in h.router.states())
     assert fake.usernames[-1] == "rosey_guest"
-    assert h.service.policy.log.guest_login > 0  # a reconnect now waits for the 60 s rule
-    assert h.service.policy.guest_wait(h.service.policy.clock()) > 55
+    policy = h.service.client().policy
+    assert policy.log.guest_login > 0  # a reconnect now waits for the 60 s rule
+    assert policy.guest_wait(policy.clock()) > 55
 
 
 def test_frame_logging_redacts_passwords_and_the_page_parser() -> None:

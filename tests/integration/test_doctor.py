@@ -21,6 +21,7 @@ from fakes.cytube import FakeCytube
 from fakes.llm import FakeLLM
 from rosey.cli.doctor import Check, doctor, rank_check
 from rosey.config import parse_config
+from rosey.conn import refusals
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT, PW = "roseybot", "botpw"
@@ -154,16 +155,15 @@ async def test_running_bot_is_not_kicked(tmp_path: Path, cytube: FakeCytube) -> 
 
 
 def test_rank_implications() -> None:
-    leader = rank_check(1.5, {"chat_antiflood": True,
-                              "chat_antiflood_params": {"burst": 4, "sustained": 1}}, BOT)
+    leader = rank_check(1.5, True, (4, 1), BOT)
     assert leader.ok and leader.detail.startswith("1.5 (leader)")
     assert "/kick" in leader.detail and "escapes a leading `/`" in leader.detail
     assert "antiflood is on (burst 4, 1/s)" in leader.detail
-    user = rank_check(1, {}, BOT)
+    user = rank_check(1, None, (4, 1), BOT)
     assert "ignored" in user.detail and f"/rank {BOT} 2" in user.detail
-    guest = rank_check(0, {}, BOT)
+    guest = rank_check(0, None, (4, 1), BOT)
     assert guest.detail.startswith("0 (guest)") and "60 s" in guest.detail
-    assert not rank_check(-1, {}, BOT).ok
+    assert not rank_check(-1, None, (4, 1), BOT).ok
 
 
 async def _cli(config_path: Path) -> tuple[int, str]:
@@ -206,3 +206,19 @@ async def test_a_registered_guest_name_gets_the_fix_conn_logs(tmp_path: Path,
     # the same words as the line conn logs when it stops
     assert f"— fix: {login.fix}" in refusals.stopped_line("registered_name", "x", names)
     assert login.line().endswith(f" — fix: {login.fix}")
+
+
+async def test_each_channel_is_checked_and_named(tmp_path: Path, cytube: FakeCytube) -> None:
+    cytube.ban_name(BOT, channel="anime")
+    async with FakeLLM("ollama") as llm:
+        raw = config(tmp_path, cytube.url, {"ollama_host": llm.url})
+        del raw["channel"]
+        raw["channels"] = [{"channel": "testchan"}, {"channel": "anime"}]
+        got = by_name(await run(tmp_path, raw))
+    assert got["testchan: login"].ok and got["testchan: rank"].ok
+    assert got["testchan: socketconfig"].ok and got["anime: socketconfig"].ok
+    banned = got["anime: login"]
+    assert not banned.ok and "banned" in banned.detail
+    names = refusals.Names(name=BOT, domain=cytube.url, channel="anime")
+    assert banned.fix == refusals.fix("channel_ban", names)  # conn's words, its channel
+    assert "anime: rank" not in got

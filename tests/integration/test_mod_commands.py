@@ -82,7 +82,7 @@ async def test_playlist_commands_end_to_end(fake: FakeCytube) -> None:
         assert voted.startswith("voted to skip"), voted
         assert s.sent("voteskip") == [("voteskip", None)]
         # a request the server ignores in silence ends with conn's timeout, said plainly
-        s.conn.session.actions.timeout = 0.5
+        s.conn.client().session.actions.timeout = 0.5
         fake.permissions["playlistjump"] = 3  # changed without a setPermissions reaching us
         assert await s.ask("Mod", "!jump 2") == (
             "the server did not answer within 0.5 s (CyTube ignores requests it does not "

@@ -146,6 +146,8 @@ def test_example_config_is_valid() -> None:
     for section, keys in defaults.items():
         if isinstance(keys, dict):
             assert set(keys) <= set(example[section]), section
+    for provider in ("openai", "ollama"):
+        assert set(defaults["providers"][provider]) <= set(example["providers"][provider])
     assert cfg.channel == "YourChannel"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,9 @@ def test_model_hosts_are_not_per_channel(tmp_path: Path) -> None:
     message = error_for(tmp_path, {**BASE, "channels": [
         {"channel": "a", "llm": {"ollama_host": "http://x:1"}}]})
     assert "$.channels[0].llm.ollama_host: not per channel" in message
+    message = error_for(tmp_path, {**BASE, "channels": [
+        {"channel": "a"}, {"channel": "b", "llm": {"openai_api_key": "sk-x"}}]})
+    assert "$.channels[1].llm.openai_api_key: not per channel; set OPENAI_API_KEY" in message
 
 
 def test_legacy_ollama_host_is_a_list_of_one(tmp_path: Path) -> None:
@@ -202,3 +207,45 @@ def test_channels_example_loads() -> None:
     assert len(names) == 3 and cfg.channel == names[0]
     from rosey.config import provider_endpoints
     assert len(provider_endpoints(cfg, "ollama")) == 2
+
+
+def test_config_doc_shows_the_channels_example_and_what_check_config_prints(
+        tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "CONFIG.md").read_text()
+    section = doc.split("**Three channels on two Ollama boxes**", 1)[1]
+    shown = section.split("```json\n", 1)[1].split("```", 1)[0]
+    example = root / "etc" / "config.channels.example.json"
+    assert json.loads(shown) == json.loads(example.read_text())
+    printed = section.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    (tmp_path / "prompt.example.md").write_text("You are {bot_name}.")
+    path = tmp_path / "config.json"
+    path.write_text(example.read_text())
+    path.chmod(0o600)
+    done = subprocess.run([sys.executable, "-m", "rosey.cli.main", "check-config", str(path)],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin"},
+                          cwd=root, timeout=60)
+    assert done.returncode == 0, done.stderr
+    got = done.stdout.splitlines()
+    assert got[0].split(": OK", 1)[1] == printed[0].split(": OK", 1)[1]
+    assert got[1:] == printed[1:]
+
+
+def test_typos_in_entries_get_did_you_mean(tmp_path: Path) -> None:
+    assert "$.channels[1].chanel: unknown key; did you mean 'channel'?" in error_for(
+        tmp_path, {**BASE, "channels": [{"channel": "a"}, {"chanel": "b"}]})
+    assert "$.providers.ollama.endpoints[0].capacty: unknown key; did you mean 'capacity'?" \
+        in error_for(tmp_path, {**BASE, "channel": "a", "providers": {"ollama": {"endpoints": [
+            {"url": "http://gpu1:11434", "capacty": 2}]}}})
+    # every problem at once, each once: the typo (not also the name it leaves missing,
+    # nor a missing top-level channel)
+    errors = all_errors(tmp_path, {**BASE, "channels": [
+        {"channel": "a", "llm": {"llm_cooldown": 1}}, {"chanel": "b"}]})
+    assert len(errors) == 1 and "$.channels[1].chanel: unknown key" in errors[0], errors
+    errors = all_errors(tmp_path, {**BASE, "channel": "a", "providers": {"fallbacks": [
+        {"provider": "gtp", "model": "m"}]}})
+    assert errors == ["config.json: $.providers.fallbacks[0].provider: invalid value 'gtp'; "
+                      "expected one of openai, ollama"]
+    assert "$.channels[0].llm.provider: invalid value 'gpt'; expected one of openai, ollama" \
+        in error_for(tmp_path, {**BASE, "channels": [{"channel": "a",
+                                                      "llm": {"provider": "gpt"}}]})

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rosey.conn import attempts
 from rosey.conn.backoff import (
     ReconnectPolicy,
     classify_connect_error,
@@ -126,18 +127,18 @@ def test_guest_logins_wait_60_s_per_ip() -> None:
 def test_supervisord_restarts_cannot_bypass_the_backoff(tmp_path: Path) -> None:
     clock = Clock()
     state = tmp_path / "conn-testchan.json"
-    first = policy(clock, state_path=state, min_delay=1.0)
+    first = policy(clock, log=attempts.load(state), min_delay=1.0)
     for _ in range(6):  # a crash loop: every process dies before joining
-        restarted = policy(clock, state_path=state, min_delay=1.0)
+        restarted = policy(clock, log=attempts.load(state), min_delay=1.0)
         delay = restarted.next_delay("start")
         clock.now += delay
         restarted.record_attempt()
-        restarted.save()
+        attempts.save(state, restarted.log)
     assert delay >= 10.0  # the sixth start waits like the sixth failure in one process
     assert first.log.failures == 0  # (a stale object is not what decides)
-    assert policy(clock, state_path=state).log.failures == 6
+    assert attempts.load(state).failures == 6
     state.write_text("{not json")
-    assert policy(clock, state_path=state).log.failures == 0  # unreadable: start afresh
+    assert attempts.load(state).failures == 0  # unreadable: start afresh
 
 
 class MaxRandom(random.Random):

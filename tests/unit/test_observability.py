@@ -54,7 +54,7 @@ def test_promtool_check_rules_counts_every_alert() -> None:
     done = run(tool("promtool"), "check", "rules", str(ALERTS))
     assert done.returncode == 0, done.stdout + done.stderr
     count = len(promfiles.alerts())
-    assert count == 13
+    assert count == 14
     assert f"SUCCESS: {count} rules found" in done.stdout  # the mini-parser saw them all
 
 
@@ -193,12 +193,46 @@ def test_channel_dashboard_shows_people_peaks_chat_and_media() -> None:
     board = json.loads((ROOT / "grafana/dashboards/rosey-channel.json").read_text())
     exprs = " ".join(t["expr"] for p in promfiles.panels(board) for t in p.get("targets", []))
     for name in ("rosey_channel_users", "rosey_channel_peak_users", "rosey_channel_connections",
-                 "max_over_time(rosey_channel_users[1d])", 'kind="chat"',
+                 'max_over_time(rosey_channel_users{channel=~"$channel"}[1d])', 'kind="chat"',
                  "rosey_channel_media_changes_total", "rosey_channel_playlist_items"):
         assert name in exprs, name
     notes = [n for n in board["annotations"]["list"] if "expr" in n]
     assert [n["expr"] for n in notes] == [
         "changes(rosey_channel_media_started_timestamp_seconds[$__rate_interval]) > 0"]
+
+
+def test_overview_and_channel_dashboards_select_channels() -> None:
+    """A channel selector (several, or All) filters every series that has a channel."""
+    per_channel = {m._name for m in metrics.catalog() if m._labelnames[:1] == ("channel",)}
+    assert {"rosey_router_replies", "rosey_conn_connected", "rosey_channel_users"} <= per_channel
+    for name in ("rosey-overview.json", "rosey-channel.json"):
+        board = json.loads((ROOT / "grafana/dashboards" / name).read_text())
+        variable = next(v for v in board["templating"]["list"] if v["name"] == "channel")
+        assert variable["multi"] and variable["includeAll"] and variable["allValue"] == ".*"
+        assert variable["definition"] == "label_values(rosey_conn_connected, channel)"
+        filtered = 0
+        for panel in promfiles.panels(board):
+            for target in panel.get("targets", []):
+                for metric, matchers in re.findall(r"\b(rosey_[a-z0-9_]+)(\{[^}]*\})?",
+                                                   target["expr"]):
+                    if re.sub(r"_(bucket|total|count|sum)$", "", metric) in per_channel:
+                        assert 'channel=~"$channel"' in matchers, (panel["title"], metric)
+                        filtered += 1
+        assert filtered >= 5, name
+
+
+def test_overview_has_the_endpoints_row() -> None:
+    board = json.loads((ROOT / "grafana/dashboards/rosey-overview.json").read_text())
+    rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
+    assert "Model endpoints" in rows
+    exprs = " ".join(t["expr"] for p in promfiles.panels(board) for t in p.get("targets", []))
+    for part in ("rosey_endpoint_in_flight", "rosey_endpoint_capacity", "rosey_endpoint_up",
+                 "histogram_quantile(0.5, sum by (le, endpoint) (rate("
+                 "rosey_endpoint_latency_seconds_bucket",
+                 "histogram_quantile(0.95, sum by (le, endpoint) (rate("
+                 "rosey_endpoint_latency_seconds_bucket",
+                 "sum by (endpoint, outcome) (rate(rosey_endpoint_requests_total"):
+        assert part in exprs, part
 
 
 def test_process_dashboard_filters_by_process() -> None:
@@ -216,7 +250,7 @@ def test_process_dashboard_filters_by_process() -> None:
 def exported(process: str) -> dict[str, float]:
     """/metrics of a fresh interpreter after preinit(process), as {sample: value}."""
     code = ("import sys; from prometheus_client import generate_latest; from rosey import metrics;"
-            f"registry = metrics.preinit({process!r}, ['chan']);"
+            f"registry = metrics.preinit({process!r}, ['chan'], [('gpu1', 4)]);"
             "sys.stdout.write(generate_latest(registry).decode())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30, cwd=ROOT, check=True)
@@ -238,6 +272,11 @@ def test_preinit_router_exports_its_label_sets_at_zero_and_nothing_of_conn() -> 
     assert got['rosey_router_budget_used_ratio{period="day"}'] == 0
     assert got['rosey_memory_target_bytes{process="router"}'] == 60 * 1024 * 1024
     assert got['rosey_ipc_decode_errors_total{process="router"}'] == 0
+    assert got['rosey_endpoint_capacity{endpoint="gpu1"}'] == 4
+    assert got['rosey_endpoint_up{endpoint="gpu1"}'] == 1
+    assert got['rosey_endpoint_in_flight{endpoint="gpu1"}'] == 0
+    assert got['rosey_endpoint_requests_total{endpoint="gpu1",outcome="ok"}'] == 0
+    assert got['rosey_router_queue_depth{channel="chan"}'] == 0
     assert not any(k.startswith(("rosey_conn_", "rosey_llm_", "rosey_supervisor_"))
                    for k in got)
 
@@ -251,7 +290,7 @@ def test_preinit_conn_and_caller() -> None:
     fatal = {k for k in conn if k.startswith("rosey_conn_fatal{")}
     assert len(fatal) == 8
     assert conn['rosey_conn_fatal{channel="chan",reason="registered_name"}'] == 0
-    assert not any(k.startswith("rosey_router_") for k in conn)
+    assert not any(k.startswith(("rosey_router_", "rosey_endpoint_")) for k in conn)
     caller = exported("caller-3")
     assert caller['rosey_memory_target_bytes{process="caller-3"}'] == 80 * 1024 * 1024
     assert caller['rosey_event_loop_lag_seconds_count{process="caller-3"}'] == 0
@@ -259,3 +298,20 @@ def test_preinit_conn_and_caller() -> None:
     assert caller["rosey_caller_slots_busy"] == 0
     assert not any(k.startswith("rosey_conn_connected") for k in caller)
     assert "rosey_router_callers_alive" not in caller
+
+
+def test_a_channel_joining_and_leaving_adds_and_drops_its_series() -> None:
+    registry = metrics.registry_for("conn")
+    metrics.add_channel("conn", "joiner")
+    metrics.KICKS.labels("joiner", "kick").inc()
+    metrics.KICKS.labels("stayer", "kick").inc()
+    assert registry.get_sample_value("rosey_conn_connected", {"channel": "joiner"}) == 0
+    assert registry.get_sample_value("rosey_conn_fatal", {"channel": "joiner",
+                                                          "reason": "server_ban"}) == 0
+    metrics.remove_channel("joiner")
+    assert registry.get_sample_value("rosey_conn_connected", {"channel": "joiner"}) is None
+    assert registry.get_sample_value("rosey_conn_kicks_total",
+                                     {"channel": "joiner", "kind": "kick"}) is None
+    assert registry.get_sample_value("rosey_conn_kicks_total",
+                                     {"channel": "stayer", "kind": "kick"}) == 1
+    metrics.remove_channel("stayer")

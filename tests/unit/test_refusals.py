@@ -34,7 +34,8 @@ def test_every_recorded_login_error_has_a_reason_and_a_fix() -> None:
 @pytest.mark.parametrize("reason", refusals.FATAL_REASONS)
 def test_each_stop_reads_the_same_in_the_log_the_metric_and_the_runbook(reason: str) -> None:
     line = refusals.stopped_line(reason, "what the server said", NAMES)  # type: ignore[arg-type]
-    assert line.startswith(f"conn stopped retrying ({reason}): what the server said — fix: ")
+    assert line.startswith(f"conn stopped retrying in {NAMES.channel} ({reason}): what the "
+                           "server said — fix: ")
     assert "{" not in line  # every placeholder filled
     assert reason in metrics.FATAL._documentation
     runbook = (ROOT / "docs" / "RUNBOOK.md").read_text()

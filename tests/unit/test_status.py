@@ -12,7 +12,7 @@ from rosey.conn import refusals
 
 CONN = """\
 # TYPE rosey_conn_connected gauge
-rosey_conn_connected 1.0
+rosey_conn_connected{channel="testchan"} 1.0
 # TYPE rosey_conn_reconnects_total counter
 rosey_conn_reconnects_total{cause="disconnect"} 2.0
 rosey_conn_reconnects_total{cause="kick"} 1.0
@@ -48,10 +48,10 @@ rosey_router_reply_latency_seconds_sum 7.0
 
 STOPPED = """\
 # TYPE rosey_conn_connected gauge
-rosey_conn_connected 0.0
+rosey_conn_connected{channel="testchan"} 0.0
 # TYPE rosey_conn_fatal gauge
-rosey_conn_fatal{reason="registered_name"} 1.0
-rosey_conn_fatal{reason="bad_password"} 0.0
+rosey_conn_fatal{channel="testchan",reason="registered_name"} 1.0
+rosey_conn_fatal{channel="testchan",reason="bad_password"} 0.0
 """
 SUPERVISOR = """\
 caller:caller-0                  RUNNING   pid 11, uptime 0:01:00
@@ -117,11 +117,11 @@ def test_verdict_exit_codes() -> None:
     assert status.verdict(SUPERVISOR, CONN, NAMES) == (0, [])  # a STOPPED caller is scaling
     code, why = status.verdict(SUPERVISOR, STOPPED, NAMES)
     assert code == status.EXIT_STOPPED_RETRYING == 5
-    assert why == ["conn stopped retrying (registered_name): the guest name RoseyBot is a "
-                   "registered account on https://cytu.be — fix: "
-                   f"{refusals.fix('registered_name', NAMES)}; then restart Rosey"]
+    assert why == ["conn stopped retrying in testchan (registered_name): the guest name "
+                   "RoseyBot is a registered account on https://cytu.be — fix: "
+                   f"{refusals.fix('registered_name', NAMES)}; then run `rosey apply`"]
     assert "pick a guest name nobody registered" in why[0]
-    reconnecting = CONN.replace("rosey_conn_connected 1.0", "rosey_conn_connected 0.0")
+    reconnecting = CONN.replace('testchan"} 1.0', 'testchan"} 0.0')
     assert status.verdict(SUPERVISOR, reconnecting, NAMES) == (0, [])  # heals by itself
     crashed = SUPERVISOR.replace("caller-1                  STOPPED", "caller-1   FATAL")
     assert status.verdict(crashed, CONN, NAMES) == (1, ["caller:caller-1 is FATAL"])
@@ -142,3 +142,27 @@ def test_run_says_not_running_with_exit_4(capsys: pytest.CaptureFixture[str]) ->
                                     "such file\n")) == 4
     err = capsys.readouterr().err
     assert "rosey: not running (no supervisord answers in /nonexistent/run)" in err
+
+
+def test_each_channel_is_shown_and_a_stopped_one_is_named() -> None:
+    many = """\
+# TYPE rosey_conn_connected gauge
+rosey_conn_connected{channel="movies"} 1.0
+rosey_conn_connected{channel="anime"} 0.0
+rosey_conn_connected{channel="music"} 0.0
+# TYPE rosey_conn_fatal gauge
+rosey_conn_fatal{channel="movies",reason="channel_ban"} 0.0
+rosey_conn_fatal{channel="anime",reason="channel_ban"} 1.0
+rosey_conn_fatal{channel="music",reason="channel_ban"} 0.0
+"""
+    text = status.format_summary(many, None, [])
+    assert "connected: 1 of 3 channels" in text
+    assert "  channel movies: joined" in text
+    assert "  channel anime: stopped retrying (channel_ban)" in text
+    assert "  channel music: retrying" in text
+    code, why = status.verdict(SUPERVISOR, many, NAMES)
+    assert code == status.EXIT_STOPPED_RETRYING
+    assert len(why) == 1 and why[0].startswith("conn stopped retrying in anime (channel_ban): "
+                                               "RoseyBot is banned from anime")
+    healthy = many.replace('"anime",reason="channel_ban"} 1.0', '"anime",reason="channel_ban"} 0.0')
+    assert status.verdict(SUPERVISOR, healthy, NAMES) == (0, [])  # retrying heals by itself

@@ -1,6 +1,6 @@
 """A streamed reply survives a SIGKILL of conn or router without posting any text twice.
 
-``Conn`` is conn's intake, send loop and ledger (``client.ConnService`` minus the sockets):
+``Conn`` is conn's intake, send loop and ledger (``client.ChannelClient`` minus the sockets):
 the same ``ledger.accept``, write-ahead ``Ledger.emitting`` and ``Delivered`` bookkeeping.
 A "crash" is a new ``Conn`` over the same ledger file; the join replay is fed as the real
 session does.  Regressions for the review of the delivery + streaming merge (bugs 1, 2, 7
@@ -69,7 +69,7 @@ class Conn:
             self.ledger.finished((outcome.say_id, outcome.seq), outcome.ok)
             self.acked[outcome.seq] = outcome.ok
 
-    def flush(self) -> None:  # ConnService._send_step's expire + _flush
+    def flush(self) -> None:  # ChannelClient._send_step's expire + _flush
         for outcome in self.gov.expire(1.0):
             self.report(outcome)
         for part in self.gov.confirmed:
