@@ -61,7 +61,8 @@ CHANNEL, BOT = "bench", "benchbot"
 class Deployment:
     """A config in a short temporary folder and the processes started from it."""
 
-    def __init__(self, llm: dict[str, Any], callers: int, slots: int) -> None:
+    def __init__(self, llm: dict[str, Any], callers: int, slots: int,
+                 sections: dict[str, Any] | None = None) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="rp-", dir="/tmp"))
         self.metrics = {"router_port": free_port(), "conn_port": free_port(),
                         "caller_base_port": free_port_range(max(callers, 1))}
@@ -72,6 +73,7 @@ class Deployment:
             "callers": {"count": max(callers, 1), "max": max(callers, 1), "slots": slots},
             "metrics": self.metrics, "paths": {"run_dir": "run", "data_dir": "data"},
             "log": {"level": os.environ.get("BENCH_LOG", "WARNING")},
+            **(sections or {}),
         }
         self.config = self.home / "config.json"
         self.config.write_text(json.dumps(config))
@@ -92,6 +94,8 @@ class Deployment:
         return proc
 
     def router_metric(self, name: str) -> float:
+        """A sample of the router's /metrics, ``name`` with its labels as exposed (e.g.
+        ``rosey_endpoint_up{endpoint="gpu1"}``); -1 when the router does not answer."""
         url = f"http://127.0.0.1:{self.metrics['router_port']}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
@@ -100,7 +104,7 @@ class Deployment:
             return -1.0
         for line in body.splitlines():
             if line.startswith(name + " "):
-                return float(line.split()[1])
+                return float(line.split()[-1])
         return 0.0
 
     async def close(self) -> None:
@@ -116,56 +120,78 @@ class Deployment:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
+class PlayedConn:
+    """This script as conn on ``ipc://RUN/conn``: mentions up, every Say acknowledged."""
+
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        self.ctx = zmq.asyncio.Context()
+        self.sock: zmq.asyncio.Socket | None = None
+
+    async def start(self, callers: int) -> None:
+        """Start the router and ``callers`` callers; connect once they are all up."""
+        await self.dep.spawn("procs.router")
+        for n in range(callers):
+            await self.dep.spawn("procs.caller", "--index", str(n))
+        deadline = time.monotonic() + 60
+        while self.dep.router_metric("rosey_router_callers_alive") < callers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"callers did not come up; see {self.dep.home}")
+            await asyncio.sleep(0.2)
+        # Connected only now that the router has bound: a DEALER that connected to a
+        # missing ipc path retries on a back-off (up to 1 s) that would be timed too.
+        self.sock = ipc.dealer_socket(self.ctx, ipc.endpoint(str(self.dep.run_dir), "conn"),
+                                      f"conn:{CHANNEL}")
+        await self.sock.send(encode(ConnState(channel=CHANNEL, state="joined", bot_name=BOT,
+                                              bot_rank=2)))
+
+    async def mention(self, user: str, text: str = "question") -> None:
+        assert self.sock is not None
+        now = time.time()
+        await self.sock.send(encode(Chat(channel=CHANNEL, username=user,
+                                         text=f"{BOT}, {text}", time=int(now * 1000),
+                                         received_at=now)))
+
+    async def reply(self, timeout: float) -> Say:
+        """The next Say (acknowledged as delivered); raises when none comes in time."""
+        assert self.sock is not None
+        while True:
+            if not await self.sock.poll(int(timeout * 1000)):
+                raise RuntimeError(f"no reply within {timeout:g} s; see {self.dep.home}")
+            msg = decode(await self.sock.recv())
+            if isinstance(msg, Say):
+                await self.sock.send(encode(Delivered(channel=CHANNEL, say_id=msg.id, ok=True,
+                                                      parts=1)))
+                return msg
+
+    async def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close(linger=0)
+        self.ctx.term()
+        if os.environ.get("BENCH_LOG"):
+            for log in sorted(self.dep.home.glob("*.log")):
+                print(f"== {log.name}\n{log.read_text()[-3000:]}")
+        await self.dep.close()
+
+
 async def throughput(callers: int, slots: int, latency: float, rounds: int) -> dict[str, float]:
     async with FakeLLM("ollama", models=["m"], reply="ok") as llm:
         llm.delay = latency
         dep = Deployment({"provider": "ollama", "model": "m", "ollama_host": llm.url},
                          callers, slots)
-        ctx = zmq.asyncio.Context()
-        conn: zmq.asyncio.Socket | None = None
+        conn = PlayedConn(dep)
         try:
-            await dep.spawn("procs.router")
-            for n in range(callers):
-                await dep.spawn("procs.caller", "--index", str(n))
-            deadline = time.monotonic() + 60
-            while dep.router_metric("rosey_router_callers_alive") < callers:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"callers did not come up; see {dep.home}")
-                await asyncio.sleep(0.2)
-            # Connected only now that the router has bound: a DEALER that connected to a
-            # missing ipc path retries on a back-off (up to 1 s) that would be timed too.
-            conn = ipc.dealer_socket(ctx, ipc.endpoint(str(dep.run_dir), "conn"),
-                                     f"conn:{CHANNEL}")
-            await conn.send(encode(ConnState(channel=CHANNEL, state="joined", bot_name=BOT,
-                                             bot_rank=2)))
+            await conn.start(callers)
             mentions = callers * slots * rounds
-            replies = 0
             started = time.perf_counter()
             for n in range(mentions):
-                now = time.time()
-                await conn.send(encode(Chat(channel=CHANNEL, username=f"u{n}",
-                                            text=f"{BOT}, question {n}",
-                                            time=int(now * 1000), received_at=now)))
-            last = started
-            while replies < mentions:
-                if not await conn.poll(int((latency * rounds + 30) * 1000)):
-                    raise RuntimeError(f"{replies}/{mentions} replies; see {dep.home}")
-                msg = decode(await conn.recv())
-                if isinstance(msg, Say):
-                    replies += 1
-                    last = time.perf_counter()
-                    await conn.send(encode(Delivered(channel=CHANNEL, say_id=msg.id, ok=True,
-                                                     parts=1)))
-            elapsed = last - started
+                await conn.mention(f"u{n}", f"question {n}")
+            for _ in range(mentions):
+                await conn.reply(latency * rounds + 30)
+            elapsed = time.perf_counter() - started
             rss = max(rss_mib(p.pid) for p in dep.procs[1:])
         finally:
-            if conn is not None:
-                conn.close(linger=0)
-            ctx.term()
-            if os.environ.get("BENCH_LOG"):
-                for log in sorted(dep.home.glob("*.log")):
-                    print(f"== {log.name}\n{log.read_text()[-3000:]}")
-            await dep.close()
+            await conn.close()
     rate = mentions / elapsed
     ideal = callers * slots / latency
     return {"mentions": mentions, "elapsed": elapsed, "rate": rate, "ideal": ideal,

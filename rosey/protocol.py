@@ -190,7 +190,6 @@ class Heartbeat(Message, tag="heartbeat"):
     caller: str
     incarnation: str
     slots: int
-    busy: int = 0
 
 
 class Turn(msgspec.Struct, array_like=True):
@@ -204,7 +203,13 @@ class Request(Message, tag="request"):
     provider: str
     model: str
     turns: list[Turn]
-    attempt: int = 1
+    # The model host the router chose (rosey/router/endpoints.py): its name and URL ("" :
+    # the provider's configured default).  ``hand_back``: the router has another endpoint
+    # for this request, so on an endpoint failure the caller answers at once (no retry or
+    # failover on a dead host) and the router runs it elsewhere.
+    endpoint: str = ""
+    endpoint_url: str = ""
+    hand_back: bool = False
 
 
 ErrorKind = Literal[
@@ -237,6 +242,11 @@ class Result(Message, tag="result"):
     # router adds it to the budget.
     cost_usd: float = 0.0
     attempts: int = 0  # provider calls made (retries and failover included)
+    endpoint: str = ""  # the endpoint that answered or failed ("" : the provider's default)
+    # The request's own endpoint failed (connection, HTTP 5xx, timeout; not a model error)
+    # before any Partial went out: the router marks the endpoint and, if the request had
+    # ``hand_back``, runs it on another endpoint.
+    endpoint_failed: bool = False
 
 
 class Partial(Message, tag="partial"):
@@ -262,6 +272,9 @@ class CtlRequest(Message, tag="ctl"):
     command: str
     args: list[str] = []  # noqa: RUF012 - a msgspec Struct field (the base is imported)
     actor: str = "cli"
+    # The channel it acts on; "" means the only one (with several, the router answers with
+    # their names).
+    channel: str = ""
 
 
 class CtlReply(Message, tag="ctl_reply"):

@@ -1,6 +1,6 @@
 """One request through the provider chain: attempts, retries, failover, breakers.
 
-``ProviderCaller.call`` is the caller process's whole decision loop for one request.  It
+``ProviderChain.call`` is the caller process's whole decision loop for one request.  It
 does no I/O of its own: backends come from a factory and time from an injected
 ``clock``/``sleep``/``rng``, so the unit tests run it on a virtual clock
 (tests/unit/test_caller.py) and the decisions themselves live in the pure
@@ -17,6 +17,12 @@ The chain: ``llm.provider``/``llm.model`` then ``providers.fallbacks`` in order.
 names the entry to start from (the router may switch the model, e.g. for the budget); the
 entries after it are the fallbacks.  A request for a target outside the chain gets no
 failover: the router chose it on purpose.
+
+Endpoints: the router picks the model host (``Request.endpoint_url``) for the request's
+provider; every entry of that provider runs there, other providers at their default.  With
+``Request.hand_back`` (the router has another host for it) an endpoint failure — refused
+connection, HTTP 5xx, timeout — ends the call at once, before any retry or failover: the
+router runs the request on another host, and this one is not hammered.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from rosey import metrics
@@ -39,6 +45,9 @@ log = logging.getLogger("rosey.caller")
 # breaker.  empty / internal are answers about this request, not the provider's health.
 BREAKER_KINDS = frozenset(
     {"timeout", "connection", "server", "bad_response", "rate_limited", "auth", "not_found"})
+# Failures of the host itself, not of the model or the request: with a hand-back, the
+# router moves the request to another host.
+ENDPOINT_KINDS = frozenset({"connection", "server", "timeout"})
 # A backend that ignores its timeout is cut off this long after it.
 SAFETY = 1.0
 
@@ -48,6 +57,7 @@ class Target:
     provider: str
     model: str
     timeout: float = 0.0  # cap per call; 0: the policy's share of the deadline
+    url: str = ""  # the endpoint; "" : the provider's configured default
 
     @property
     def key(self) -> tuple[str, str]:
@@ -65,7 +75,7 @@ class Attempt:
 
 
 @dataclass(slots=True)
-class Outcome:
+class ChainOutcome:
     target: Target  # the entry that answered, or the last one tried
     completion: Completion | None = None
     error: LLMError | None = None
@@ -73,6 +83,9 @@ class Outcome:
     streamed: bool = False  # pieces of the answer were sent before the outcome
     generation: float = 0.0  # seconds from the first token (or the call) to the answer
     from_first_token: bool = False  # generation is timed from the first token
+    # The request's own endpoint failed and the call stopped there for the router to move
+    # it (``Request.hand_back``).
+    handed_back: bool = False
 
     @property
     def calls(self) -> int:
@@ -90,12 +103,13 @@ class Sink(Protocol):
     async def text(self, delta: str) -> None: ...
 
 
-def plan(chain: Sequence[Target], provider: str, model: str) -> list[Target]:
-    """The entries to try for a request that asks for ``provider``/``model``."""
-    for index, target in enumerate(chain):
-        if target.key == (provider, model):
-            return list(chain[index:])
-    return [Target(provider, model)]
+def targets_for(chain: Sequence[Target], request: Request) -> list[Target]:
+    """The entries to try for ``request``, those of its provider on its endpoint."""
+    provider, model = request.provider, request.model
+    targets = next((list(chain[i:]) for i, t in enumerate(chain) if t.key == (provider, model)),
+                   [Target(provider, model)])
+    return [replace(t, url=request.endpoint_url) if t.provider == provider else t
+            for t in targets]
 
 
 class Breakers:
@@ -104,10 +118,12 @@ class Breakers:
     def __init__(self, failures: int = 5, cooloff: float = 30.0) -> None:
         self.failures = failures
         self.cooloff = cooloff
-        self._by_key: dict[tuple[str, str], Breaker] = {}
+        self._by_key: dict[tuple[str, str, str], Breaker] = {}
 
     def get(self, target: Target) -> Breaker:
-        breaker = self._by_key.get(target.key)
+        """The breaker of the target's model on the target's endpoint (one dead host must
+        not stop calls to the same model on another)."""
+        breaker = self._by_key.get((*target.key, target.url))
         if breaker is None:
             gauge = metrics.LLM_BREAKER_STATE.labels(*target.key)
             gauge.set(State.CLOSED)
@@ -117,15 +133,15 @@ class Breakers:
                 log.warning("breaker %s/%s %s", target.provider, target.model, state.name)
 
             breaker = Breaker(self.failures, self.cooloff, on_change=changed)
-            self._by_key[target.key] = breaker
+            self._by_key[(*target.key, target.url)] = breaker
         return breaker
 
 
-class ProviderCaller:
+class ProviderChain:
     def __init__(
         self,
         chain: Sequence[Target],
-        backend: Callable[[str], Backend],
+        backend: Callable[[str, str], Backend],
         *,
         policy: RetryPolicy | None = None,
         breakers: Breakers | None = None,
@@ -145,9 +161,9 @@ class ProviderCaller:
         self.sleep = sleep
         self.rng = rng
 
-    async def call(self, request: Request, sink: Sink | None = None) -> Outcome:
-        targets = plan(self.chain, request.provider, request.model)
-        out = Outcome(targets[0])
+    async def call(self, request: Request, sink: Sink | None = None) -> ChainOutcome:
+        targets = targets_for(self.chain, request)
+        out = ChainOutcome(targets[0])
         first = True
         for index, target in enumerate(targets):
             out.target = target
@@ -171,6 +187,9 @@ class ProviderCaller:
                         f"{target.provider}/{target.model} circuit open after "
                         f"{breaker.consecutive} failures; next probe in "
                         f"{breaker.retry_in(now):.0f} s")
+                    if self._hand_back(request, target, out.error):
+                        out.handed_back = True
+                        return out
                     break  # to the next entry
                 first = False
                 tries += 1
@@ -189,6 +208,11 @@ class ProviderCaller:
                         out.streamed = True
                         log.info("request %s: %s/%s %s after part of the answer was sent; "
                                  "no retry", request.id, *target.key, exc.kind)
+                        return out
+                    if self._hand_back(request, target, exc):
+                        out.handed_back = True
+                        log.info("request %s: endpoint %s %s; handed back to the router",
+                                 request.id, request.endpoint, exc.kind)
                         return out
                     has_next = any(self.breakers.get(t).would_allow(now) for t in later)
                     if breaker.state == State.OPEN:  # this failure opened it: move on now
@@ -216,11 +240,18 @@ class ProviderCaller:
                 return out
         return out
 
+    @staticmethod
+    def _hand_back(request: Request, target: Target, error: LLMError) -> bool:
+        """Whether to stop at this failure and let the router run the request on another
+        endpoint: it asked so, and the request's own endpoint failed as a host."""
+        return request.hand_back and error.kind in ENDPOINT_KINDS \
+            and target.provider == request.provider and target.url == request.endpoint_url
+
     async def _attempt(self, request: Request, target: Target, timeout: float,
-                       out: Outcome, sink: Sink | None) -> Completion:
+                       out: ChainOutcome, sink: Sink | None) -> Completion:
         started = self.clock()
         outcome = "cancelled"  # stays so only if the task is cancelled (shutdown)
-        backend = self.backend(target.provider)
+        backend = self.backend(target.provider, target.url)
         streaming = sink is not None and self.streams(target.provider) and \
             callable(getattr(backend, "stream", None))
         first_token = self.first_token if streaming and 0 < self.first_token < timeout else 0.0

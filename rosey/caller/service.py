@@ -30,8 +30,8 @@ from rosey.caller.base import Backend
 from rosey.caller.chunker import Chunker
 from rosey.caller.policy import RetryPolicy
 from rosey.caller.pricing import PriceTable
-from rosey.caller.providers import Breakers, Outcome, ProviderCaller, Target
-from rosey.config import Config
+from rosey.caller.providers import ENDPOINT_KINDS, Breakers, ChainOutcome, ProviderChain, Target
+from rosey.config import Config, provider_endpoints
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import Heartbeat, Partial, Ready, Request, Result, encode
 
@@ -62,18 +62,27 @@ def providers_in_use(cfg: Config) -> list[str]:
     return list(dict.fromkeys(t.provider for t in chain_from_config(cfg)))
 
 
-def backend_kwargs(cfg: Config, provider: str) -> dict[str, Any]:
-    """Every SDK argument explicitly, so ambient env never changes behaviour."""
+def endpoint_urls(cfg: Config, provider: str) -> list[str]:
+    """The provider's endpoints' URLs in config order (the first is its default)."""
+    if provider not in ("openai", "ollama"):
+        return []
+    return [e.url for e in provider_endpoints(cfg, provider)]  # type: ignore[arg-type]
+
+
+def backend_kwargs(cfg: Config, provider: str, url: str = "") -> dict[str, Any]:
+    """Every SDK argument explicitly, so ambient env never changes behaviour.  ``url``: the
+    endpoint ("" : the provider's first)."""
+    url = url or next(iter(endpoint_urls(cfg, provider)), "")
     if provider == "openai":
         prov = cfg.providers.openai
         return {"api_key": cfg.llm.openai_api_key or "unused",
-                "base_url": prov.base_url or None, "organization": prov.organization or None,
+                "base_url": url or None, "organization": prov.organization or None,
                 "max_tokens": prov.max_tokens, "temperature": prov.temperature}
     oll = cfg.providers.ollama
     options: dict[str, Any] = {"temperature": oll.temperature, "num_predict": oll.max_tokens}
     if oll.num_ctx:
         options["num_ctx"] = oll.num_ctx
-    return {"host": cfg.llm.ollama_host, "headers": dict(oll.headers) or None,
+    return {"host": url, "headers": dict(oll.headers) or None,
             "keep_alive": oll.keep_alive, "options": options}
 
 
@@ -111,8 +120,10 @@ class PartialSink:
 
 
 class CallerService:
+    """One caller process: its socket to the router, its slots, its provider clients."""
+
     def __init__(self, cfg: Config, index: int, clock: Callable[[], float] = time.time,
-                 backend_factory: Callable[[str], Backend] | None = None):
+                 backend_factory: Callable[[str, str], Backend] | None = None):
         self.cfg = cfg
         self.name = f"caller-{index}"
         self.incarnation = uuid.uuid4().hex[:12]
@@ -120,27 +131,30 @@ class CallerService:
         self.slots = cfg.callers.slots
         self.busy = 0
         self._factory = backend_factory or self._make_backend
-        self._backends: dict[str, Backend] = {}
+        # One client per (provider, endpoint URL), made on first use; only configured URLs
+        # (a request naming another runs at the provider's default), so it stays small.
+        self._backends: dict[tuple[str, str], Backend] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # A restarted router re-dispatches what its journal holds, possibly to us while we
         # still run it or after we answered its predecessor: idempotent by request id.
         self._running: set[str] = set()
-        self._answered: OrderedDict[str, bytes] = OrderedDict()
+        # By (request id, endpoint): a request handed back runs again on another endpoint.
+        self._answered: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self.handled = 0
         self.draining = False
         self.providers_up = False
         self.chain = chain_from_config(cfg)
         self.prices = PriceTable(cfg.budget.prices)
         self._unpriced: set[str] = set()
-        self.caller = ProviderCaller(
+        self.providers = ProviderChain(
             self.chain, self.backend,
             policy=RetryPolicy(max_attempts=cfg.callers.max_attempts),
             breakers=Breakers(cfg.providers.breaker_failures, cfg.providers.breaker_cooloff),
             clock=clock, rng=random.random, streams=lambda provider: streams(cfg, provider),
             first_token=cfg.llm.first_token_timeout)
 
-    def _make_backend(self, provider: str) -> Backend:
-        kwargs = backend_kwargs(self.cfg, provider)
+    def _make_backend(self, provider: str, url: str) -> Backend:
+        kwargs = backend_kwargs(self.cfg, provider, url)
         # Names the caller in the provider's (or a proxy's) request log.
         kwargs["headers"] = {**(kwargs.get("headers") or {}), CALLER_HEADER: self.name}
         return make_backend(provider, **kwargs)
@@ -152,7 +166,7 @@ class CallerService:
         metrics.CALLER_DRAINING.set(1)
         with contextlib.suppress(Exception):
             await self.sock.send(encode(Heartbeat(caller=self.name, incarnation=self.incarnation,
-                                                  slots=0, busy=self.busy)))
+                                                  slots=0)))
         # supervisord's stopwaitsecs is response_timeout + 5: every request here has a
         # deadline inside response_timeout, so this bound is only a backstop.
         loop = asyncio.get_running_loop()
@@ -169,18 +183,27 @@ class CallerService:
         log.info("%s stopped: %d requests handled, %d unfinished", self.name, self.handled,
                  len(self._tasks))
 
-    def backend(self, provider: str) -> Backend:
-        if provider not in self._backends:
-            self._backends[provider] = self._factory(provider)
-        return self._backends[provider]
+    def backend(self, provider: str, url: str = "") -> Backend:
+        """The client for ``provider`` at endpoint ``url`` ("" : its default)."""
+        urls = endpoint_urls(self.cfg, provider)
+        if url and urls and url not in urls:
+            log.warning("%s: endpoint %s is not in the config; using %s", self.name, url,
+                        urls[0])
+            url = ""
+        key = (provider, url or (urls[0] if urls else ""))
+        if key not in self._backends:
+            self._backends[key] = self._factory(*key)
+        return self._backends[key]
 
     def load_backends(self) -> None:
-        """Import the SDKs and build the clients of the chain's providers, and only those.
+        """Import the SDKs and build the clients of the chain's providers' endpoints, and
+        only those.
 
         Done before announcing slots: an import takes ~1 s of CPU that would otherwise eat
         the first request's deadline."""
         for provider in providers_in_use(self.cfg):
-            self.backend(provider)
+            for url in endpoint_urls(self.cfg, provider) or [""]:
+                self.backend(provider, url)
 
     async def run(self) -> None:
         self.load_backends()
@@ -222,8 +245,9 @@ class CallerService:
         """Start a request, unless it is a re-dispatch of one we run or just answered."""
         if request.id in self._running:  # its Result goes out when the call ends
             return
-        if request.id in self._answered:  # the Result may have died with a router
-            await self.sock.send(self._answered[request.id])
+        answered = self._answered.get((request.id, request.endpoint))
+        if answered is not None:  # the Result may have died with a router
+            await self.sock.send(answered)
             return
         task = asyncio.create_task(self.handle(request))
         self._tasks.add(task)
@@ -233,8 +257,7 @@ class CallerService:
         async def step() -> None:
             await asyncio.sleep(self.cfg.callers.heartbeat_interval)
             await self.sock.send(encode(Heartbeat(
-                caller=self.name, incarnation=self.incarnation, slots=self.slots,
-                busy=self.busy)))
+                caller=self.name, incarnation=self.incarnation, slots=self.slots)))
 
         await survive("caller heartbeat", log, step)
 
@@ -280,7 +303,7 @@ class CallerService:
                  request.id, outcome, provider, model, result.latency, result.attempts,
                  result.prompt_tokens, result.completion_tokens, result.cost_usd)
         data = encode(result)
-        self._answered[request.id] = data
+        self._answered[(request.id, request.endpoint)] = data
         while len(self._answered) > RESULTS_KEPT:
             self._answered.popitem(last=False)
         self._running.discard(request.id)
@@ -289,20 +312,25 @@ class CallerService:
     async def call(self, request: Request,
                    send_partial: Callable[[Partial], Awaitable[None]] | None = None) -> Result:
         sink = PartialSink(request, self.name, send_partial or self._send_partial)
-        return self.result_of(request, await self.caller.call(request, sink))
+        return self.result_of(request, await self.providers.call(request, sink))
 
     async def _send_partial(self, partial: Partial) -> None:
         await self.sock.send(encode(partial))
 
-    def result_of(self, request: Request, out: Outcome) -> Result:
+    def result_of(self, request: Request, out: ChainOutcome) -> Result:
         """The wire Result of an outcome, with tokens and cost counted."""
         target, done = out.target, out.completion
+        # Named only when the request's own endpoint answered (or failed), not a fallback.
+        endpoint = request.endpoint if request.endpoint and \
+            target.provider == request.provider and target.url == request.endpoint_url else ""
         if done is None:
             error = out.error
-            return Result(id=request.id, caller=self.name, ok=False,
-                          error_kind=error.kind if error else "internal",
+            kind = error.kind if error else "internal"
+            return Result(id=request.id, caller=self.name, ok=False, error_kind=kind,
                           error=(error.message if error else "no outcome")[:300],
-                          provider=target.provider, model=target.model, attempts=out.calls)
+                          provider=target.provider, model=target.model, attempts=out.calls,
+                          endpoint=endpoint, endpoint_failed=bool(endpoint) and
+                          kind in ENDPOINT_KINDS and not out.streamed)
         cost = self.prices.cost(target.model, done.prompt_tokens, done.completion_tokens,
                                 reported=done.model)
         self._warn_unpriced(target, done.model)
@@ -320,7 +348,7 @@ class CallerService:
                       provider=target.provider, model=target.model,
                       prompt_tokens=done.prompt_tokens,
                       completion_tokens=done.completion_tokens, cost_usd=cost,
-                      attempts=out.calls)
+                      attempts=out.calls, endpoint=endpoint)
 
     def _warn_unpriced(self, target: Target, reported: str) -> None:
         if target.provider == "ollama" or target.model in self._unpriced:

@@ -17,10 +17,9 @@ from rosey.config import Config
 from rosey.conn.governor import Governor
 from rosey.conn.split import utf16_len
 from rosey.errors import RoseyError
-from rosey.protocol import Request, Result, Say
-from rosey.router.brain import Brain
+from rosey.protocol import Result, Say
+from rosey.router.build import ListWire, build_router
 from rosey.router.dispatch import Pool
-from rosey.router.flow import Flow
 
 
 class AskError(RoseyError):
@@ -39,34 +38,22 @@ class Asked:
 
 async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: str = "",
               show_prompt: bool = False, out: TextIO = sys.stdout) -> Asked:
-    brain = Brain(cfg, None)
-    if persona:
-        if persona not in brain.personas:
-            raise AskError(f"unknown persona {persona!r}; router.personas has: "
-                           f"{', '.join(sorted(brain.personas)) or 'none'}")
-        brain.toggles.persona = persona
     pool = Pool(liveness=float("inf"), queue_max=1)
+    wire = ListWire()
+    router = build_router(cfg, wire=wire, pool=pool, channels=[cfg])
+    core = router.only
+    if persona:
+        if persona not in core.judge.personas:
+            raise AskError(f"unknown persona {persona!r}; router.personas has: "
+                           f"{', '.join(sorted(core.judge.personas)) or 'none'}")
+        core.conversation.toggles.persona = persona
     caller = CallerService(cfg, 0)
     # Registered under the caller's own name: the flow takes pieces and the result only
     # from the caller that holds the request.
     pool.seen(caller.name.encode(), "ask", 1, time.time())
     caller.load_backends()
-    requests: list[Request] = []
-    says: list[Say] = []
-
-    async def send_request(identity: bytes, request: Request) -> bool:
-        requests.append(request)
-        return True
-
-    async def send_say(say: Say) -> bool:
-        says.append(say)
-        return True
-
-    flow = Flow(channel=cfg.channel, pool=pool, records=None, policy=brain.reply_policy,
-                fallback=cfg.llm.fallback_response, post_ttl=cfg.conn.post_ttl,
-                send_request=send_request, send_say=send_say, on_answer=brain.on_answer)
-    brain.flow = flow
-    await brain.answer(as_user, question, False, time.time())
+    requests, says = wire.requests, wire.says
+    await core.answer(as_user, question, False, time.time())
     if not requests:
         raise AskError("the router did not accept the question (is llm.enabled false?)")
     request = requests[0]
@@ -75,11 +62,11 @@ async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: st
             print(f"[{turn.role}] {turn.content}", file=out)
         print(file=out)
     started = time.perf_counter()
-    result: Result = await caller.call(request, flow.on_partial)  # streamed pieces too
+    result: Result = await caller.call(request, router.on_partial)  # streamed pieces too
     # Measured once, here (as CallerService.handle does in production): the router's
     # "failed after" log line and the summary below print this same number.
     result.latency = time.perf_counter() - started
-    await flow.on_result(result)
+    await router.on_result(result)
     status = "ok" if result.ok else f"failed: {result.error_kind} {result.error}"
     print(f"model {result.provider}/{result.model}: {status} in {result.latency:.2f} s, "
           f"{result.prompt_tokens}+{result.completion_tokens} tokens, ${result.cost_usd:.6f}",

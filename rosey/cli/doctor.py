@@ -247,6 +247,10 @@ async def check_llm(cfg: Config, report: Report) -> None:
     for index, target in enumerate(chain_from_config(cfg)):
         label = "llm" if index == 0 else f"fallback {index}"
         await _check_target(cfg, label, target.provider, target.model, report)
+    from rosey.caller.endpoint_health import check_endpoints  # each of several model hosts
+
+    for h in await check_endpoints(cfg, cfg.conn.connect_timeout):
+        report(Check(h.ok, h.name, h.detail, _provider_fix(h.provider, h.model, h.detail)))
 
 
 def _one_token_kwargs(cfg: Config, provider: str) -> dict[str, Any]:

@@ -189,7 +189,8 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         print(f"rosey: not running in {cfg.paths.run_dir} (start it with rosey run)",
               file=sys.stderr)
         return exit_codes.NOT_RUNNING
-    ok, text = send_command(cfg.paths.run_dir, args.words, timeout=args.timeout)
+    ok, text = send_command(cfg.paths.run_dir, args.words, timeout=args.timeout,
+                            channel=args.channel)
     print(text)
     return exit_codes.OK if ok else exit_codes.FAILED
 
@@ -328,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     # kick, add… wait for the server's answer
     ctl.add_argument("--timeout", type=float, default=20.0,
                      help="seconds to wait for the router's answer (default 20)")
+    ctl.add_argument("--channel", default="", metavar="NAME",
+                     help="the channel it acts on (needed when the router serves several)")
     ctl.set_defaults(func=cmd_ctl)
     stats_cmd = sub.add_parser("stats", help="channel statistics: top chatters, peaks per day, "
                                "busiest hours, recent media")

@@ -1,7 +1,7 @@
 """``rosey replay LOG``: what would the bot have done with a real channel's history?
 
 The log goes through the real triggers, limits, coalescing, queue and budget (the
-router's ``Brain`` and ``Flow``) on a virtual clock; a virtual caller pool answers each
+router as ``router/build.py`` makes it) on a virtual clock; a virtual caller pool answers each
 request after a fixed latency without calling a model.  Nothing is written anywhere.
 
 Logs: the bot's own database (``chat_log``), JSON lines of chat frames
@@ -26,10 +26,10 @@ from typing import Any, TextIO
 from rosey.config import Config
 from rosey.conn.htmltext import html_to_text
 from rosey.errors import RoseyError
-from rosey.protocol import Request, Result, Say
-from rosey.router.brain import Brain
+from rosey.protocol import Action, Request, Result, Say
+from rosey.router.build import build_router
+from rosey.router.core import Decision
 from rosey.router.dispatch import Pool
-from rosey.router.flow import Flow
 
 DEADLINE_MARGIN = 0.05  # a real caller gives up this long before the deadline
 _TEXT_LINE = re.compile(r"^\[(?P<time>[^\]]+)\]\s*(?P<name>[\w-]{1,20}):\s?(?P<text>.*)$")
@@ -162,6 +162,40 @@ class _VirtualCallers:
         return True
 
 
+class _Channel:
+    """The router's sockets in a replay: requests to the virtual callers, replies printed
+    (and acknowledged at once, as conn would)."""
+
+    def __init__(self, callers: _VirtualCallers, clock: list[float], totals: Totals,
+                 out: TextIO) -> None:
+        self.callers, self.clock, self.totals, self.out = callers, clock, totals, out
+        self.delivered: list[str] = []
+
+    def stamp(self) -> str:
+        return datetime.fromtimestamp(self.clock[0]).strftime("%Y-%m-%d %H:%M:%S")
+
+    def decided(self, decision: Decision | None) -> None:
+        if decision is None:
+            return
+        self.totals.decisions[decision.decision] += 1
+        print(f"{self.stamp()}  {decision.decision:<9} {decision.user}: {decision.text[:60]}  "
+              f"({decision.detail})", file=self.out)
+
+    async def send_say(self, say: Say) -> bool:
+        kind = "pm" if say.pm_to else "chat"
+        self.totals.replies[kind] += 1
+        target = f" → {say.pm_to}" if say.pm_to else ""
+        print(f"{self.stamp()}  reply{target}: {say.text[:100]}", file=self.out)
+        self.delivered.append(say.id)
+        return True
+
+    async def send_request(self, identity: bytes, request: Request) -> bool:
+        return await self.callers.send(identity, request, self.clock[0])
+
+    async def send_action(self, action: Action) -> bool:
+        return False
+
+
 async def replay(cfg: Config, lines: list[LogLine], *, latency: float = 2.0,
                  answer: str = "(the model's answer)", out: TextIO = sys.stdout) -> Totals:
     totals = Totals(lines=len(lines))
@@ -171,48 +205,33 @@ async def replay(cfg: Config, lines: list[LogLine], *, latency: float = 2.0,
     callers = _VirtualCallers(latency, answer)
     pool = Pool(liveness=float("inf"), queue_max=cfg.router.queue_max)
     pool.seen(b"virtual", "virtual", cfg.callers.count * cfg.callers.slots, clock[0])
-    brain = Brain(cfg, None, clock=lambda: clock[0])
+    wire = _Channel(callers, clock, totals, out)
+    router = build_router(cfg, wire=wire, pool=pool, clock=lambda: clock[0], channels=[cfg])
+    core, flow = router.only, router.flow
 
-    def stamp() -> str:
-        return datetime.fromtimestamp(clock[0]).strftime("%Y-%m-%d %H:%M:%S")
-
-    def decided(user: str, text: str, decision: str, detail: str) -> None:
-        totals.decisions[decision] += 1
-        print(f"{stamp()}  {decision:<9} {user}: {text[:60]}  ({detail})", file=out)
-
-    async def send_say(say: Say) -> bool:
-        kind = "pm" if say.pm_to else "chat"
-        totals.replies[kind] += 1
-        target = f" → {say.pm_to}" if say.pm_to else ""
-        print(f"{stamp()}  reply{target}: {say.text[:100]}", file=out)
-        flow.on_delivered(say.id, True, "")
-        return True
-
-    async def send_request(identity: bytes, request: Request) -> bool:
-        return await callers.send(identity, request, clock[0])
-
-    flow = Flow(channel=cfg.channel, pool=pool, records=None, policy=brain.reply_policy,
-                fallback=cfg.llm.fallback_response, post_ttl=cfg.conn.post_ttl,
-                send_request=send_request, send_say=send_say, on_answer=brain.on_answer,
-                clock=lambda: clock[0])
-    brain.flow = flow
-    brain.on_decision = decided
+    def acknowledge() -> None:  # conn's echo-confirmed delivery of what was just sent
+        for say_id in wire.delivered:
+            flow.on_delivered(say_id, True, "")
+        wire.delivered.clear()
 
     async def advance(until: float) -> None:
         while callers.in_flight and callers.in_flight[0][0] <= until:
             done_at, result = callers.in_flight.pop(0)
             clock[0] = max(clock[0], done_at)
-            await flow.tick()  # sheds what waited in the queue past its deadline
-            await flow.on_result(result)
+            await router.tick()  # sheds what waited in the queue past its deadline
+            await router.on_result(result)
+            acknowledge()
         clock[0] = max(clock[0], until)
-        await flow.tick()
+        await router.tick()
+        acknowledge()
 
     for line in lines:
         await advance(line.time)
         if line.private:
-            await brain.on_pm(line.username, line.text, line.time)
+            wire.decided(await core.on_pm(line.username, line.text, line.time))
         else:
-            await brain.on_chat(line.username, line.text, False, line.time)
+            wire.decided(await core.on_chat(line.username, line.text, False, line.time))
+        acknowledge()
     await advance(clock[0] + max(latency, cfg.llm.response_timeout) + 1)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(totals.decisions.items())) or "none"
     print(f"\n{totals.lines} lines; addressed to the bot: {summary}; replies posted: "

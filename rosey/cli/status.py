@@ -56,11 +56,12 @@ class Samples:
                   and all(have.get(k) == v for k, v in labels.items())]
         return math.fsum(values) if values else None
 
-    def buckets(self, name: str) -> list[tuple[float, float]]:
-        """Cumulative (le, count) of a histogram, summed over its label sets."""
+    def buckets(self, name: str, **labels: str) -> list[tuple[float, float]]:
+        """Cumulative (le, count) of a histogram, summed over its label sets (those with
+        ``labels``)."""
         totals: dict[float, float] = {}
         for got, have, value in self.rows:
-            if got == f"{name}_bucket":
+            if got == f"{name}_bucket" and all(have.get(k) == v for k, v in labels.items()):
                 le = float(have["le"])
                 totals[le] = totals.get(le, 0.0) + value
         return sorted(totals.items())
@@ -132,6 +133,7 @@ def format_summary(conn: str | None, router: str | None, callers: list[str | Non
         lines.append(f"replies {total:g} · fallbacks {fallback:g} ({ratio}) · reply latency "
                      f"p50 {_seconds(quantile(0.5, latency))} "
                      f"p95 {_seconds(quantile(0.95, latency))}")
+        lines.extend(endpoint_lines(r))
     answering = sum(1 for text in callers if text)
     prompt = k.sum("rosey_llm_tokens_total", kind="prompt") or 0.0
     completion = k.sum("rosey_llm_tokens_total", kind="completion") or 0.0
@@ -144,6 +146,25 @@ def format_summary(conn: str | None, router: str | None, callers: list[str | Non
     if ctl:
         lines.append(f"router says: {ctl}")
     return "\n".join(["-- live (counters since each process started) --", *lines])
+
+
+def endpoint_lines(r: Samples) -> list[str]:
+    """One line per model endpoint the router schedules: up or down (its breaker), calls in
+    flight of its capacity, median latency and outcomes since the router started."""
+    names = sorted({labels["endpoint"] for name, labels, _ in r.rows
+                    if name == "rosey_endpoint_capacity" and "endpoint" in labels})
+    lines = []
+    for name in names:
+        up = {1.0: "up", 0.0: "DOWN"}.get(r.sum("rosey_endpoint_up", endpoint=name) or 0.0, "?")
+        p50 = quantile(0.5, r.buckets("rosey_endpoint_latency_seconds", endpoint=name))
+        outcomes = {o: r.sum("rosey_endpoint_requests_total", endpoint=name, outcome=o) or 0.0
+                    for o in ("ok", "failed", "error")}
+        lines.append(f"endpoint {name}: {up} · in flight "
+                     f"{_num(r.sum('rosey_endpoint_in_flight', endpoint=name))}/"
+                     f"{_num(r.sum('rosey_endpoint_capacity', endpoint=name))} · p50 "
+                     f"{_seconds(p50)} · {outcomes['ok']:g} ok, {outcomes['failed']:g} failed "
+                     f"(host), {outcomes['error']:g} model errors")
+    return lines
 
 
 def fetch(host: str, port: int, timeout: float = FETCH_TIMEOUT) -> str | None:

@@ -1,8 +1,12 @@
-"""The life of one trigger: accept → journal → dispatch → result → reply → delivered.
+"""Delivery, for every channel: accept → journal → dispatch → result → reply → delivered.
 
-Sockets are injected (``send_request``, ``send_say``), so the whole flow runs in tests
-without ZeroMQ.  Exactly one reply per accepted trigger: late or duplicate results are
-dropped by id, and the journal lets a restarted router resume what it had accepted.
+The sockets come in as one ``Wire`` (the service's, or a test's lists), so the whole flow
+runs without ZeroMQ.  Each accepted trigger carries its channel's ``Lane`` (records, reply
+policy, fallback, post TTL), fixed when it was accepted.  Exactly one reply per accepted
+trigger: late or duplicate results are dropped by id, and the journal lets a restarted
+router resume what it had accepted.  What a concluded request leaves for its channel's
+conversation (history, statistics, budget) is handed back as ``Answered`` outcomes
+(``concluded()``), never called into.
 
 Replies leave through the outbox, one entry per reply segment ``(id, seq)``: an entry is
 offered to conn at once and re-offered (``REOFFER`` s, backing off to ``REOFFER_MAX`` s, and
@@ -17,8 +21,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from rosey import metrics
 from rosey.protocol import (
@@ -31,9 +34,10 @@ from rosey.protocol import (
     encode,
 )
 from rosey.router.dispatch import Job, Pool
+from rosey.router.lane import Answered, Lane, Offer, Pending, Wire
 from rosey.router.prompts import address
 from rosey.router.records import JournalEntry, Records
-from rosey.router.replies import ReplyPolicy, finish
+from rosey.router.replies import finish
 from rosey.router.streaming import Stream, accept, ending, piece
 
 log = logging.getLogger("rosey.router")
@@ -44,42 +48,13 @@ REOFFER_MAX = 2.0  # s: re-offer interval once conn has been taking the offers
 SegKey = tuple[str, int]
 
 
-@dataclass(slots=True)
-class Pending:
-    user: str
-    channel: str
-    private: bool
-    received_at: float
-
-
-@dataclass(slots=True)
-class Offer:
-    """One reply segment waiting for conn's acknowledgement."""
-
-    say: Say
-    received_at: float
-    next_at: float = 0.0  # when to offer it again
-    taken: int = 0  # offers the socket accepted (conn may still have lost them)
-    refused: bool = False  # the last offer could not be sent
-
-
 class Flow:
-    def __init__(self, *, channel: str, pool: Pool, records: Records | None,
-                 policy: ReplyPolicy, fallback: str, post_ttl: float,
-                 send_request: Callable[[bytes, Request], Awaitable[bool]],
-                 send_say: Callable[[Say], Awaitable[bool]],
-                 on_answer: Callable[[str, str, Result], None],
-                 clock: Callable[[], float] = time.time):
-        self.channel = channel
+    def __init__(self, *, pool: Pool, wire: Wire, clock: Callable[[], float] = time.time):
         self.pool = pool
-        self.records = records
-        self.policy = policy
-        self.fallback = fallback
-        self.post_ttl = post_ttl
-        self.send_request = send_request
-        self.send_say = send_say
-        self.on_answer = on_answer
+        self.wire = wire
         self.clock = clock
+        self._answered: list[Answered] = []  # outcomes not yet taken by concluded()
+        self._depth_channels: set[str] = set()  # queue depth labels set so far
         self.pending: dict[str, Pending] = {}
         self.outbox: OrderedDict[SegKey, Offer] = OrderedDict()
         self.finals: set[str] = set()  # reply ids whose final segment is in the outbox
@@ -87,19 +62,27 @@ class Flow:
         self.latencies: deque[float] = deque(maxlen=500)
         self.streams: dict[str, Stream] = {}  # streamed answers in progress, by request id
         self._first_seen: OrderedDict[str, None] = OrderedDict()  # replies with a part out
-        # Says with a journal row (replies to triggers), so only those get closed.
-        self.journaled: set[str] = set()
+        # Says with a journal row (replies to triggers), so only those get closed, each
+        # in its own channel's records.
+        self.journaled: dict[str, Records] = {}
+
+    def concluded(self) -> list[Answered]:
+        """The requests concluded since the last call (their channels' conversations keep
+        them).  The router takes them after every call into the flow."""
+        done, self._answered = self._answered, []
+        return done
 
     # ---- accepting -----------------------------------------------------------
 
-    def open_for(self, user: str, private: bool) -> tuple[str, Job] | None:
-        """The user's unanswered request of the same kind (a PM never joins a channel
-        reply): ("queued", job) not yet dispatched, or ("in_flight", job)."""
+    def open_for(self, channel: str, user: str, private: bool) -> tuple[str, Job] | None:
+        """The user's unanswered request of the same kind in ``channel`` (a PM never joins
+        a channel reply): ("queued", job) not yet dispatched, or ("in_flight", job)."""
         places = (("queued", self.pool.queue), ("in_flight", self.pool.in_flight.values()))
         for where, jobs in places:
             for job in jobs:
                 pending = self.pending.get(job.request.id)
                 if pending is not None and pending.private == private \
+                        and pending.lane.channel == channel \
                         and pending.user.lower() == user.lower():
                     return where, job
         return None
@@ -107,52 +90,50 @@ class Flow:
     def rejournal(self, job: Job) -> None:
         """A coalesced turn changed a queued request: store it again (a restart resumes it)."""
         pending = self.pending.get(job.request.id)
-        if self.records is not None and pending is not None:
+        if pending is not None:
             self._journal(job.request, pending)
 
     def _journal(self, request: Request, pending: Pending) -> None:
-        assert self.records is not None
         entry = JournalEntry(request.id, pending.user, pending.private, encode(request),
                              pending.received_at, request.deadline, "open", "", "")
-        if self.records.journal_open(entry, self.clock()) is None:
-            metrics.REQUESTS.labels(self.channel, "unjournaled").inc()
+        if pending.lane.records.journal_open(entry, self.clock()) is None:
+            metrics.REQUESTS.labels(pending.lane.channel, "unjournaled").inc()
 
     def full(self) -> bool:
         return len(self.pool.queue) >= self.pool.queue_max
 
-    async def accept(self, user: str, private: bool, received_at: float, deadline: float,
-                     provider: str, model: str, turns: list[Turn]) -> str:
+    async def accept(self, lane: Lane, user: str, private: bool, received_at: float,
+                     deadline: float, provider: str, model: str, turns: list[Turn]) -> str:
         now = self.clock()
         request = Request(id=uuid.uuid4().hex, deadline=deadline, provider=provider,
                           model=model, turns=turns)
-        pending = self.pending[request.id] = Pending(user, self.channel, private, received_at)
-        if self.records is not None:
-            # Queued before dispatch, and the writer commits in queue order, so the reply's
-            # own journal update can never overtake it.  Dispatch does not wait for the
-            # commit (~1 ms): a crash in that window loses the entry whether or not the
-            # call had started, and a result nobody journaled is simply dropped as late.
-            self._journal(request, pending)
-        await self._submit(Job(request, now), pending)
-        metrics.REQUESTS.labels(self.channel, "accepted").inc()
+        pending = self.pending[request.id] = Pending(user, lane, private, received_at)
+        # Queued before dispatch, and the writer commits in queue order, so the reply's
+        # own journal update can never overtake it.  Dispatch does not wait for the
+        # commit (~1 ms): a crash in that window loses the entry whether or not the
+        # call had started, and a result nobody journaled is simply dropped as late.
+        self._journal(request, pending)
+        await self._submit(Job(request, now, channel=lane.channel), pending)
+        metrics.REQUESTS.labels(lane.channel, "accepted").inc()
         await self.dispatch()
         return request.id
 
     async def _submit(self, job: Job, pending: Pending) -> None:
         if not self.pool.submit(job):  # the queue is full: answer now rather than lose it
             self.pending.pop(job.request.id, None)
-            metrics.REQUESTS.labels(self.channel, "shed").inc()
-            await self.reply(job.request.id, pending, self.fallback, "fallback")
+            metrics.REQUESTS.labels(pending.lane.channel, "shed").inc()
+            await self.reply(job.request.id, pending, pending.lane.fallback, "fallback")
 
     async def dispatch(self) -> None:
         for identity, job in self.pool.assign(self.clock()):
             if job.caller != identity:  # an earlier failed send requeued it with its caller
                 continue
-            if not await self.send_request(identity, job.request):
+            if not await self.wire.send_request(identity, job.request):
                 log.warning("caller %s unreachable; requeueing %s", identity.decode(),
                             job.request.id)
                 # The caller's other jobs go back too: one that was posting ends there.
                 await self.requeued(self.pool.unassign(job.request.id))
-        metrics.QUEUE_DEPTH.labels(self.channel).set(len(self.pool.queue))
+        self._export_depth()
         metrics.IN_FLIGHT.set(len(self.pool.in_flight))
         metrics.CALLERS_ALIVE.set(self.pool.alive())
         metrics.JOURNAL_OPEN.set(len(self.pending) + len(self.outbox))
@@ -160,7 +141,9 @@ class Flow:
     # ---- answering -------------------------------------------------------------
 
     async def on_result(self, result: Result) -> None:
-        await self._conclude(result)
+        # An endpoint failure with another endpoint to try puts the request back instead.
+        if not self.pool.report(result, self.clock()):
+            await self._conclude(result)
         await self.dispatch()
 
     async def _conclude(self, result: Result) -> None:
@@ -169,7 +152,7 @@ class Flow:
         if held is not None and held.caller != result.caller.encode():
             # Another caller runs it now (it was requeued): its slot stays taken and its
             # own Result answers; taking this one would free that slot too early.
-            metrics.REQUESTS.labels(self.channel, "late").inc()
+            metrics.REQUESTS.labels(self.channel_of(result.id), "late").inc()
             return
         # A result for a job that was requeued (its caller looked dead, or the router
         # restarted) still answers it: take it out of the queue instead of asking again.
@@ -177,21 +160,23 @@ class Flow:
         pending = self.pending.pop(result.id, None)
         stream = self.streams.pop(result.id, None)
         if job is None or pending is None:
-            metrics.REQUESTS.labels(self.channel, "late").inc()
+            metrics.REQUESTS.labels(pending.lane.channel if pending else "", "late").inc()
             return
         if stream is not None and stream.segments:
             await self._end_stream(result, pending, stream)
             return
-        text, kind = finish(self.policy, result.text) if result.ok else ("", "error")
-        self.on_answer(pending.user, text if kind == "llm" else "", result)
+        text, kind = finish(pending.lane.policy, result.text) if result.ok else ("", "error")
+        self._answered.append(Answered(pending.lane.channel, pending.user,
+                                       text if kind == "llm" else "", result))
         if kind in ("llm", "blocked"):
-            metrics.REQUESTS.labels(self.channel, "answered").inc()
+            metrics.REQUESTS.labels(pending.lane.channel, "answered").inc()
             await self.reply(result.id, pending, text, kind)
             return
-        metrics.REQUESTS.labels(self.channel, f"error_{result.error_kind or 'empty'}").inc()
+        metrics.REQUESTS.labels(pending.lane.channel,
+                                f"error_{result.error_kind or 'empty'}").inc()
         log.warning("request %s failed after %.2f s: %s %s", result.id, result.latency,
                     result.error_kind or "empty", result.error)
-        await self.reply(result.id, pending, self.fallback, "fallback")
+        await self.reply(result.id, pending, pending.lane.fallback, "fallback")
 
     # ---- streamed answers (issue 13; rules in router/streaming.py) -----------
 
@@ -203,7 +188,7 @@ class Flow:
         stream = self.streams.setdefault(partial.id, Stream())
         if not accept(stream, partial.seq, partial.text):
             return
-        text = piece(self.policy, stream, partial.text)
+        text = piece(pending.lane.policy, stream, partial.text)
         if text:
             await self._segment(partial.id, pending, stream, text, final=False)
 
@@ -212,28 +197,47 @@ class Flow:
         if stream.closed:  # conn gave the reply up (or it expired): it stays closed
             return
         pm_to, first = pending.user if pending.private else "", stream.segments == 0
-        if self.records is not None:  # what was shown so far: a restart re-offers just that
-            shown = stream.text if pm_to else address(pending.user, stream.text)
-            self.records.journal_replied(request_id, shown, kind, self.clock())
-            self.journaled.add(request_id)
-        await self.say(address(pending.user, text) if first and not pm_to else text,
+        # What was shown so far: a restart re-offers just that.
+        shown = stream.text if pm_to else address(pending.user, stream.text)
+        pending.lane.records.journal_replied(request_id, shown, kind, self.clock())
+        self.journaled[request_id] = pending.lane.records
+        await self.say(pending.lane, address(pending.user, text) if first and not pm_to else text,
                        pm_to=pm_to, say_id=request_id, received_at=pending.received_at,
                        seq=stream.segments, final=final, stream=True)
         stream.segments += 1
 
     async def _end_stream(self, result: Result, pending: Pending, stream: Stream) -> None:
         """The final segment of a streamed reply, whether the answer completed or not."""
-        rest = piece(self.policy, stream, result.text[stream.covered:]) if result.ok else ""
+        rest = piece(pending.lane.policy, stream, result.text[stream.covered:]) if result.ok \
+            else ""
         rest += ending(stream, result.ok)
         kind = "blocked" if stream.blocked else "llm" if result.ok else "cut_short"
         if not result.ok:
             log.warning("request %s failed after %d segments: %s %s; the reply ends there",
                         result.id, stream.segments, result.error_kind, result.error)
-        metrics.REQUESTS.labels(self.channel, "answered" if result.ok else
+        metrics.REQUESTS.labels(pending.lane.channel, "answered" if result.ok else
                                 f"error_{result.error_kind or 'empty'}").inc()
-        metrics.REPLIES.labels(self.channel, kind).inc()
-        self.on_answer(pending.user, stream.text, result)
+        metrics.REPLIES.labels(pending.lane.channel, kind).inc()
+        self._answered.append(Answered(pending.lane.channel, pending.user, stream.text, result))
         await self._segment(result.id, pending, stream, rest, final=True, kind=kind)
+
+    def channel_of(self, request_id: str) -> str:
+        pending = self.pending.get(request_id)
+        return pending.lane.channel if pending is not None else ""
+
+    def count_requeued(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            metrics.REQUESTS.labels(self.channel_of(job.request.id), "requeued").inc()
+
+    def _export_depth(self) -> None:
+        """``rosey_router_queue_depth{channel}``: every channel seen, 0 when none waits."""
+        depth = dict.fromkeys(self._depth_channels, 0)
+        for job in self.pool.queue:
+            channel = self.channel_of(job.request.id)
+            depth[channel] = depth.get(channel, 0) + 1
+        self._depth_channels.update(depth)
+        for channel, waiting in depth.items():
+            metrics.QUEUE_DEPTH.labels(channel).set(waiting)
 
     async def requeued(self, jobs: list[Job]) -> None:
         """A dead caller's jobs, back in the queue: one that had started posting ends there
@@ -247,21 +251,20 @@ class Flow:
             self.streams.pop(job.request.id, None)
 
     async def reply(self, request_id: str, pending: Pending, text: str, kind: str) -> None:
-        metrics.REPLIES.labels(self.channel, kind).inc()
+        metrics.REPLIES.labels(pending.lane.channel, kind).inc()
         body = text if pending.private else address(pending.user, text)
-        if self.records is not None:
-            self.records.journal_replied(request_id, body, kind, self.clock())
-            self.journaled.add(request_id)
-        await self.say(body, pm_to=pending.user if pending.private else "",
+        pending.lane.records.journal_replied(request_id, body, kind, self.clock())
+        self.journaled[request_id] = pending.lane.records
+        await self.say(pending.lane, body, pm_to=pending.user if pending.private else "",
                        say_id=request_id, received_at=pending.received_at)
 
-    async def say(self, text: str, *, pm_to: str = "", say_id: str = "",
+    async def say(self, lane: Lane, text: str, *, pm_to: str = "", say_id: str = "",
                   received_at: float | None = None, priority: int = PRIORITY_REPLY,
                   seq: int = 0, final: bool = True, stream: bool = False) -> None:
         """Queue one segment of a reply for conn (a whole reply is segment 0, final)."""
         now = self.clock()
-        say = Say(id=say_id or uuid.uuid4().hex, channel=self.channel, text=text, pm_to=pm_to,
-                  expires_at=(received_at or now) + self.post_ttl, priority=priority,
+        say = Say(id=say_id or uuid.uuid4().hex, channel=lane.channel, text=text, pm_to=pm_to,
+                  expires_at=(received_at or now) + lane.post_ttl, priority=priority,
                   seq=seq, final=final, stream=stream)
         key = (say.id, say.seq)
         if key in self.outbox:  # the same segment again: one offer is enough
@@ -270,15 +273,15 @@ class Flow:
         if final:
             self.finals.add(say.id)
         while len(self.outbox) > OUTBOX_MAX:
-            (dropped_id, _), _ = self.outbox.popitem(last=False)
-            metrics.REPLIES.labels(self.channel, "dropped").inc()
+            (dropped_id, _), dropped = self.outbox.popitem(last=False)
+            metrics.REPLIES.labels(dropped.say.channel, "dropped").inc()
             log.warning("outbox full: dropped reply %s", dropped_id)
             self._close(dropped_id, now)
         if key in self.outbox:
             await self._offer(offer, now)
 
     async def _offer(self, offer: Offer, now: float) -> None:
-        if await self.send_say(offer.say):
+        if await self.wire.send_say(offer.say):
             offer.taken += 1
             metrics.SAY_OFFERS.labels("taken").inc()
             offer.refused = False
@@ -296,14 +299,14 @@ class Flow:
             stream.stopped = stream.closed = True
         for key in [k for k in self.outbox if k[0] == say_id]:
             del self.outbox[key]
-        if self.records is not None and say_id in self.journaled:
-            self.journaled.discard(say_id)
-            self.records.journal_close(say_id, now)
+        records = self.journaled.pop(say_id, None)
+        if records is not None:
+            records.journal_close(say_id, now)
 
     def _expire_outbox(self, now: float) -> None:
         for key, offer in list(self.outbox.items()):
             if key in self.outbox and offer.say.expires_at <= now:
-                metrics.REPLIES.labels(self.channel, "expired").inc()
+                metrics.REPLIES.labels(offer.say.channel, "expired").inc()
                 self._close(key[0], now)
 
     def on_delivered(self, say_id: str, ok: bool, reason: str, seq: int = 0,
@@ -313,13 +316,14 @@ class Flow:
         if entry is None:
             metrics.SAY_OFFERS.labels("acked_again").inc()
             return
-        metrics.REPLIES.labels(self.channel, "delivered" if ok else "undelivered").inc()
+        channel = entry.say.channel
+        metrics.REPLIES.labels(channel, "delivered" if ok else "undelivered").inc()
         now = self.clock()
         if ok and parts and say_id not in self._first_seen:  # the reply's first chat line
             self._first_seen[say_id] = None
             while len(self._first_seen) > OUTBOX_MAX:
                 self._first_seen.popitem(last=False)
-            metrics.FIRST_PART_LATENCY.labels(self.channel).observe(
+            metrics.FIRST_PART_LATENCY.labels(channel).observe(
                 max(0.0, now - entry.received_at))
         if not ok:
             log.warning("reply %s segment %d not delivered: %s", say_id, seq, reason)
@@ -327,7 +331,7 @@ class Flow:
             return
         if say_id in self.finals and not any(k[0] == say_id for k in self.outbox):
             latency = max(0.0, now - entry.received_at)
-            metrics.REPLY_LATENCY.labels(self.channel).observe(latency)
+            metrics.REPLY_LATENCY.labels(channel).observe(latency)
             self.latencies.append(latency)
             self._close(say_id, now)
 
@@ -358,12 +362,12 @@ class Flow:
             log.warning("caller %s silent for %.1f s: dropped", identity.decode(),
                         self.pool.liveness)
         if expired.requeued:
-            metrics.REQUESTS.labels(self.channel, "requeued").inc(len(expired.requeued))
+            self.count_requeued(expired.requeued)
             await self.requeued(expired.requeued)
         for job in expired.shed:
             pending = self.pending.pop(job.request.id, None)
             stream = self.streams.pop(job.request.id, None)
-            metrics.REQUESTS.labels(self.channel, "shed").inc()
+            metrics.REQUESTS.labels(pending.lane.channel if pending else "", "shed").inc()
             if pending is not None and stream is not None and stream.segments:
                 # It is showing: it ends with what was shown, never with the fallback.
                 await self._end_stream(Result(id=job.request.id, caller="", ok=False,
@@ -371,7 +375,7 @@ class Flow:
                                        pending, stream)
             elif pending is not None:
                 log.warning("request %s missed its deadline: fallback", job.request.id)
-                await self.reply(job.request.id, pending, self.fallback, "fallback")
+                await self.reply(job.request.id, pending, pending.lane.fallback, "fallback")
         self._expire_outbox(now)
         await self.reoffer_due(now)
         metrics.QUEUE_OLDEST.set(self.pool.oldest_age(now))

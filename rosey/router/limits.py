@@ -71,6 +71,11 @@ class Limiter:
     def restore(self, key: str, state: KeyState) -> None:
         self._keys[key] = state
 
+    def adopt(self, old: Limiter) -> None:
+        """Take over ``old``'s per-key state (a reload changes the rules, not who spoke when)."""
+        for key, state in old._keys.items():
+            self._keys[key] = state
+
     def check(self, key: str, now: float, rank: float = 0) -> Refusal | None:
         cfg = self.config
         if cfg.exempt_rank is not None and rank >= cfg.exempt_rank:

@@ -14,23 +14,24 @@ import logging
 from rosey import metrics
 from rosey.protocol import DecodeError, Request, decode
 from rosey.router.dispatch import Job
-from rosey.router.flow import Flow, Pending
-from rosey.router.records import JournalEntry
+from rosey.router.flow import Flow
+from rosey.router.lane import Lane, Pending
 
 log = logging.getLogger("rosey.router")
 
 
-async def resume(flow: Flow, entries: list[JournalEntry]) -> tuple[int, int]:
-    """Take back what a previous router accepted; returns (requeued, re-sent)."""
+async def resume(flow: Flow, lane: Lane) -> tuple[int, int]:
+    """Take back what a previous router accepted in ``lane``'s channel (its journal);
+    returns (requeued, re-sent)."""
     now = flow.clock()
     requeued = resent = 0
-    for entry in entries:
-        pending = Pending(entry.username, flow.channel, entry.private, entry.received_at)
-        flow.journaled.add(entry.id)
+    for entry in lane.records.load_journal():
+        pending = Pending(entry.username, lane, entry.private, entry.received_at)
+        flow.journaled[entry.id] = lane.records
         if entry.state == "replied":
-            if entry.received_at + flow.post_ttl > now:
+            if entry.received_at + lane.post_ttl > now:
                 pm_to = entry.username if entry.private else ""
-                await flow.say(entry.reply, pm_to=pm_to, say_id=entry.id,
+                await flow.say(lane, entry.reply, pm_to=pm_to, say_id=entry.id,
                                received_at=entry.received_at)
                 resent += 1
             else:
@@ -42,14 +43,14 @@ async def resume(flow: Flow, entries: list[JournalEntry]) -> tuple[int, int]:
             request = None
         if isinstance(request, Request) and request.deadline > now:
             flow.pending[entry.id] = pending
-            await flow._submit(Job(request, now), pending)
+            await flow._submit(Job(request, now, channel=lane.channel), pending)
             requeued += 1
-        elif entry.received_at + flow.post_ttl > now:
-            await flow.reply(entry.id, pending, flow.fallback, "fallback")
+        elif entry.received_at + lane.post_ttl > now:
+            await flow.reply(entry.id, pending, lane.fallback, "fallback")
         else:
             flow._close(entry.id, now)
     if requeued or resent:
-        metrics.REQUESTS.labels(flow.channel, "resumed").inc(requeued)
+        metrics.REQUESTS.labels(lane.channel, "resumed").inc(requeued)
         log.info("resumed %d accepted triggers and %d undelivered replies", requeued, resent)
     await flow.dispatch()
     return requeued, resent

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,6 @@ from rosey.config import Config, ConfigError, channel_configs, load_config, prov
 from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import (
     Action,
-    ActionResult,
     Chat,
     ChatCleared,
     ConnState,
@@ -47,14 +47,10 @@ from rosey.protocol import (
     UserMeta,
 )
 from rosey.protocol_moderation import MODERATION_UP
-from rosey.router import commands
-from rosey.router.actions import ActionDesk
-from rosey.router.brain import Brain
+from rosey.router.build import build_router
 from rosey.router.dispatch import Pool
-from rosey.router.flow import Flow
-from rosey.router.modwiring import mod_context
+from rosey.router.endpoints import endpoints_from_config
 from rosey.router.records import Records
-from rosey.router.resume import resume
 from rosey.store import Store
 
 log = logging.getLogger("rosey.router")
@@ -71,40 +67,40 @@ CONTROL_UP: tuple[type[Message], ...] = (CtlRequest,)
 
 
 class RouterService:
+    """The sockets and the loops; the channels themselves are ``router/channels.py``'s."""
+
     def __init__(self, cfg: Config, clock: Callable[[], float] = time.time,
                  config_path: str | None = None):
         self.cfg = cfg
         self.clock = clock
         self.config_path = config_path or os.environ.get("ROSEY_CONFIG")
         self.store = Store(cfg.paths.database)
-        self.records = Records(self.store, cfg.channel)
-        self.pool = Pool(cfg.callers.liveness, cfg.router.queue_max)
-        self.conn_identity = f"conn:{cfg.channel}".encode()
-        self.brain = Brain(cfg, self.records, clock)
-        self.flow = Flow(channel=cfg.channel, pool=self.pool, records=self.records,
-                         policy=self.brain.reply_policy, fallback=cfg.llm.fallback_response,
-                         post_ttl=cfg.conn.post_ttl, send_request=self._send_request,
-                         send_say=self._send_say, on_answer=self.brain.on_answer, clock=clock)
-        self.brain.flow = self.flow
-        self.actions = ActionDesk(self._send_action)
-        self.brain.mod = mod_context(cfg, self.brain, self.store, self.actions, clock)
+        self.pool = Pool(cfg.callers.liveness, cfg.router.queue_max, endpoints_from_config(cfg))
+        self.conn_identities: dict[str, bytes] = {}  # channel -> conn's DEALER, as it spoke
+        self.router = build_router(cfg, wire=self, pool=self.pool, store=self.store,
+                                   clock=clock, reload=self.reload)
+        self.flow = self.router.flow
+        self._applying: set[asyncio.Task[str]] = set()
 
     # ---- sockets -------------------------------------------------------------
 
     async def run(self) -> None:
         self._ctl_tasks: set[asyncio.Task[None]] = set()
+        # `rosey apply`: re-read the config (the default action would end the process).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
         run_dir = self.cfg.paths.run_dir
         ipc.prepare_run_dir(run_dir)
         self._lock = ipc.lock_run_dir(run_dir, "router")
         self.store.open()
-        self.brain.restore()
+        self.router.restore()
         self._ctx = zmq.asyncio.Context()
         self.conn_sock = ipc.router_socket(self._ctx, ipc.endpoint(run_dir, "conn"))
         self.work_sock = ipc.router_socket(self._ctx, ipc.endpoint(run_dir, "work"))
         self.ctl_sock = ipc.router_socket(self._ctx, ipc.endpoint(run_dir, "control"))
-        log.info("router up: channel=%s provider=%s model=%s db=%s", self.cfg.channel,
-                 self.cfg.llm.provider, self.cfg.llm.model, self.cfg.paths.database)
-        await resume(self.flow, self.records.load_journal())
+        log.info("router up: channels=%s provider=%s model=%s db=%s",
+                 ",".join(self.router.cores), self.cfg.llm.provider, self.cfg.llm.model,
+                 self.cfg.paths.database)
+        await self.router.resume()
         tasks = [
             asyncio.create_task(self._recv_loop(self.conn_sock, self.on_conn_message, CONN_UP)),
             asyncio.create_task(self._recv_loop(self.work_sock, self.on_work_message, WORK_UP)),
@@ -148,13 +144,13 @@ class RouterService:
     async def _tick_loop(self) -> None:
         async def step() -> None:
             await asyncio.sleep(TICK)
-            await self.flow.tick()
+            await self.router.tick()
 
         await survive("router tick", log, step)
 
     async def _maintenance_loop(self) -> None:
         async def step() -> None:
-            self.records.prune(self.clock(), self.cfg.router.retention_days)
+            Records(self.store, "").prune(self.clock(), self.cfg.router.retention_days)
             metrics.DB_SIZE.set(await asyncio.to_thread(self.store.size_bytes))
             await asyncio.sleep(MAINTENANCE_EVERY)
 
@@ -165,74 +161,33 @@ class RouterService:
 
         async def step() -> None:
             await asyncio.sleep(interval)
-            self.brain.statskeeper.sample(self.brain.channel, self.clock())
+            for core in list(self.router.cores.values()):
+                core.statskeeper.sample(core.channel, self.clock())
 
         if interval > 0:
             await survive("router stats", log, step)
 
-    async def _send_action(self, action: Action) -> bool:
-        return await ipc.send_to(self.conn_sock, self.conn_identity, action)
+    def _conn(self, channel: str) -> bytes:
+        return self.conn_identities.get(channel) or f"conn:{channel}".encode()
 
-    async def _send_request(self, identity: bytes, request: Request) -> bool:
+    async def send_action(self, action: Action) -> bool:
+        return await ipc.send_to(self.conn_sock, self._conn(action.channel), action)
+
+    async def send_request(self, identity: bytes, request: Request) -> bool:
         return await ipc.send_to(self.work_sock, identity, request)
 
-    async def _send_say(self, say: Say) -> bool:
-        return await ipc.send_to(self.conn_sock, self.conn_identity, say)
+    async def send_say(self, say: Say) -> bool:
+        return await ipc.send_to(self.conn_sock, self._conn(say.channel), say)
 
-    # ---- conn ------------------------------------------------------------------
+    # ---- conn and callers --------------------------------------------------------
 
     async def on_conn_message(self, identity: bytes, msg: Message) -> None:
-        brain = self.brain
-        if not isinstance(msg, ConnState):
-            await self.flow.on_peer()  # conn is there: what it refused before goes now
-        if isinstance(msg, Chat):
-            metrics.CHAT_EVENTS.labels("chat").inc()
-            await brain.on_chat(msg.username, msg.text, False, msg.received_at)
-        elif isinstance(msg, Pm):
-            metrics.CHAT_EVENTS.labels("pm").inc()
-            await brain.on_pm(msg.username, msg.text, msg.received_at)
-        elif isinstance(msg, Delivered):
-            self.flow.on_delivered(msg.say_id, msg.ok, msg.reason, msg.seq, msg.parts)
-        elif isinstance(msg, ActionResult):
-            self.actions.on_result(msg)
-        elif isinstance(msg, ConnState):
-            self.conn_identity = identity
-            brain.channel.conn_rank = msg.bot_rank
-            log.info("conn %s: %s %s", msg.channel, msg.state, msg.detail)
-            if msg.state in ("connecting", "joined"):
-                await self.flow.flush_outbox()
-        elif isinstance(msg, UserList):
-            brain.channel.set_users(msg.users)
-            for user in msg.users:
-                self.records.user_seen(user.name, user.rank, self.clock(), False)
-            brain.statskeeper.users_changed(brain.channel, self.clock())
-        elif isinstance(msg, UserJoined):
-            brain.channel.joined(msg.user)
-            self.records.user_seen(msg.user.name, msg.user.rank, self.clock(), False)
-            brain.statskeeper.users_changed(brain.channel, self.clock())
-        elif isinstance(msg, UserLeft):
-            brain.on_leave(msg.name)
-            brain.statskeeper.users_changed(brain.channel, self.clock())
-        elif isinstance(msg, RankChanged):
-            brain.channel.rank_changed(msg.name, msg.rank)
-        else:
-            brain.on_other(msg)
-
-    # ---- callers ---------------------------------------------------------------
+        if isinstance(msg, ConnState):
+            self.conn_identities[msg.channel] = identity
+        await self.router.on_conn(msg)
 
     async def on_work_message(self, identity: bytes, msg: Message) -> None:
-        if isinstance(msg, (Ready, Heartbeat)):
-            requeued = self.pool.seen(identity, msg.incarnation, msg.slots, self.clock())
-            if requeued:
-                metrics.REQUESTS.labels(self.cfg.channel, "requeued").inc(len(requeued))
-                log.warning("caller %s restarted: requeued %d requests", msg.caller,
-                            len(requeued))
-                await self.flow.requeued(requeued)
-            await self.flow.dispatch()
-        elif isinstance(msg, Partial):
-            await self.flow.on_partial(msg)
-        elif isinstance(msg, Result):
-            await self.flow.on_result(msg)
+        await self.router.on_work(identity, msg, self.clock())
 
     # ---- control ---------------------------------------------------------------
 
@@ -242,8 +197,7 @@ class RouterService:
         line = " ".join([msg.command, *msg.args])
 
         async def answer() -> None:  # playlist and kick commands wait for the server
-            ok, text = await self.brain.command(commands.Actor(
-                "cli", 255, self.cfg.router.command_rank, cli=True), line)
+            ok, text = await self.router.command(msg.channel, line)
             await ipc.send_to(self.ctl_sock, identity, CtlReply(ok=ok, text=text))
 
         task = asyncio.create_task(answer())
@@ -251,13 +205,25 @@ class RouterService:
         task.add_done_callback(self._ctl_tasks.discard)
 
     def reload(self) -> str:
+        """SIGHUP (``rosey apply``) and ``!reload``: re-read the config and apply it to
+        every channel (new ones join, removed ones leave, the others keep their state)."""
         try:
-            cfg = load_config(self.config_path)
+            channels = channel_configs(load_config(self.config_path))
         except ConfigError as exc:
+            log.warning("reload refused: %s", exc)
             return f"reload refused: {exc}"
-        self.brain.reload(cfg)
-        return ("reloaded prompt, personas, triggers, limits and blocklist; other settings "
-                "need `rosey run` again")
+        task = asyncio.get_running_loop().create_task(self.router.apply(channels))
+        self._applying.add(task)
+        task.add_done_callback(self._applied)
+        return ("reloaded prompt, personas, triggers, limits, blocklist and channels; other "
+                "settings need `rosey run` again")
+
+    def _applied(self, task: asyncio.Task[str]) -> None:
+        self._applying.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("applying the config failed: %r", task.exception())
+        elif not task.cancelled():
+            log.info("config applied%s", f": {task.result()}" if task.result() else "")
 
 
 def main_loop(cfg: Config, config_path: str | None = None) -> None:
@@ -265,5 +231,4 @@ def main_loop(cfg: Config, config_path: str | None = None) -> None:
     metrics.serve("router", cfg.metrics.host, cfg.metrics.router_port, cfg.metrics.enabled,
                   channels=[c.channel for c in channel_configs(cfg)], endpoints=endpoints)
     service = RouterService(cfg, config_path=config_path)
-    service.brain.reload_hook = service.reload
     run_until_signalled(service.run)

@@ -16,7 +16,7 @@ from rosey.router.records import Records
 
 
 class StatsKeeper:
-    def __init__(self, records: Records | None, day_of: Callable[[float], str],
+    def __init__(self, records: Records, day_of: Callable[[float], str],
                  channel: str = "") -> None:
         self.channel = channel  # the metrics' label
         self.records = records
@@ -28,8 +28,7 @@ class StatsKeeper:
     def restore(self, now: float) -> None:
         """Today's peak so far (a restarted router must not lower it)."""
         self.day = self.day_of(now)
-        if self.records is not None:
-            self.peak, self.peak_at = self.records.load_peak(self.day)
+        self.peak, self.peak_at = self.records.load_peak(self.day)
         metrics.CHANNEL_PEAK.labels(self.channel).set(self.peak)
 
     def users_changed(self, channel: ChannelState, now: float) -> None:
@@ -41,13 +40,11 @@ class StatsKeeper:
         if users > self.peak:
             self.peak, self.peak_at = users, now
             metrics.CHANNEL_PEAK.labels(self.channel).set(users)
-            if self.records is not None:
-                self.records.peak(day, users, now)
+            self.records.peak(day, users, now)
 
     def sample(self, channel: ChannelState, now: float) -> None:
         self.users_changed(channel, now)  # also rolls the peak over at midnight
-        if self.records is not None:
-            self.records.user_count(now, len(channel.users), channel.user_count)
+        self.records.user_count(now, len(channel.users), channel.user_count)
 
     def media(self, channel: ChannelState, msg: MediaChanged, now: float) -> None:
         metrics.CHANNEL_MEDIA_CHANGES.inc()
@@ -55,5 +52,4 @@ class StatsKeeper:
         metrics.CHANNEL_PLAYLIST_ITEMS.set(len(channel.playlist.items))
         playing = channel.playlist.now_playing()
         by = playing.queueby if playing is not None and playing.id == msg.id else ""
-        if self.records is not None:
-            self.records.media(msg.title, msg.id, msg.type, msg.seconds, now, by)
+        self.records.media(msg.title, msg.id, msg.type, msg.seconds, now, by)

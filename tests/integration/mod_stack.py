@@ -45,8 +45,8 @@ class ModStack:
         await self.fake.wait_for(lambda: BOT in self.fake.usernames, timeout=15)
         # the router has the userlist, ranks and permissions once the bot's own entry is there
         rank = self.fake.accounts[BOT][2]
-        await self.fake.wait_for(lambda: self.router.brain.channel.bot_rank == rank and
-                                 self.router.brain.channel.permissions != {}, timeout=10)
+        await self.fake.wait_for(lambda: self.router.router.only.channel.bot_rank == rank and
+                                 self.router.router.only.channel.permissions != {}, timeout=10)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -74,6 +74,10 @@ class RouterRig:
         proc.send_signal(sig)
         proc.wait(timeout=20)
 
+    def kill_signal(self, name: str, sig: int) -> None:
+        """Send ``sig`` and do not wait (SIGHUP: the process carries on)."""
+        self.procs[name].send_signal(sig)
+
     def logs(self) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-4000:]}"
                          for p in sorted(self.home.glob("*.log")))

@@ -89,7 +89,7 @@ async def test_playlist_commands_end_to_end(fake: FakeCytube) -> None:
             "permit, or the target is gone)")
         assert s.sent("jumpTo")[-1] == ("jumpTo", 0)  # it was sent; nothing came back
         # the router's view matches the channel after all of it
-        view = [i.title for i in s.router.brain.channel.playlist.items]
+        view = [i.title for i in s.router.router.only.channel.playlist.items]
         assert view == fake.playlist_titles
 
 
@@ -139,7 +139,7 @@ async def test_kick_say_pm_and_people(fake: FakeCytube) -> None:
             "the server refused: /mute failed - bob has equal or higher rank than you."
         fake._members["bob"].rank = 1
         assert await s.ask("Mod", "!mute bob") == "muted bob"
-        assert "bob" in fake.muted and s.router.brain.channel.users["bob"].muted
+        assert "bob" in fake.muted and s.router.router.only.channel.users["bob"].muted
         assert await s.ask("Mod", "!unmute bob") == "unmuted bob"
         assert await s.ask("Mod", "!unmute bob") == "the server refused: bob is not muted."
         assert "bob" not in fake.muted

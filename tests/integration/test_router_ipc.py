@@ -4,6 +4,7 @@ plays the conn process.  Crashes lose no accepted mention and never double a rep
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -195,5 +196,30 @@ async def test_restarted_router_keeps_history_limits_and_toggles(llm: FakeLLM) -
         assert messages[:2] == [
             ("user", "alice: rosey, remember the word banana"),
             ("assistant", "reply to: alice: rosey, remember the word banana")]
+    finally:
+        rig.close()
+
+
+@pytest.mark.timeout(60)
+async def test_sighup_rereads_the_config_and_keeps_the_channels_state(llm: FakeLLM) -> None:
+    rig = rig_for(llm, llm={"llm_cooldown": 60})
+    try:
+        await start(rig)
+        await rig.chat("alice", "rosey, one")
+        assert (await rig.next_say()).text == "alice: reply to: alice: rosey, one"
+        await rig.chat("bob", "captain, one")
+        await rig.no_say(0.5)  # not a trigger yet
+        rig.config["llm"]["llm_triggers"] = ["rosey", "captain"]
+        rig.config_path.write_text(json.dumps(rig.config))
+        rig.kill_signal("router", signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while "config applied" not in (rig.home / "router.log").read_text():
+            assert time.monotonic() < deadline, f"SIGHUP not applied; logs:\n{rig.logs()}"
+            await asyncio.sleep(0.05)
+        await rig.chat("bob", "captain, two")
+        assert (await rig.next_say()).text == "bob: reply to: bob: captain, two"
+        assert rig.procs["router"].poll() is None  # SIGHUP did not end it
+        await rig.chat("alice", "rosey, two")
+        await rig.no_say(1.0)  # alice's 60 s cooldown survived the reload
     finally:
         rig.close()

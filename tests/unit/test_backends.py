@@ -458,34 +458,34 @@ class _NoSleepClock:
 
 
 async def test_caller_retries_a_500_and_fails_over_a_hang_over_http() -> None:
-    from rosey.caller.providers import ProviderCaller, Target
+    from rosey.caller.providers import ProviderChain, Target
     from rosey.protocol import Request
 
     async with FakeLLM("ollama") as ol, FakeLLM("openai") as oa:
         backends = {"ollama": build("ollama", ol.url), "openai": build("openai", oa.url)}
         clock = _NoSleepClock()
         chain = [Target("ollama", MODEL["ollama"], timeout=0.3), Target("openai", MODEL["openai"])]
-        caller = ProviderCaller(chain, backends.__getitem__, clock=clock, sleep=clock.sleep,
-                                rng=lambda: 0.5)
+        providers = ProviderChain(chain, lambda p, url: backends[p], clock=clock, sleep=clock.sleep,
+                                  rng=lambda: 0.5)
 
         def request() -> Request:
             return Request(id="r", deadline=clock.now + 30, provider="ollama",
                            model=MODEL["ollama"], turns=TURNS)
 
         ol.fail_status, ol.fail_times = 500, 2
-        out = await caller.call(request())
+        out = await providers.call(request())
         assert out.completion is not None and out.target == chain[0]
         assert (ol.calls, oa.calls, clock.sleeps) == (3, 0, [0.2, 0.4])
 
         ol.hang = True  # the primary hangs: cut at its 0.3 s cap, then OpenAI answers
-        out = await caller.call(request())
+        out = await providers.call(request())
         assert [a.outcome for a in out.attempts] == ["timeout", "ok"]
         assert out.completion is not None and out.completion.text == "reply to: alice: what is 2+2"
         assert (ol.calls, oa.calls) == (4, 1)
 
         ol.hang, oa.fail_status = False, 401  # a bad key is not retried
         ol.fail_status, ol.fail_times = 404, None
-        out = await caller.call(request())
+        out = await providers.call(request())
         assert [(a.provider, a.outcome) for a in out.attempts] == [
             ("ollama", "not_found"), ("openai", "auth")]
         assert out.error is not None and out.error.kind == "auth"

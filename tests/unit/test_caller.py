@@ -17,7 +17,7 @@ from rosey import metrics
 from rosey.caller.base import Completion, Health, LLMError, OnText
 from rosey.caller.breaker import Breaker, State
 from rosey.caller.policy import Failure, RetryPolicy, attempt_timeout, backoff, decide
-from rosey.caller.providers import Breakers, ProviderCaller, Target, plan
+from rosey.caller.providers import Breakers, ProviderChain, Target, targets_for
 from rosey.protocol import Request, Turn
 
 T0 = 1_000_000.0
@@ -94,8 +94,8 @@ class Rig:
         self.clock = Clock()
         self.backends = {t.provider: ScriptedBackend(t.provider, self.clock) for t in chain}
         values = fixed(rng)
-        self.caller = ProviderCaller(
-            chain, lambda p: self.backends[p], policy=RetryPolicy(max_attempts=max_attempts),
+        self.chain = ProviderChain(
+            chain, lambda p, url: self.backends[p], policy=RetryPolicy(max_attempts=max_attempts),
             breakers=Breakers(failures, cooloff), clock=self.clock, sleep=self.clock.sleep,
             rng=lambda: next(values))
 
@@ -209,7 +209,7 @@ async def test_instant_500_is_retried_twice_then_fails_fast() -> None:
     rig.backends["ollama"].default = err("server", 500)
     before = sample(metrics.LLM_RETRIES, provider="ollama", kind="server")
 
-    out = await rig.caller.call(rig.request())
+    out = await rig.chain.call(rig.request())
 
     assert out.completion is None and out.error is not None and out.error.kind == "server"
     assert [c[0] for c in rig.backends["ollama"].calls] == [0.0, 0.2, pytest.approx(0.6)]
@@ -222,7 +222,7 @@ async def test_instant_500_is_retried_twice_then_fails_fast() -> None:
 async def test_a_500_then_success_answers() -> None:
     rig = Rig([OLLAMA])
     rig.backends["ollama"].steps = [err("server", 503), Step(duration=1.0, text="hi alice")]
-    out = await rig.caller.call(rig.request())
+    out = await rig.chain.call(rig.request())
     assert out.completion is not None and out.completion.text == "hi alice"
     assert out.error is None and out.calls == 2 and out.target == OLLAMA
     assert rig.clock.sleeps == [0.2]
@@ -233,7 +233,7 @@ async def test_a_500_then_success_answers() -> None:
 async def test_client_errors_are_not_retried_but_fail_over(kind: str, status: int) -> None:
     rig = Rig([OLLAMA, OPENAI])
     rig.backends["ollama"].default = err(kind, status)
-    out = await rig.caller.call(rig.request())
+    out = await rig.chain.call(rig.request())
     assert len(rig.backends["ollama"].calls) == 1  # never retried
     assert rig.clock.sleeps == []
     assert out.completion is not None and out.target == OPENAI
@@ -243,7 +243,7 @@ async def test_client_errors_are_not_retried_but_fail_over(kind: str, status: in
 async def test_empty_completion_is_not_retried_alone() -> None:
     rig = Rig([OLLAMA])
     rig.backends["ollama"].default = err("empty")
-    out = await rig.caller.call(rig.request())
+    out = await rig.chain.call(rig.request())
     assert out.error is not None and out.error.kind == "empty"
     assert len(rig.backends["ollama"].calls) == 1
 
@@ -251,14 +251,14 @@ async def test_empty_completion_is_not_retried_alone() -> None:
 async def test_429_waits_retry_after_when_the_deadline_allows() -> None:
     rig = Rig([OLLAMA])
     rig.backends["ollama"].steps = [err("rate_limited", 429, retry_after=3.0)]
-    out = await rig.caller.call(rig.request())
+    out = await rig.chain.call(rig.request())
     assert out.completion is not None
     assert rig.clock.sleeps == [3.0]
     assert [c[0] for c in rig.backends["ollama"].calls] == [0.0, 3.0]
 
     late = Rig([OLLAMA])
     late.backends["ollama"].steps = [err("rate_limited", 429, retry_after=40.0)]
-    out = await late.caller.call(late.request())
+    out = await late.chain.call(late.request())
     assert out.error is not None and out.error.kind == "rate_limited"
     assert late.clock.sleeps == [] and len(late.backends["ollama"].calls) == 1
 
@@ -266,7 +266,7 @@ async def test_429_waits_retry_after_when_the_deadline_allows() -> None:
 async def test_retries_stop_when_they_no_longer_fit_the_deadline() -> None:
     rig = Rig([OLLAMA])
     rig.backends["ollama"].default = err("server", 500)
-    out = await rig.caller.call(rig.request(timeout=1.0))
+    out = await rig.chain.call(rig.request(timeout=1.0))
     # 0.0: fails; 0.2 + 0.5 fits in 0.95 → retry at 0.2; 0.2 + 0.4 + 0.5 > 0.95 → stop
     assert [c[0] for c in rig.backends["ollama"].calls] == [0.0, 0.2]
     assert out.error is not None and out.error.kind == "server"
@@ -276,7 +276,7 @@ async def test_retries_stop_when_they_no_longer_fit_the_deadline() -> None:
 async def test_a_hang_times_out_inside_the_deadline() -> None:
     rig = Rig([OLLAMA])
     rig.backends["ollama"].default = Step(hang=True)
-    out = await rig.caller.call(rig.request())
+    out = await rig.chain.call(rig.request())
     assert rig.backends["ollama"].calls == [(0.0, "llama3.2:3b", 29.95)]
     assert out.error is not None and out.error.kind == "timeout"
     assert rig.clock.now - T0 == pytest.approx(29.95)
@@ -287,7 +287,7 @@ async def test_hanging_primary_fails_over_with_half_the_deadline_left() -> None:
     rig.backends["ollama"].default = Step(hang=True)
     rig.backends["openai"].steps = [Step(duration=2.0, text="from openai")]
     before = sample(metrics.LLM_FAILOVERS, provider="ollama", model="llama3.2:3b")
-    out = await rig.caller.call(rig.request())
+    out = await rig.chain.call(rig.request())
     assert rig.backends["ollama"].calls == [(0.0, "llama3.2:3b", 14.975)]
     assert rig.backends["openai"].calls == [(14.975, "gpt-4o-mini", 14.975)]
     assert out.completion is not None and out.completion.text == "from openai"
@@ -301,7 +301,7 @@ async def test_entry_timeout_caps_the_primary() -> None:
     capped = Target("ollama", "llama3.2:3b", timeout=5.0)
     rig = Rig([capped, OPENAI])
     rig.backends["ollama"].default = Step(hang=True)
-    out = await rig.caller.call(rig.request(capped))
+    out = await rig.chain.call(rig.request(capped))
     assert rig.backends["ollama"].calls[0][2] == 5.0
     assert rig.backends["openai"].calls == [(5.0, "gpt-4o-mini", 24.95)]
     assert out.completion is not None
@@ -310,37 +310,92 @@ async def test_entry_timeout_caps_the_primary() -> None:
 async def test_retries_on_the_primary_then_failover_order() -> None:
     rig = Rig([OLLAMA, OPENAI])
     rig.backends["ollama"].default = err("server", 500)
-    out = await rig.caller.call(rig.request())
+    out = await rig.chain.call(rig.request())
     order = [(a.provider, a.outcome) for a in out.attempts]
     assert order == [("ollama", "server")] * 3 + [("openai", "ok")]
     assert out.target == OPENAI
 
 
-def test_plan_starts_at_the_requested_entry() -> None:
+def test_targets_start_at_the_requested_entry_on_its_endpoint() -> None:
     chain = [OLLAMA, OPENAI]
-    assert plan(chain, "ollama", "llama3.2:3b") == [OLLAMA, OPENAI]
-    assert plan(chain, "openai", "gpt-4o-mini") == [OPENAI]
+
+    def ask(provider: str, model: str, url: str = "") -> Request:
+        return Request(id="r", deadline=1.0, provider=provider, model=model, turns=[],
+                       endpoint_url=url)
+
+    assert targets_for(chain, ask("ollama", "llama3.2:3b")) == [OLLAMA, OPENAI]
+    assert targets_for(chain, ask("openai", "gpt-4o-mini")) == [OPENAI]
     # a target the router chose outside the chain (budget switch) gets no failover
-    assert plan(chain, "openai", "gpt-4.1-nano") == [Target("openai", "gpt-4.1-nano")]
+    assert targets_for(chain, ask("openai", "gpt-4.1-nano")) == [Target("openai", "gpt-4.1-nano")]
+    # the router's endpoint applies to the request's provider; a fallback keeps its default
+    on_gpu2 = targets_for(chain, ask("ollama", "llama3.2:3b", "http://gpu2:11434"))
+    assert [t.url for t in on_gpu2] == ["http://gpu2:11434", ""]
+
+
+class EndpointRig(Rig):
+    """Two ollama hosts behind one chain entry, each with its own scripted backend."""
+
+    def __init__(self, chain: list[Target]) -> None:
+        super().__init__(chain)
+        self.hosts = {url: ScriptedBackend(url, self.clock) for url in ("http://a", "http://b")}
+        self.chain = ProviderChain(
+            chain, lambda p, url: self.hosts[url] if url in self.hosts else self.backends[p],  # type: ignore[arg-type,return-value]
+            breakers=Breakers(5, 30), clock=self.clock, sleep=self.clock.sleep,
+            rng=lambda: 0.5)
+
+    def on(self, url: str, hand_back: bool) -> Request:
+        return Request(id="r1", deadline=self.clock.now + 30, provider="ollama",
+                       model=OLLAMA.model, turns=[Turn("user", "hi")], endpoint="x",
+                       endpoint_url=url, hand_back=hand_back)
+
+
+@pytest.mark.parametrize("failure", [err("connection"), err("server", 503), Step(hang=True)])
+async def test_a_hand_back_stops_at_the_endpoints_first_failure(failure: Step) -> None:
+    rig = EndpointRig([OLLAMA, OPENAI])
+    rig.hosts["http://a"].default = failure
+    out = await rig.chain.call(rig.on("http://a", hand_back=True))
+    # One call on the dead host, no retry, no failover: the router moves the request.
+    assert out.handed_back and out.completion is None and len(rig.hosts["http://a"].calls) == 1
+    assert rig.clock.sleeps == [] and rig.backends["openai"].calls == []
+    # The same host with nowhere else to go: the usual retries, then the fallback.
+    rig.clock.now += 100
+    out = await rig.chain.call(rig.on("http://a", hand_back=False))
+    assert not out.handed_back and out.completion is not None and out.target == OPENAI
+    assert len(rig.hosts["http://a"].calls) > 1 and len(rig.backends["openai"].calls) == 1
+
+
+async def test_a_model_error_is_not_handed_back_and_a_dead_host_does_not_stop_another() -> None:
+    rig = EndpointRig([OLLAMA, OPENAI])
+    rig.hosts["http://a"].default = err("not_found", 404)
+    out = await rig.chain.call(rig.on("http://a", hand_back=True))
+    assert not out.handed_back and out.target == OPENAI  # failed over as before
+    # host a's breaker is its own: host b still answers the same model.
+    rig.hosts["http://a"].default = err("connection")
+    for _ in range(6):
+        await rig.chain.call(rig.on("http://a", hand_back=True))
+    assert rig.chain.breakers.get(Target("ollama", OLLAMA.model, url="http://a")).state \
+        == State.OPEN
+    out = await rig.chain.call(rig.on("http://b", hand_back=True))
+    assert out.completion is not None and out.target.url == "http://b"
 
 
 async def test_breaker_skips_a_down_provider_then_probes_it() -> None:
     rig = Rig([OLLAMA, OPENAI], failures=2, cooloff=30)
     ollama, openai = rig.backends["ollama"], rig.backends["openai"]
     ollama.default = err("connection")
-    first = await rig.caller.call(rig.request())
+    first = await rig.chain.call(rig.request())
     # two failures open ollama's breaker: no third call, straight to openai
     assert [(a.provider, a.outcome) for a in first.attempts] == [
         ("ollama", "connection"), ("ollama", "connection"), ("openai", "ok")]
     assert sample(metrics.LLM_BREAKER_STATE, provider="ollama", model="llama3.2:3b") == 2
-    second = await rig.caller.call(rig.request())
+    second = await rig.chain.call(rig.request())
     assert [(a.provider, a.outcome) for a in second.attempts] == [
         ("ollama", "skipped"), ("openai", "ok")]
     assert len(ollama.calls) == 2
     # after the cool-off one probe goes through; it succeeds and closes the breaker
     rig.clock.now += 30
     ollama.default = Step(text="back")
-    third = await rig.caller.call(rig.request())
+    third = await rig.chain.call(rig.request())
     assert third.target == OLLAMA and third.completion is not None
     assert sample(metrics.LLM_BREAKER_STATE, provider="ollama", model="llama3.2:3b") == 0
     assert len(openai.calls) == 2
@@ -349,8 +404,8 @@ async def test_breaker_skips_a_down_provider_then_probes_it() -> None:
 async def test_all_breakers_open_fails_fast_with_the_cause() -> None:
     rig = Rig([OLLAMA], failures=1, cooloff=60)
     rig.backends["ollama"].default = err("auth", 401)
-    await rig.caller.call(rig.request())
-    out = await rig.caller.call(rig.request())
+    await rig.chain.call(rig.request())
+    out = await rig.chain.call(rig.request())
     assert len(rig.backends["ollama"].calls) == 1  # the second request made no call
     assert out.error is not None and out.error.kind == "auth"
     assert "circuit open" in out.error.message
@@ -359,7 +414,7 @@ async def test_all_breakers_open_fails_fast_with_the_cause() -> None:
 
 async def test_deadline_already_passed_makes_no_call() -> None:
     rig = Rig([OLLAMA])
-    out = await rig.caller.call(rig.request(timeout=-1))
+    out = await rig.chain.call(rig.request(timeout=-1))
     assert rig.backends["ollama"].calls == []
     assert out.error is not None and out.error.kind == "timeout"
 
@@ -371,6 +426,6 @@ async def test_a_backend_bug_becomes_internal() -> None:
         raise RuntimeError("oops")
 
     rig.backends["ollama"].complete = broken  # type: ignore[method-assign]
-    out = await rig.caller.call(rig.request())
+    out = await rig.chain.call(rig.request())
     assert out.error is not None and out.error.kind == "internal" and "oops" in out.error.message
     assert out.calls == 1

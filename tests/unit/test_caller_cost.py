@@ -14,7 +14,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from rosey import metrics
 from rosey.caller.base import Completion, Health, OnText
 from rosey.caller.pricing import PriceTable
-from rosey.caller.providers import Outcome, Target
+from rosey.caller.providers import ChainOutcome, Target
 from rosey.caller.service import CallerService, chain_from_config, providers_in_use
 from rosey.config import parse_config
 from rosey.protocol import Request, Turn
@@ -95,7 +95,7 @@ async def test_result_carries_tokens_and_cost_and_counts_them(
         caplog: pytest.LogCaptureFixture) -> None:
     cfg = config(llm={"provider": "openai", "model": "gpt-4o-mini", "openai_api_key": "sk"},
                  budget={"prices": PRICES})
-    service = CallerService(cfg, 0, backend_factory=lambda p: Backend())
+    service = CallerService(cfg, 0, backend_factory=lambda p, url: Backend())
     labels = {"provider": "openai", "model": "gpt-4o-mini"}
     cost_before = sample(metrics.LLM_COST, **labels)
     tokens_before = sample(metrics.LLM_TOKENS, **labels, kind="completion")
@@ -112,7 +112,7 @@ async def test_result_carries_tokens_and_cost_and_counts_them(
 
     unpriced = CallerService(config(llm={"provider": "openai", "model": "gpt-5",
                                          "openai_api_key": "sk"}), 1,
-                             backend_factory=lambda p: Backend())
+                             backend_factory=lambda p, url: Backend())
     with caplog.at_level(logging.WARNING, logger="rosey.caller"):
         again = await unpriced.call(request("openai", "gpt-5"))
         await unpriced.call(request("openai", "gpt-5"))
@@ -123,8 +123,8 @@ async def test_result_carries_tokens_and_cost_and_counts_them(
 def test_failed_outcome_becomes_an_error_result() -> None:
     from rosey.caller.base import LLMError
 
-    service = CallerService(config(), 0, backend_factory=lambda p: Backend())
-    out = Outcome(Target("ollama", "llama3.2:3b"), error=LLMError("server", "boom"))
+    service = CallerService(config(), 0, backend_factory=lambda p, url: Backend())
+    out = ChainOutcome(Target("ollama", "llama3.2:3b"), error=LLMError("server", "boom"))
     result = service.result_of(request("ollama", "llama3.2:3b"), out)
     assert (result.ok, result.error_kind, result.error, result.cost_usd) == (
         False, "server", "boom", 0.0)

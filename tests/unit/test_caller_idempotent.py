@@ -40,7 +40,7 @@ async def test_a_re_dispatched_request_is_run_once_and_its_result_sent_again() -
                         "llm": {"provider": "ollama", "model": "m"}},
                        base_dir=Path("/tmp"), env={})
     backend = SlowBackend()
-    service = CallerService(cfg, 0, backend_factory=lambda p: backend)  # type: ignore[arg-type,return-value]
+    service = CallerService(cfg, 0, backend_factory=lambda p, url: backend)  # type: ignore[arg-type,return-value]
     sock: Any = Sock()
     service.sock = sock
     request = Request(id="r1", deadline=time.time() + 30, provider="ollama", model="m",

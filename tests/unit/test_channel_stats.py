@@ -31,6 +31,7 @@ from rosey.protocol import (
     UserLeft,
     UserList,
 )
+from rosey.router.lane import Answered
 from rosey.router.service import RouterService
 from rosey.store import chanstats
 
@@ -66,7 +67,7 @@ async def scripted_day(tmp: Path) -> tuple[Path, RouterService]:
     clock = [at(8)]
     svc = RouterService(load_config(path, env={}), clock=lambda: clock[0])
     svc.store.open()
-    svc.brain.restore()
+    svc.router.restore()
 
     async def send(when: float, *msgs: object) -> None:
         clock[0] = when
@@ -96,12 +97,12 @@ async def scripted_day(tmp: Path) -> tuple[Path, RouterService]:
     await send(at(20, 15), chat("alice", "evening", at(20, 15)), chat("alice", "bye", at(20, 16)))
     for hour in range(9, 22, 4):  # the stats loop's samples
         clock[0] = at(hour)
-        svc.brain.statskeeper.sample(svc.brain.channel, clock[0])
+        svc.router.only.statskeeper.sample(svc.router.only.channel, clock[0])
     clock[0] = at(20, 30)
-    svc.brain.on_answer("alice", "hello", Result(id="r1", caller="c", ok=True,
-                                                 prompt_tokens=100, completion_tokens=20,
-                                                 cost_usd=0.002))
-    svc.brain.on_answer("bob", "", Result(id="r2", caller="c", ok=False))
+    svc.router.only.answered(Answered("chan", "alice", "hello", Result(
+        id="r1", caller="c", ok=True, prompt_tokens=100, completion_tokens=20,
+        cost_usd=0.002)))
+    svc.router.only.answered(Answered("chan", "bob", "", Result(id="r2", caller="c", ok=False)))
     await svc.store.flush()
     return path, svc
 
@@ -124,8 +125,8 @@ async def test_a_scripted_day_gives_exact_numbers(tmp_path: Path) -> None:
         # a restarted router keeps today's peak
         again = RouterService(svc.cfg, clock=lambda: at(21))
         again.store.open()
-        again.brain.restore()
-        assert again.brain.statskeeper.peak == 5
+        again.router.restore()
+        assert again.router.only.statskeeper.peak == 5
         again.store.close()
     finally:
         svc.store.close()

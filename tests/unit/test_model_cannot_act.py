@@ -45,16 +45,16 @@ async def _route(texts: list[str], private: bool) -> tuple[list[Message], list[A
 
     with tempfile.TemporaryDirectory() as tmp:
         rig = Rig(Path(tmp), llm={"llm_cooldown": 0, "fallback_response": "Sorry."})
-        rig.brain.mod = ModContext(channel=rig.brain.channel, channel_name="chan",
+        rig.core.mod = ModContext(channel=rig.core.channel, channel_name="chan",
                                    bot_name="rosey", tz=ZoneInfo("UTC"), run_action=run_action,
                                    say=nothing, seen=nothing, stats=nothing)  # type: ignore[arg-type]
         rig.caller(slots=64)
         try:
             for text in texts:
                 if private:
-                    await rig.brain.on_pm("alice", "what now?", rig.now)
+                    await rig.core.on_pm("alice", "what now?", rig.now)
                 else:
-                    await rig.brain.on_chat("alice", "rosey, what now?", False, rig.now)
+                    await rig.core.on_chat("alice", "rosey, what now?", False, rig.now)
                 await rig.answer(rig.requests[-1], text)
         finally:
             rig.store.close()

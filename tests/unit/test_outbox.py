@@ -5,6 +5,8 @@ from __future__ import annotations
 from rosey.protocol import Request, Say
 from rosey.router.dispatch import Pool
 from rosey.router.flow import REOFFER, REOFFER_MAX, Flow
+from rosey.router.lane import Lane
+from rosey.router.memrecords import MemoryRecords
 from rosey.router.replies import ReplyPolicy
 
 
@@ -13,15 +15,13 @@ class Rig:
         self.now = 1000.0
         self.up = True  # conn connected: sends are taken
         self.offers: list[Say] = []
-        self.flow = Flow(channel="c", pool=Pool(liveness=1e9), records=None,
-                         policy=ReplyPolicy("rosey", 500), fallback="Sorry.", post_ttl=30,
-                         send_request=self._request, send_say=self._say,
-                         on_answer=lambda *a: None, clock=lambda: self.now)
+        self.flow = Flow(pool=Pool(liveness=1e9), wire=self, clock=lambda: self.now)
+        self.lane = Lane("c", MemoryRecords("c"), ReplyPolicy("rosey", 500), "Sorry.", 30)
 
-    async def _request(self, identity: bytes, request: Request) -> bool:
+    async def send_request(self, identity: bytes, request: Request) -> bool:
         return True
 
-    async def _say(self, say: Say) -> bool:
+    async def send_say(self, say: Say) -> bool:
         if self.up:
             self.offers.append(say)
         return self.up
@@ -36,7 +36,7 @@ class Rig:
 async def test_a_refused_offer_is_kept_and_retried_until_acknowledged() -> None:
     rig = Rig()
     rig.up = False  # conn's DEALER still reconnecting after a router restart
-    await rig.flow.say("alice: hi", say_id="r1")
+    await rig.flow.say(rig.lane, "alice: hi", say_id="r1")
     assert rig.offers == [] and ("r1", 0) in rig.flow.outbox
     rig.up = True
     await rig.run(REOFFER + 0.05)  # no ConnState, no other message: the timer alone
@@ -49,7 +49,7 @@ async def test_a_refused_offer_is_kept_and_retried_until_acknowledged() -> None:
 
 async def test_taken_offers_are_re_offered_with_backoff_and_at_once_when_conn_speaks() -> None:
     rig = Rig()
-    await rig.flow.say("alice: hi", say_id="r1")
+    await rig.flow.say(rig.lane, "alice: hi", say_id="r1")
     await rig.run(10.0)
     gaps = [b.expires_at for b in rig.offers]  # same Say each time
     assert len(set(gaps)) == 1
@@ -65,9 +65,9 @@ async def test_taken_offers_are_re_offered_with_backoff_and_at_once_when_conn_sp
 
 async def test_segments_are_acknowledged_apart_and_the_reply_closes_after_the_final() -> None:
     rig = Rig()
-    await rig.flow.say("alice: one.", say_id="r1", seq=0, final=False)
-    await rig.flow.say("Two.", say_id="r1", seq=1, final=True)
-    await rig.flow.say("Two.", say_id="r1", seq=1, final=True)  # the same segment again
+    await rig.flow.say(rig.lane, "alice: one.", say_id="r1", seq=0, final=False)
+    await rig.flow.say(rig.lane, "Two.", say_id="r1", seq=1, final=True)
+    await rig.flow.say(rig.lane, "Two.", say_id="r1", seq=1, final=True)  # the same segment again
     assert [(s.seq, s.final) for s in rig.offers] == [(0, False), (1, True)]
     rig.flow.on_delivered("r1", True, "", seq=1)
     assert list(rig.flow.outbox) == [("r1", 0)]  # segment 0 still waits
@@ -81,7 +81,7 @@ async def test_segments_are_acknowledged_apart_and_the_reply_closes_after_the_fi
 async def test_an_unacknowledged_segment_expires_at_its_post_ttl() -> None:
     rig = Rig()
     rig.up = False
-    await rig.flow.say("alice: hi", say_id="r1")
+    await rig.flow.say(rig.lane, "alice: hi", say_id="r1")
     await rig.run(29.0)
     assert ("r1", 0) in rig.flow.outbox
     await rig.run(1.5)

@@ -97,6 +97,31 @@ def test_summary_of_a_healthy_stack() -> None:
     assert lines[5] == "router says: llm=on users=3"
 
 
+ENDPOINT_SAMPLES = [  # (series, endpoint, extra labels, value)
+    ("capacity", "gpu1", "", 4), ("capacity", "gpu2", "", 2),
+    ("in_flight", "gpu1", "", 3), ("in_flight", "gpu2", "", 0),
+    ("up", "gpu1", "", 1), ("up", "gpu2", "", 0),
+    ("requests_total", "gpu1", ',outcome="ok"', 20),
+    ("requests_total", "gpu2", ',outcome="failed"', 3),
+    ("requests_total", "gpu2", ',outcome="error"', 1),
+    *[("latency_seconds_bucket", ep, f',le="{le}"', n)
+      for ep, counts in (("gpu1", (10, 20, 20)), ("gpu2", (0, 0, 0)))
+      for le, n in zip(("0.5", "1.0", "+Inf"), counts, strict=True)],
+]
+ENDPOINTS = "".join(  # untyped samples: the parser keeps their names as they are
+    f'rosey_endpoint_{series}{{endpoint="{ep}"{extra}}} {value}\n'
+    for series, ep, extra, value in ENDPOINT_SAMPLES)
+
+
+def test_summary_shows_each_endpoint_health_load_and_latency() -> None:
+    lines = status.format_summary(CONN, ROUTER + ENDPOINTS, []).splitlines()
+    assert lines[4:6] == [
+        "endpoint gpu1: up · in flight 3/4 · p50 500 ms · 20 ok, 0 failed (host), 0 model errors",
+        "endpoint gpu2: DOWN · in flight 0/2 · p50 - · 0 ok, 3 failed (host), 1 model errors"]
+    assert not any(line.startswith("endpoint") for line in
+                   status.format_summary(CONN, ROUTER, []).splitlines())
+
+
 def test_summary_when_processes_do_not_answer() -> None:
     text = status.format_summary(None, None, [None, None])
     assert "connected: unreachable" in text

@@ -55,7 +55,7 @@ async def test_a_failed_send_ends_the_dead_callers_streamed_reply(rig: Rig) -> N
         rig.requests.append(request)
         return reachable
 
-    rig.flow.send_request = send
+    rig.wire.send_request = send  # type: ignore[method-assign]
     bob = await ask(rig, "bob")  # the send fails: caller-0 is dropped, its jobs requeued
     assert segments(rig, alice) == [(0, False, SHOWN), (1, True, "")]  # ended, no fallback
     reachable = True
@@ -64,8 +64,8 @@ async def test_a_failed_send_ends_the_dead_callers_streamed_reply(rig: Rig) -> N
     assert sent(rig, alice) == 1  # the provider is not asked again for alice
     assert sent(rig, bob) == 2 and bob.id in rig.pool.in_flight  # bob's is, once it is back
     # Whatever answers alice now changes nothing.
-    await rig.flow.on_partial(Partial(id=alice.id, caller="caller-0", seq=0, text="No idea."))
-    await rig.flow.on_result(Result(id=alice.id, caller="caller-0", ok=True, text="No idea."))
+    await rig.router.on_partial(Partial(id=alice.id, caller="caller-0", seq=0, text="No idea."))
+    await rig.router.on_result(Result(id=alice.id, caller="caller-0", ok=True, text="No idea."))
     assert segments(rig, alice) == [(0, False, SHOWN), (1, True, "")]
 
 
@@ -91,7 +91,7 @@ async def test_a_streamed_reply_past_its_deadline_ends_without_the_fallback(rig:
     await partials(rig, alice, S1)
     bob = await ask(rig, "bob")  # nothing shown yet: it still gets the fallback
     rig.now = alice.deadline + 1.0  # caller-0 silent since, past its liveness too
-    await rig.flow.tick()
+    await rig.router.tick()
     assert segments(rig, alice) == [(0, False, SHOWN), (1, True, "")]
     assert segments(rig, bob) == [(0, True, "bob: Sorry.")]
     assert alice.id not in rig.flow.streams and len(rig.requests) == 2
@@ -108,7 +108,7 @@ async def test_a_shed_stream_whose_first_segment_was_acked_gets_a_final_segment(
     await partials(rig, alice, S1, S2)
     rig.flow.on_delivered(alice.id, True, "", seq=0, parts=1)  # seg 1 held by conn's packer
     rig.now = alice.deadline + 1.0
-    await rig.flow.tick()
+    await rig.router.tick()
     assert [seq_final[:2] for seq_final in segments(rig, alice)] == [
         (0, False), (1, False), (2, True)]
     assert all(s.stream for s in rig.says if s.id == alice.id)
@@ -140,14 +140,14 @@ async def test_pieces_from_a_caller_that_no_longer_holds_the_job_are_ignored(rig
     alice = await ask(rig, "alice")
     rig.pool.seen(b"caller-1", "one", 8, rig.now + 2.5)
     rig.now += 4.0
-    await rig.flow.tick()
+    await rig.router.tick()
     assert sent(rig, alice) == 2 and rig.pool.in_flight[alice.id].caller == b"caller-1"
     await partials(rig, alice, S1)  # from caller-0
-    await rig.flow.on_result(Result(id=alice.id, caller="caller-0", ok=True, text=S1))
+    await rig.router.on_result(Result(id=alice.id, caller="caller-0", ok=True, text=S1))
     assert segments(rig, alice) == []
     assert alice.id in rig.pool.callers[b"caller-1"].in_flight  # still running it there
     # caller-1's own pieces and result are the answer.
-    await rig.flow.on_partial(Partial(id=alice.id, caller="caller-1", seq=0, text=S1))
-    await rig.flow.on_result(Result(id=alice.id, caller="caller-1", ok=True, text=S1 + S2))
+    await rig.router.on_partial(Partial(id=alice.id, caller="caller-1", seq=0, text=S1))
+    await rig.router.on_result(Result(id=alice.id, caller="caller-1", ok=True, text=S1 + S2))
     assert segments(rig, alice) == [(0, False, SHOWN), (1, True, S2)]
     assert not rig.pool.callers[b"caller-1"].in_flight

@@ -4,6 +4,7 @@ lists and a virtual clock: segments, addressing, packing, clean ends, dead calle
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from rosey.conn.governor import Governor
 from rosey.conn.segments import Outcome
 from rosey.protocol import Partial, Request, Say
+from rosey.router.build import ListWire, build_router
+from rosey.router.replies import ReplyPolicy
 from rosey.router.resume import resume
 from tests.unit.test_brain_flow import Rig
 
@@ -30,15 +33,15 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 async def ask(rig: Rig, user: str = "alice", private: bool = False) -> Request:
     if private:
-        await rig.brain.on_pm(user, "tell me about 2001", rig.now)
+        await rig.core.on_pm(user, "tell me about 2001", rig.now)
     else:
-        await rig.brain.on_chat(user, "rosey tell me about 2001", False, rig.now)
+        await rig.core.on_chat(user, "rosey tell me about 2001", False, rig.now)
     return rig.requests[-1]
 
 
 async def partials(rig: Rig, request: Request, *texts: str, start: int = 0) -> None:
     for seq, text in enumerate(texts, start):
-        await rig.flow.on_partial(Partial(id=request.id, caller="caller-0", seq=seq, text=text))
+        await rig.router.on_partial(Partial(id=request.id, caller="caller-0", seq=seq, text=text))
 
 
 def post(governor: Governor, says: list[Say]) -> tuple[list[str], list[Outcome]]:
@@ -120,7 +123,7 @@ async def test_a_dead_caller_mid_stream_is_not_asked_again(rig: Rig) -> None:
     await partials(rig, request, S1)
     rig.pool.seen(b"caller-1", "other", 4, rig.now + 2.5)  # another caller is alive
     rig.now += 4.0  # caller-0 silent past its liveness
-    await rig.flow.tick()
+    await rig.router.tick()
     assert len(rig.requests) == 1  # not re-dispatched: another answer would not join up
     finals = [s for s in rig.says if s.final]
     assert [(s.seq, s.text) for s in finals] == [(1, "")]
@@ -133,7 +136,7 @@ async def test_a_dead_caller_mid_stream_is_not_asked_again(rig: Rig) -> None:
     request = await ask(rig, "bob")
     rig.now += 4.0
     rig.pool.seen(b"caller-2", "third", 4, rig.now)
-    await rig.flow.tick()
+    await rig.router.tick()
     assert len(rig.requests) == 3 and rig.requests[-1].id == request.id
 
 
@@ -156,7 +159,8 @@ async def test_blocklist_mid_stream_ends_the_reply_there(rig: Rig) -> None:
 
 
 async def test_max_reply_chars_bounds_the_streamed_total(rig: Rig) -> None:
-    rig.flow.policy = rig.flow.policy.__class__(rig.flow.policy.bot_name, 100)
+    lane = rig.core.lane
+    rig.core.lane = replace(lane, policy=ReplyPolicy(lane.policy.bot_name, 100))
     request = await ask(rig)
     await partials(rig, request, S1, S2, S3)
     await rig.answer(request, S1 + S2 + S3)
@@ -174,14 +178,13 @@ async def test_a_router_restarted_mid_stream_offers_only_what_was_shown(rig: Rig
     # conn acknowledges without posting (its ledger has segment 0) or posts once.
     fresh = Rig.__new__(Rig)
     fresh.__dict__.update(rig.__dict__)
-    fresh.requests, fresh.says = [], []
+    fresh.wire = ListWire()
+    fresh.requests, fresh.says = fresh.wire.requests, fresh.wire.says
     fresh.pool = type(rig.pool)(liveness=1e9)
-    fresh.flow = type(rig.flow)(channel="chan", pool=fresh.pool, records=rig.records,
-                                policy=rig.brain.reply_policy, fallback="Sorry.",
-                                post_ttl=120, send_request=fresh._send_request,
-                                send_say=fresh._send_say, on_answer=rig.brain.on_answer,
+    fresh.router = build_router(rig.cfg, wire=fresh.wire, pool=fresh.pool, store=rig.store,
                                 clock=lambda: rig.now)
-    requeued, resent = await resume(fresh.flow, rig.records.load_journal())
+    fresh.flow = fresh.router.flow
+    requeued, resent = await resume(fresh.flow, fresh.router.only.lane)
     assert (requeued, resent) == (0, 1)
     assert [(s.seq, s.final, s.text) for s in fresh.says] == [(0, True, shown)]
     assert fresh.requests == []

@@ -13,7 +13,7 @@ import pytest
 from fakes.llm import FakeLLM, Kind, tokens_of
 from rosey.caller.base import Backend, LLMError, make_backend
 from rosey.caller.policy import RetryPolicy
-from rosey.caller.providers import ProviderCaller, Target
+from rosey.caller.providers import ProviderChain, Target
 from rosey.caller.service import PartialSink
 from rosey.protocol import Partial, Request, Turn
 
@@ -86,9 +86,9 @@ def request(deadline_in: float, provider: str = "ollama", model: str = "llama3.2
                    turns=TURNS)
 
 
-def caller_for(backends: dict[str, Backend], chain: list[Target],
-               first_token: float = 0.0) -> ProviderCaller:
-    return ProviderCaller(chain, lambda provider: backends[provider],
+def chain_for(backends: dict[str, Backend], chain: list[Target],
+               first_token: float = 0.0) -> ProviderChain:
+    return ProviderChain(chain, lambda provider, url: backends[provider],
                           policy=RetryPolicy(base_delay=0.01, jitter=0.0), clock=time.time,
                           rng=lambda: 0.5, streams=lambda provider: True,
                           first_token=first_token)
@@ -107,14 +107,14 @@ async def test_failure_before_any_piece_is_retried_and_after_one_is_not() -> Non
     async with FakeLLM("ollama", reply=ANSWER) as fake:
         fake.token_rate = 500.0
         backend = build("ollama", fake.url)
-        caller = caller_for({"ollama": backend}, [Target("ollama", "llama3.2:3b")])
+        providers = chain_for({"ollama": backend}, [Target("ollama", "llama3.2:3b")])
         try:
             # Breaks after 3 tokens, before the first sentence ends: nothing was sent, so
             # the caller retries and the second attempt streams the whole answer.
             fake.break_after, fake.break_times = 3, 1
             req = request(10.0)
             sink, sent = sink_for(req)
-            out = await caller.call(req, sink)
+            out = await providers.call(req, sink)
             assert out.completion is not None and out.completion.text == ANSWER
             assert out.calls == 2 and out.streamed
             assert [p.seq for p in sent] == list(range(len(sent))) and len(sent) == 3
@@ -124,7 +124,7 @@ async def test_failure_before_any_piece_is_retried_and_after_one_is_not() -> Non
             calls = fake.calls
             req = request(10.0)
             sink, sent = sink_for(req)
-            out = await caller.call(req, sink)
+            out = await providers.call(req, sink)
             assert out.error is not None and out.error.kind == "connection"
             assert out.completion is None and out.streamed
             assert fake.calls == calls + 1
@@ -140,12 +140,12 @@ async def test_first_token_deadline_fails_over_before_anything_is_posted() -> No
         slow.first_token_delay = 5.0
         backends = {"ollama": build("ollama", slow.url), "openai": build("openai", fast.url)}
         chain = [Target("ollama", "llama3.2:3b"), Target("openai", "gpt-4o-mini")]
-        caller = caller_for(backends, chain, first_token=0.3)
+        providers = chain_for(backends, chain, first_token=0.3)
         try:
             req = request(20.0)
             sink, sent = sink_for(req)
             started = time.monotonic()
-            out = await caller.call(req, sink)
+            out = await providers.call(req, sink)
             took = time.monotonic() - started
             assert out.completion is not None and out.target.provider == "openai"
             assert [a.outcome for a in out.attempts] == ["timeout", "ok"]
@@ -160,12 +160,12 @@ async def test_the_deadline_bounds_the_whole_streamed_answer() -> None:
     async with FakeLLM("openai", reply=ANSWER * 3) as fake:
         fake.token_rate = 40.0  # ~100 tokens: 2.5 s, longer than the deadline
         backend = build("openai", fake.url)
-        caller = caller_for({"openai": backend}, [Target("openai", "gpt-4o-mini")])
+        providers = chain_for({"openai": backend}, [Target("openai", "gpt-4o-mini")])
         try:
             req = request(1.0, "openai", "gpt-4o-mini")
             sink, sent = sink_for(req)
             started = time.monotonic()
-            out = await caller.call(req, sink)
+            out = await providers.call(req, sink)
             assert time.monotonic() - started < 1.6
             assert out.error is not None and out.error.kind == "timeout"
             assert sent and out.streamed and out.calls == 1  # pieces went; no retry

@@ -1,5 +1,5 @@
-"""Pool sizing: the start/stop plan, the persisted count, and the supervisord
-conversation (against a fake XML-RPC proxy, on a virtual clock)."""
+"""Scaling the caller pool (rosey/cli/scale.py): the start/stop plan, the persisted count,
+and the supervisord conversation (against a fake XML-RPC proxy, on a virtual clock)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
-from rosey.cli import scale as pool
+from rosey.cli import scale
 from rosey.config import parse_config
 
 
@@ -23,36 +23,36 @@ def config(tmp_path: Path, count: int = 2) -> Any:
 def test_plan_touches_only_members_that_must_change() -> None:
     states = {0: "RUNNING", 1: "RUNNING", 2: "STOPPED", 3: "FATAL", 4: "STOPPING",
               5: "RUNNING"}
-    assert pool.plan(states, 4) == ([2, 3], [5])  # 0, 1 keep running untouched
-    assert pool.plan(states, 1) == ([], [1, 5])  # 4 is already stopping
-    assert pool.plan(states, 6) == ([2, 3, 4], [])
-    assert pool.plan({0: "RUNNING", 1: "STARTING"}, 2) == ([], [])
+    assert scale.plan(states, 4) == ([2, 3], [5])  # 0, 1 keep running untouched
+    assert scale.plan(states, 1) == ([], [1, 5])  # 4 is already stopping
+    assert scale.plan(states, 6) == ([2, 3, 4], [])
+    assert scale.plan({0: "RUNNING", 1: "STARTING"}, 2) == ([], [])
 
 
 def test_count_persists_unless_the_config_changed_since(tmp_path: Path) -> None:
     cfg = config(tmp_path, count=2)
-    assert pool.desired_count(cfg) == 2  # no file yet: callers.count
-    pool.save_count(cfg, 5)
+    assert scale.desired_count(cfg) == 2  # no file yet: callers.count
+    scale.save_count(cfg, 5)
     state = Path(cfg.paths.run_dir) / "callers.scale"
     assert json.loads(state.read_text()) == {"count": 5, "config_count": 2}
-    assert pool.desired_count(cfg) == 5
+    assert scale.desired_count(cfg) == 5
     # the operator edited callers.count after scaling: the newer decision wins
     edited = parse_config({"channel": "chan", "user": ["bot", ""],
                            "callers": {"count": 3, "max": 6}, "paths": {"run_dir": "run"}},
                           base_dir=tmp_path, env={})
-    assert pool.desired_count(edited) == 3
+    assert scale.desired_count(edited) == 3
     state.write_text("{not json")
-    assert pool.desired_count(cfg) == 2
+    assert scale.desired_count(cfg) == 2
 
 
 def test_count_file_is_replaced_atomically(tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    pool.save_count(cfg, 3)
+    scale.save_count(cfg, 3)
     path = Path(cfg.paths.run_dir) / "callers.scale"
     inode = path.stat().st_ino
-    pool.save_count(cfg, 1)
+    scale.save_count(cfg, 1)
     assert path.stat().st_ino != inode  # replaced by rename, never rewritten in place
-    assert pool.desired_count(cfg) == 1
+    assert scale.desired_count(cfg) == 1
     assert sorted(p.name for p in path.parent.iterdir()) == ["callers.scale"]  # no temp left
 
 
@@ -100,7 +100,7 @@ def test_scale_down_stops_in_parallel_and_waits_for_the_drain() -> None:
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    report = pool.scale(fake, 1, wait=35, clock=lambda: now[0], sleep=sleep)
+    report = scale.scale(fake, 1, wait=35, clock=lambda: now[0], sleep=sleep)
 
     # all three stops issued at once without waiting: they drain together in ~2 s, not 6
     assert fake.calls == [("stop", "caller:caller-1", False), ("stop", "caller:caller-2", False),
@@ -113,12 +113,12 @@ def test_scale_down_stops_in_parallel_and_waits_for_the_drain() -> None:
 def test_scale_up_starts_missing_members_and_reports_a_timeout() -> None:
     now = [0.0]
     fake = FakeSupervisor({0: "RUNNING", 1: "STOPPED", 2: "STOPPED"}, now, drain=100.0)
-    report = pool.scale(fake, 2, wait=5, clock=lambda: now[0],
+    report = scale.scale(fake, 2, wait=5, clock=lambda: now[0],
                         sleep=lambda s: now.__setitem__(0, now[0] + s))
     assert fake.calls == [("start", "caller:caller-1", False)]
     assert report.settled and report.states[1] == "RUNNING"
 
     slow = FakeSupervisor({0: "RUNNING", 1: "RUNNING"}, now, drain=100.0)
-    report = pool.scale(slow, 1, wait=5, clock=lambda: now[0],
+    report = scale.scale(slow, 1, wait=5, clock=lambda: now[0],
                         sleep=lambda s: now.__setitem__(0, now[0] + s))
     assert not report.settled and report.states[1] == "STOPPING"
