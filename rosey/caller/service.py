@@ -138,8 +138,7 @@ class CallerService:
         # A restarted router re-dispatches what its journal holds, possibly to us while we
         # still run it or after we answered its predecessor: idempotent by request id.
         self._running: set[str] = set()
-        # By (request id, endpoint): a request handed back runs again on another endpoint.
-        self._answered: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._answered: OrderedDict[str, bytes] = OrderedDict()
         self.handled = 0
         self.draining = False
         self.providers_up = False
@@ -245,9 +244,8 @@ class CallerService:
         """Start a request, unless it is a re-dispatch of one we run or just answered."""
         if request.id in self._running:  # its Result goes out when the call ends
             return
-        answered = self._answered.get((request.id, request.endpoint))
-        if answered is not None:  # the Result may have died with a router
-            await self.sock.send(answered)
+        if request.id in self._answered:  # the Result may have died with a router
+            await self.sock.send(self._answered[request.id])
             return
         task = asyncio.create_task(self.handle(request))
         self._tasks.add(task)
@@ -303,9 +301,10 @@ class CallerService:
                  request.id, outcome, provider, model, result.latency, result.attempts,
                  result.prompt_tokens, result.completion_tokens, result.cost_usd)
         data = encode(result)
-        self._answered[(request.id, request.endpoint)] = data
-        while len(self._answered) > RESULTS_KEPT:
-            self._answered.popitem(last=False)
+        if not (request.hand_back and result.endpoint_failed):  # handed back: it runs again
+            self._answered[request.id] = data
+            while len(self._answered) > RESULTS_KEPT:
+                self._answered.popitem(last=False)
         self._running.discard(request.id)
         await self.sock.send(data)
 

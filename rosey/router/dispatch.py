@@ -179,7 +179,7 @@ class Pool:
         if job is None or job.caller != result.caller.encode() or not job.endpoint:
             return False
         name = job.endpoint
-        if result.ok:
+        if result.ok and result.endpoint == name:
             latency = result.latency or now - job.dispatched_at
             self.endpoints.succeeded(name, latency, now)
             metrics.ENDPOINT_REQUESTS.labels(name, "ok").inc()
@@ -187,6 +187,8 @@ class Pool:
         elif result.endpoint_failed and result.endpoint == name:
             self.endpoints.failed(name, now)
             metrics.ENDPOINT_REQUESTS.labels(name, "failed").inc()
+        elif result.ok:  # a fallback elsewhere answered: no verdict on this endpoint
+            self.endpoints.released(name)
         else:  # the model's or the request's own error: nothing against the endpoint
             self.endpoints.released(name)
             metrics.ENDPOINT_REQUESTS.labels(name, "error").inc()

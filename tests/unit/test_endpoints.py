@@ -150,3 +150,17 @@ def test_a_whole_capacity_of_failures_takes_a_small_host_out_below_the_threshold
         eps.started("gpu1")
         eps.failed("gpu1", now=n)
         assert eps.up("gpu1") == (n < 3)
+
+
+def test_an_answer_from_a_fallback_elsewhere_is_no_verdict_on_the_endpoint() -> None:
+    pool = Pool(liveness=1e9, queue_max=8, endpoints=two(failures=1))
+    pool.seen(b"c0", "a", slots=8, now=0)
+    pool.submit(job(0))
+    [(_, sent)] = pool.assign(now=0)
+    state = pool.endpoints.by_name[sent.endpoint]
+    assert state.in_flight == 1
+    assert not pool.report(Result(id="r0", caller="c0", ok=True, latency=9.0, endpoint=""),
+                           now=9)
+    assert (state.in_flight, state.completed, state.latency) == (0, 0, 0.0)
+    pool.complete("r0")
+    assert state.in_flight == 0  # released once, not twice
