@@ -1,4 +1,4 @@
-"""Issue 13: when does an answer start to arrive in the channel, streamed vs not?
+"""When does an answer start to arrive in the channel, streamed vs not?
 
     python -m bench.streaming [--repeat 2]
 

@@ -1,10 +1,14 @@
-"""Run the real Rosey (``rosey run`` → supervisord → conn, router, callers) against the fakes,
-for the end-to-end tests and the benches (tests/e2e/harness.py re-exports it)."""
+"""The real Rosey (``rosey run`` → supervisord → conn, router, callers) deployed in a short
+temporary folder against the fake servers.
+
+Not a fake itself: it lives beside them so that the end-to-end tests (through
+tests/e2e/harness.py, which adds their pass/fail helpers) and the benches share one way
+to deploy, and bench/ imports nothing of tests/.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
@@ -14,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -159,47 +162,3 @@ async def wait_joined(cytube: FakeCytube, rosey: Rosey, timeout: float = 30.0) -
         await cytube.wait_for(lambda: BOT in cytube.usernames, timeout=timeout)
     except TimeoutError as exc:
         raise AssertionError(f"bot never joined; logs:\n{rosey.logs()[-5000:]}") from exc
-
-
-SETTLE = 1.0  # keep watching this long after an expected reply
-
-
-async def run_rosey(rosey: Rosey, cytube: FakeCytube) -> None:
-    rosey.start()
-    await wait_joined(cytube, rosey)
-
-
-@contextlib.asynccontextmanager
-async def deployed(rosey: Rosey, cytube: FakeCytube | None = None) -> AsyncIterator[Rosey]:
-    """``async with deployed(rosey, cytube):`` the deployment is up (and joined, when a cytube
-    is given) for the body, then always stopped and its folder removed, also when the body
-    fails.  Started here unless the test started it itself (``rosey.proc`` set).
-
-    Waits fail loudly: no join within the timeout is an AssertionError with the logs.  A
-    clean stop is part of every test: when the body passed, an exit code other than 0 fails
-    it with the log's tail.  The body may stop it early (``await rosey.stop()``) to look at
-    what the stopped deployment left behind.
-    """
-    try:
-        if rosey.proc is None:
-            rosey.start()
-        if cytube is not None:
-            await wait_joined(cytube, rosey)
-        yield rosey
-    finally:
-        code = await rosey.stop()
-        tail = rosey.logs()[-4000:]
-        rosey.cleanup()
-    assert code == 0, f"rosey run exited {code} instead of stopping cleanly; logs:\n{tail}"
-
-
-async def expect_lines(cytube: FakeCytube, rosey: Rosey, count: int, timeout: float = 10,
-                       settle: float = SETTLE) -> None:
-    """The bot has said ``count`` lines in this channel, and (after ``settle`` s) no more."""
-    try:
-        await cytube.wait_for(lambda: len(bot_lines(cytube)) >= count, timeout=timeout)
-    except TimeoutError as exc:
-        raise AssertionError(f"#{cytube.channel}: bot said {bot_lines(cytube)}, wanted {count} "
-                             f"lines; logs:\n{rosey.logs()[-6000:]}") from exc
-    await asyncio.sleep(settle)
-    assert len(bot_lines(cytube)) == count, bot_lines(cytube)

@@ -33,7 +33,7 @@ from typing import Literal
 
 import msgspec
 
-# The base and the issue-14 messages live in sibling modules that import nothing else of Rosey.
+# The base and the moderation messages live in sibling modules that import nothing else of Rosey.
 from rosey.protocol_base import PROTOCOL_VERSION, DecodeError, Message
 from rosey.protocol_moderation import (
     ACTIONS,
@@ -166,8 +166,8 @@ class Say(Message, tag="say"):
     priority: int = 0
     seq: int = 0  # segment number within the reply ``id``
     final: bool = True  # the reply's last segment
-    # A streamed reply (issue 13): conn packs its segments' text into chat messages as it
-    # arrives (cytube/packer.py) instead of splitting each segment on its own.
+    # A streamed reply: conn packs its segments' text into chat messages as it arrives
+    # (conn/packer.py) instead of splitting each segment on its own.
     stream: bool = False
 
 
@@ -282,7 +282,7 @@ class CtlReply(Message, tag="ctl_reply"):
     text: str
 
 
-# ---- conn -> router: channel state (added with issue 3) -------------------
+# ---- conn -> router: channel state -----------------------------------------
 
 
 class MediaChanged(Message, tag="media_changed"):

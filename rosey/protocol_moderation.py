@@ -1,4 +1,4 @@
-"""Wire messages of issue 14: the playlist as conn sees it, and typed moderator actions.
+"""Wire messages for moderation: the playlist as conn sees it, and typed moderator actions.
 
 Part of the wire schema of :mod:`rosey.protocol` (which decodes them); this module imports
 nothing of Rosey but ``Message``. conn maps each action to exactly one CyTube frame

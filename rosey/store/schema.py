@@ -53,7 +53,7 @@ MIGRATIONS: list[str] = [
         time REAL NOT NULL);
     CREATE INDEX audit_time ON audit(time);
     """,
-    # 2: channel statistics (issue 14): user-count samples, daily peaks, who queued the media
+    # 2: channel statistics: user-count samples, daily peaks, who queued the media
     """
     CREATE TABLE user_counts (
         id INTEGER PRIMARY KEY, channel TEXT NOT NULL, time REAL NOT NULL,

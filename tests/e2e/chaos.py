@@ -20,8 +20,8 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from fakes.deployment import Rosey
 from rosey.protocol import DecodeError, Request, decode
+from tests.e2e.harness import Rosey
 
 MENTION = re.compile(r"rosey, q(\d+)-(u\d+)\b")
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, BOT_PW
+from tests.e2e.harness import BOT, BOT_PW
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, bot_lines, deployed, expect_lines, wait_joined
 from fakes.llm import FakeLLM
+from tests.e2e.harness import BOT, Rosey, bot_lines, deployed, expect_lines, wait_joined
 
 PERSONA = re.compile(r"PERSONA=(\w+)")
 COOLDOWN = 60  # s, per user: long enough that no answer below comes from its expiry

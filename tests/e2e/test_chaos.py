@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, deployed
 from fakes.llm import FakeLLM
 from tests.e2e.chaos import Supervisor, Tally, journaled
+from tests.e2e.harness import BOT, Rosey, deployed
 
 SEED = int(os.environ.get("ROSEY_CHAOS_SEED") or random.SystemRandom().randrange(2**31))
 ROUNDS = int(os.environ.get("ROSEY_CHAOS_ROUNDS") or 4)

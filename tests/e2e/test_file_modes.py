@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, deployed, expect_lines
 from fakes.llm import FakeLLM
+from tests.e2e.harness import Rosey, deployed, expect_lines
 
 
 def modes(root: Path) -> dict[str, int]:

@@ -29,11 +29,11 @@ import zmq
 import zmq.asyncio
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
 from rosey import ipc
 from rosey.protocol import CtlReply, decode
 from rosey.router.service import CONN_UP, CONTROL_UP, WORK_UP
+from tests.e2e.harness import BOT, Rosey, bot_lines, deployed, expect_lines
 from tests.fuzzing import BadFrame, bad_frames, bad_ipc, odd_ipc
 
 SEED = int(os.environ.get("ROSEY_FUZZ_SEED", "11"))

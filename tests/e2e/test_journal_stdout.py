@@ -17,8 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-from fakes.deployment import SCRUBBED_ENV, free_port
 from rosey.cli.stdout_relay import copy, stdout_is_socket
+from tests.e2e.harness import SCRUBBED_ENV, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

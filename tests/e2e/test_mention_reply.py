@@ -12,8 +12,8 @@ import time
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
+from tests.e2e.harness import BOT, Rosey, bot_lines, deployed, expect_lines
 
 
 @pytest.mark.timeout(90)

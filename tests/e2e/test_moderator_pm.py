@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, deployed
+from tests.e2e.harness import BOT, Rosey, deployed
 
 CLIP = "http://127.0.0.1:8099/clip-{}.json"
 

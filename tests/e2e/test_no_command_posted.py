@@ -10,8 +10,8 @@ import pytest
 
 from fakes import command_replies as cr
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, deployed
 from fakes.llm import FakeLLM
+from tests.e2e.harness import BOT, Rosey, deployed
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
 

@@ -18,8 +18,8 @@ import pytest
 
 from bench.util import rss_mib
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
+from tests.e2e.harness import Rosey, bot_lines, deployed, expect_lines
 
 USERS = [f"user{n}" for n in range(8)]
 

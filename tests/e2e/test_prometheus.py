@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, bot_lines, deployed, expect_lines, free_port
 from fakes.llm import FakeLLM
 from tests import promfiles
+from tests.e2e.harness import Rosey, bot_lines, deployed, expect_lines, free_port
 
 MiB = 1024 * 1024
 

@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
+from tests.e2e.harness import Rosey, bot_lines, deployed, expect_lines
 
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
 # supervisord's own format, or a program's (rosey.logs): time, process, level, logger.

@@ -10,8 +10,8 @@ import signal
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
+from tests.e2e.harness import Rosey, bot_lines, deployed, expect_lines
 
 
 def pids(rosey: Rosey, program: str) -> list[int]:

@@ -10,9 +10,9 @@ import subprocess
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, deployed
 from rosey.cli import exit_codes
 from rosey.conn import refusals
+from tests.e2e.harness import BOT, Rosey, deployed
 
 GUEST = "RoseyBot"  # the example's old default: here, as on many sites, someone registered it
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import BOT, Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM, tokens_of
 from tests.e2e.chaos import Supervisor
+from tests.e2e.harness import BOT, Rosey, bot_lines, deployed, expect_lines
 from tests.e2e.test_resilience import pids
 
 FIRST = "It is a 1968 science fiction film by Stanley Kubrick, about a voyage to Jupiter."

@@ -9,11 +9,11 @@ import io
 import pytest
 
 from fakes.cytube import FakeCytube
-from fakes.deployment import Rosey, bot_lines, deployed, expect_lines
 from fakes.llm import FakeLLM
 from rosey.cli.ask import ask
 from rosey.cli.replay import read_log, replay
 from rosey.config import load_config
+from tests.e2e.harness import Rosey, bot_lines, deployed, expect_lines
 
 STORY = ("Once upon a time a **very** long answer rolled into the channel. " * 8).strip()
 

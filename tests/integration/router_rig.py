@@ -26,9 +26,9 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
-from fakes.deployment import SCRUBBED_ENV, free_port, free_port_range, merge
 from rosey import ipc
 from rosey.protocol import Chat, ConnState, Delivered, Pm, Say, User, UserList, decode, encode
+from tests.e2e.harness import SCRUBBED_ENV, free_port, free_port_range, merge
 
 CHANNEL = "testchan"
 
@@ -162,7 +162,7 @@ class RouterRig:
             raise AssertionError(f"unexpected {say}")
 
     async def wait_callers(self, count: int, timeout: float = 15.0) -> None:
-        from fakes.deployment import Rosey
+        from tests.e2e.harness import Rosey
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fakes.deployment import Rosey
 from fakes.llm import FakeLLM
+from tests.e2e.harness import Rosey
 from tests.integration.router_rig import RouterRig
 
 

@@ -7,6 +7,7 @@ clones it does not have that folder, so no file may name it (the tests carry the
 
 from __future__ import annotations
 
+import ast
 import subprocess
 from pathlib import Path
 
@@ -49,3 +50,28 @@ def test_the_recording_is_in_the_repository() -> None:
 
     assert ROOT in TRANSCRIPT_PATH.parents
     assert len(frames()) > 500
+
+
+def imported_packages(folder: str) -> dict[str, set[str]]:
+    """Top-level package of every import in ``folder``'s modules, by module."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_bench_and_fakes_import_nothing_of_the_tests() -> None:
+    """bench/ runs outside pytest; fakes/ (the fake servers and the deployment runner) is
+    what it shares with tests/, so neither reaches into tests/."""
+    for folder in ("bench", "fakes"):
+        found = imported_packages(folder)
+        assert len(found) > 3 and any("fakes" in names for names in found.values()), folder
+        assert [module for module, names in found.items() if "tests" in names] == []
+    # the paired case: the scan sees an import of tests where there is one
+    assert any("tests" in names for names in imported_packages("tests/e2e").values())

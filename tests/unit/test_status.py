@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from fakes.deployment import free_port
 from rosey.cli import status
 from rosey.conn import refusals
+from tests.e2e.harness import free_port
 
 CONN = """\
 # TYPE rosey_conn_connected gauge

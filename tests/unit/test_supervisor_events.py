@@ -191,7 +191,7 @@ def test_exposition_parses_and_rpc_reads_supervisord(tmp_path: Path) -> None:
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    from fakes.deployment import free_port
+    from tests.e2e.harness import free_port
 
     metrics = EventMetrics()
     listener = se.Listener(metrics=metrics)
