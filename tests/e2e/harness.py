@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fakes.cytube import FakeCytube
-from tests.e2e.harness import (
+from fakes.deployment import (
     BOT,
     BOT_PW,
     SCRUBBED_ENV,
