@@ -23,9 +23,6 @@ from rosey.protocol import Request, Result
 from rosey.router.endpoints import Choice, Endpoints, export
 from rosey.router.fairqueue import FairQueue
 
-# Errors that say the endpoint (not the model or the request) is unwell.
-ENDPOINT_KINDS = frozenset({"connection", "server", "timeout"})
-
 
 @dataclass(slots=True)
 class Job:

@@ -100,7 +100,7 @@ class Flow:
             metrics.REQUESTS.labels(pending.lane.channel, "unjournaled").inc()
 
     def full(self) -> bool:
-        return self.pool.full(self.channel)  # the queue makes room for a shorter channel
+        return len(self.pool.queue) >= self.pool.queue_max
 
     async def accept(self, lane: Lane, user: str, private: bool, received_at: float,
                      deadline: float, provider: str, model: str, turns: list[Turn]) -> str:

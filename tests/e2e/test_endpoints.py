@@ -12,7 +12,7 @@ import pytest
 
 from fakes.cytube import FakeCytube
 from fakes.llm import FakeLLM
-from tests.e2e.harness import Rosey, bot_lines, expect_lines, run_rosey
+from tests.e2e.harness import Rosey, bot_lines, deployed, expect_lines
 
 
 @pytest.mark.timeout(90)
@@ -25,8 +25,7 @@ async def test_a_killed_host_hands_its_call_to_the_other_and_is_shown_down(
                       providers={"ollama": {"endpoints": [
                           {"name": "gpu1", "url": gpu1.url, "capacity": 1},
                           {"name": "gpu2", "url": gpu2.url, "capacity": 1}]}})
-        try:
-            await run_rosey(rosey, cytube)
+        async with deployed(rosey, cytube):
             await cytube.say_as("alice", "rosey, first question")
             await cytube.say_as("bob", "rosey, second question")
             await cytube.wait_for(lambda: gpu1.in_flight == 1 and gpu2.in_flight == 1,
@@ -48,6 +47,3 @@ async def test_a_killed_host_hands_its_call_to_the_other_and_is_shown_down(
             status = rosey.cli("status").stdout
             assert "endpoint gpu1: DOWN · in flight 0/1" in status, status
             assert "endpoint gpu2: up · in flight 0/1" in status, status
-        finally:
-            await rosey.stop()
-            rosey.cleanup()

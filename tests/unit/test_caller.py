@@ -339,7 +339,7 @@ class EndpointRig(Rig):
         super().__init__(chain)
         self.hosts = {url: ScriptedBackend(url, self.clock) for url in ("http://a", "http://b")}
         self.chain = ProviderChain(
-            chain, lambda p, url: self.hosts[url] if url in self.hosts else self.backends[p],  # type: ignore[arg-type,return-value]
+            chain, lambda p, url: self.hosts[url] if url in self.hosts else self.backends[p],
             breakers=Breakers(5, 30), clock=self.clock, sleep=self.clock.sleep,
             rng=lambda: 0.5)
 

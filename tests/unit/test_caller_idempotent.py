@@ -96,7 +96,9 @@ async def test_a_handed_back_request_runs_again_on_the_next_endpoint() -> None:
     assert first.endpoint == "a" and dead.calls == 1  # no retry on the dead host
     await service.take(msgspec.structs.replace(request, endpoint="b",
                                                endpoint_url="http://b:11434", hand_back=False))
+    deadline = asyncio.get_running_loop().time() + 5
     while len(sock.sent) < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the service never answered"
         await asyncio.sleep(0.01)
     second = decode(sock.sent[-1])
     assert isinstance(second, Result) and second.ok and second.endpoint == "b"

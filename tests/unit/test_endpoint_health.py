@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fakes.llm import FakeLLM
 from rosey.caller.endpoint_health import check_endpoints
 from rosey.config import parse_config
 
 
+@pytest.mark.integration  # fake Ollama servers on loopback
 async def test_each_endpoint_is_checked_for_reachability_and_the_model() -> None:
     async with FakeLLM("ollama", models=["m"]) as good, FakeLLM("ollama", models=["x"]) as bare, \
             FakeLLM("ollama", models=["m"]) as gone:
