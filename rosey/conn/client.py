@@ -174,7 +174,7 @@ class ChannelClient:
 
     async def accept_say(self, say: Say) -> None:
         """An offer of one reply segment; the router re-offers until we acknowledge it."""
-        log.debug("%s: say %s/%d received", self.channel, say.id, say.seq)
+        log.debug("say %s/%d received in %s", say.id, say.seq, self.channel)
         done, parts = accept(self.governor, self.ledger, say, self.clock())
         if done is not None:  # finished here or by an earlier conn: acknowledge again
             self._wake.set()  # (the re-offer may have ended a stream: its held text goes)

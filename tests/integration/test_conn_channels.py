@@ -23,7 +23,7 @@ import zmq
 import zmq.asyncio
 
 from fakes.cytube import FakeCytube
-from rosey import ipc
+from rosey import ipc, metrics
 from rosey.config import Config, load_config
 from rosey.conn.service import ConnService
 from rosey.protocol import Chat, ConnState, Delivered, Message, Say, decode, encode
@@ -178,11 +178,16 @@ async def test_apply_adds_removes_restarts_only_what_changed(
 
     d.write([{"channel": "movies"}, {"channel": "music"}])
     await d.router.say("anime", "goodbye anime", "bye")  # drained before it leaves
+    client = d.service.client("anime")
+    await until(lambda: client.governor.depth() or d.router.of("anime", Delivered))
     assert await d.service.reload() == ["channel anime: removed"]
     await anime.wait_for(lambda: BOT not in anime.usernames, 10)
     assert [m["msg"] for m in anime.chat_log if m["username"] == BOT] == ["goodbye anime"]
-    left = d.router.of("anime", ConnState)[-1]  # the router hears that it went
-    assert (left.state, left.detail) == ("disconnected", "removed from the config")
+    await until(lambda: d.router.states("anime")[-1] == "disconnected")  # the router hears
+    assert d.router.of("anime", ConnState)[-1].detail == "removed from the config"
+    connected = {s.labels["channel"]: s.value for f in metrics.registry_for("conn").collect()
+                 for s in f.samples if s.name == "rosey_conn_connected"}
+    assert connected.get("music") == 1 and "anime" not in connected  # no stale alert
     assert await d.service.reload() == []  # nothing changed: nothing touched
     assert "config applied: no channel changed" in caplog.text
     assert (fake.join_count(), music.join_count(), anime.join_count()) == (1, 1, 2)
