@@ -111,26 +111,27 @@ async def measure(count: int, seconds: int, model_seconds: float) -> Run:
             await asyncio.gather(*(talk(chan, seconds, i / count, sent[chan.channel])
                                    for i, chan in enumerate(chans)))
             got = {chan.channel: list[float]() for chan in chans}
-            seen = {chan.channel: list[str]() for chan in chans}
 
             def all_answered() -> bool:
                 for chan in chans:
                     got[chan.channel] += latencies(logs[chan.channel], sent[chan.channel])
-                    seen[chan.channel] += [e["msg"] for e in logs[chan.channel]]
                     logs[chan.channel].stamps.clear()
                     logs[chan.channel].clear()
                 return not any(sent.values())
 
             with contextlib.suppress(TimeoutError):  # the table shows how many were answered
                 await fake.wait_for(all_answered, timeout=model_seconds + 20)
-            if any(sent.values()):
-                print(f"unanswered: {sent}; chat seen: {seen}; logs:\n{rosey.logs()[-4000:]}")
+            if any(sent.values()):  # say which, and what the deployment said about it
+                missing = {c: sorted(v) for c, v in sent.items() if v}
+                print(f"unanswered mentions by channel: {missing}; log tail:\n"
+                      f"{rosey.logs()[-3000:]}")
             await asyncio.sleep(1.0)  # every process settles after its last work
             rss: dict[str, float] = {}
             for role, _pid, mib, _pss in table(rosey.proc.pid):
                 key = "caller" if role.startswith("caller") else role
                 rss[key] = rss.get(key, 0.0) + mib
-            return Run(count, count * seconds, sum(len(v) for v in got.values()),
+            unanswered = sum(len(v) for v in sent.values())
+            return Run(count, count * seconds, count * seconds - unanswered,
                        {c: pct(v, 50) for c, v in got.items() if v},
                        {c: pct(v, 95) for c, v in got.items() if v}, rss)
         finally:

@@ -9,7 +9,8 @@ antiflood, mutes) belongs to a channel (:class:`fakes.cytube.FakeCytube`).
 
 Before its ``joinChannel`` a socket's frames go to the default channel (the one the fake was
 built with), whose handlers drop everything but ``login``, as CyTube does.  A channel joined by
-a name the fake has not seen is created on the fly, as CyTube creates unregistered channels.
+a name the fake has not seen is created on the fly, as CyTube creates unregistered channels
+(but treated as registered: no ``channelNotRegistered`` ends its join burst).
 """
 
 from __future__ import annotations

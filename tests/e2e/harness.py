@@ -56,11 +56,13 @@ async def deployed(rosey: Rosey, cytube: FakeCytube | None = None) -> AsyncItera
     assert code == 0, f"rosey run exited {code} instead of stopping cleanly; logs:\n{tail}"
 
 
-async def expect_lines(cytube: FakeCytube, rosey: Rosey, count: int, timeout: float = 10) -> None:
+async def expect_lines(cytube: FakeCytube, rosey: Rosey, count: int, timeout: float = 10,
+                       settle: float = SETTLE) -> None:
+    """The bot has said ``count`` lines in this channel, and (after ``settle`` s) no more."""
     try:
         await cytube.wait_for(lambda: len(bot_lines(cytube)) >= count, timeout=timeout)
     except TimeoutError as exc:
-        raise AssertionError(f"bot said {bot_lines(cytube)}, wanted {count} lines; logs:\n"
-                             f"{rosey.logs()[-6000:]}") from exc
-    await asyncio.sleep(SETTLE)
+        raise AssertionError(f"#{cytube.channel}: bot said {bot_lines(cytube)}, wanted {count} "
+                             f"lines; logs:\n{rosey.logs()[-6000:]}") from exc
+    await asyncio.sleep(settle)
     assert len(bot_lines(cytube)) == count, bot_lines(cytube)

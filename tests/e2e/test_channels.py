@@ -15,7 +15,7 @@ import pytest
 
 from fakes.cytube import FakeCytube
 from fakes.llm import FakeLLM
-from tests.e2e.harness import BOT, Rosey, bot_lines, deployed, wait_joined
+from tests.e2e.harness import BOT, Rosey, bot_lines, deployed, expect_lines, wait_joined
 
 PERSONA = re.compile(r"PERSONA=(\w+)")
 COOLDOWN = 60  # s, per user: long enough that no answer below comes from its expiry
@@ -31,14 +31,6 @@ def persona_reply(body: dict[str, Any]) -> str:
 
 def prompt(persona: str) -> str:
     return f"You are Rosey, a chat bot. PERSONA={persona}"
-
-
-async def answered(chan: FakeCytube, rosey: Rosey, count: int, timeout: float = 15) -> None:
-    try:
-        await chan.wait_for(lambda: len(bot_lines(chan)) >= count, timeout=timeout)
-    except TimeoutError as exc:
-        raise AssertionError(f"#{chan.channel}: bot said {bot_lines(chan)}, wanted {count} "
-                             f"lines; logs:\n{rosey.logs()[-6000:]}") from exc
 
 
 def write_channels(rosey: Rosey, channels: list[dict[str, Any]]) -> None:
@@ -70,15 +62,15 @@ async def test_two_channels_then_a_third_applied_without_touching_them(
             # A mention in each is answered in its own channel, with its own persona.
             await movies.say_as("alice", "rosey, which film?")
             await anime.say_as("bob", "rosey, which show?")
-            await answered(movies, rosey, 1)
-            await answered(anime, rosey, 1)
+            await expect_lines(movies, rosey, 1, timeout=15, settle=0)
+            await expect_lines(anime, rosey, 1, timeout=15, settle=0)
             assert bot_lines(movies) == ["alice: [movies] alice: rosey, which film?"]
             assert bot_lines(anime) == ["bob: [anime] bob: rosey, which show?"]
 
             # alice's cooldown in movies holds there and does not reach her in anime.
             await movies.say_as("alice", "rosey, and another?")
             await anime.say_as("alice", "rosey, hello from anime")
-            await answered(anime, rosey, 2)
+            await expect_lines(anime, rosey, 2, timeout=15, settle=0)
             assert bot_lines(anime)[-1] == "alice: [anime] alice: rosey, hello from anime"
             await asyncio.sleep(1.0)
             assert bot_lines(movies) == ["alice: [movies] alice: rosey, which film?"]
@@ -91,7 +83,7 @@ async def test_two_channels_then_a_third_applied_without_touching_them(
             assert applied.returncode == 0, applied.stdout + applied.stderr
             await wait_joined(music, rosey)
             await music.say_as("dave", "rosey, a song?")
-            await answered(music, rosey, 1)
+            await expect_lines(music, rosey, 1, timeout=15, settle=0)
             assert bot_lines(music) == ["dave: [music] dave: rosey, a song?"]
             assert (movies.join_count(), anime.join_count(), music.join_count()) == (1, 1, 1)
             joins = re.findall(r"joining (\w+) as", rosey.logs())  # conn's one line per join
@@ -103,8 +95,8 @@ async def test_two_channels_then_a_third_applied_without_touching_them(
             await anime.wait_for(lambda: BOT not in anime.usernames, timeout=5)
             await movies.say_as("bob", "rosey, still with us?")
             await music.say_as("erin", "rosey, and here?")
-            await answered(movies, rosey, 2)
-            await answered(music, rosey, 2)
+            await expect_lines(movies, rosey, 2, timeout=15, settle=0)
+            await expect_lines(music, rosey, 2, timeout=15, settle=0)
             assert bot_lines(movies)[-1] == "bob: [movies] bob: rosey, still with us?"
             assert bot_lines(music)[-1] == "erin: [music] erin: rosey, and here?"
             await anime.say_as("bob", "rosey, are you gone?")
