@@ -125,7 +125,9 @@ async def test_each_channel_has_its_own_session_and_a_failure_stays_in_it(
     await until(lambda: d.router.of("movies", Chat) and d.router.of("anime", Chat))
     assert [c.text for c in d.router.of("movies", Chat)] == ["hello movies"]
     assert [(c.channel, c.text) for c in d.router.of("anime", Chat)] == [("anime", "hello anime")]
-    assert {p.name for p in Path(d.cfg.paths.run_dir).glob("conn-*")} >= {
+    run_dir = Path(d.cfg.paths.run_dir)
+    files = await asyncio.to_thread(lambda: {p.name for p in run_dir.glob("conn-*")})
+    assert files >= {
         "conn-movies.json", "conn-anime.json", "conn-music.json", "conn-movies.posted",
         "conn-anime.posted", "conn-music.posted"}  # backoff state and ledger per channel
 
