@@ -77,6 +77,7 @@ bench: setup
 	$(PY) -m bench.router
 	$(PY) -m bench.pool
 	$(PY) -m bench.conn_intake
+	$(PY) -m bench.conn_memory
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.memory
 	$(PY) -m bench.streaming

@@ -12,8 +12,8 @@ Frames by socket (binder is always the router process):
 
 ``ipc://RUN/conn``  conn DEALER (identity ``conn:<channel>``) <-> router ROUTER
     up:   Chat, Pm, UserJoined, UserLeft, UserList, RankChanged, ConnState,
-          Delivered, MediaChanged, UserMeta, Profile, LeaderChanged, UserCount,
-          ChatCleared, Playlist, PlaylistQueued, PlaylistDeleted, PlaylistMoved,
+          Delivered, MediaChanged, UserMeta, UserCount, Playlist,
+          PlaylistQueued, PlaylistDeleted, PlaylistMoved,
           PlaylistTemp, PlaylistCurrent, ChannelPermissions, ActionResult
     down: Say, and the typed moderator actions PlaylistAdd, PlaylistDelete,
           PlaylistMove, PlaylistJump, PlaylistNext, VoteSkip, Kick, Mute (never built
@@ -305,32 +305,11 @@ class UserMeta(Message, tag="user_meta"):
     smuted: bool = False
 
 
-class Profile(Message, tag="profile"):
-    """``setUserProfile``: profile text as typed (not HTML-escaped by the server)."""
-
-    channel: str
-    name: str
-    text: str = ""
-    image: str = ""
-
-
-class LeaderChanged(Message, tag="leader_changed"):
-    channel: str
-    name: str  # "" when nobody leads
-
-
 class UserCount(Message, tag="user_count"):
     """``usercount``: sockets in the channel, anonymous ones included (at most every 10 s)."""
 
     channel: str
     count: int
-
-
-class ChatCleared(Message, tag="chat_cleared"):
-    """``clearchat``: a moderator emptied the chat buffer."""
-
-    channel: str
-    by: str = ""
 
 
 AnyMessage = (
@@ -352,10 +331,7 @@ AnyMessage = (
     | CtlReply
     | MediaChanged
     | UserMeta
-    | Profile
-    | LeaderChanged
     | UserCount
-    | ChatCleared
     | Playlist
     | PlaylistQueued
     | PlaylistDeleted

@@ -266,10 +266,7 @@ SAMPLES: list[p.Message] = [
     p.CtlReply(ok=True, text="ok"),
     p.MediaChanged(channel="testchan", title="t", id="i", type="yt"),
     p.UserMeta(channel="testchan", name="carol", afk=True),
-    p.Profile(channel="testchan", name="carol", text="x"),
-    p.LeaderChanged(channel="testchan", name="carol"),
     p.UserCount(channel="testchan", count=3),
-    p.ChatCleared(channel="testchan"),
 ]
 
 
@@ -367,10 +364,7 @@ def odd_ipc(seed: int, count: int) -> list[BadIpc]:
         ("conn", lambda: p.UserLeft(channel="testchan", name=text())),
         ("conn", lambda: p.RankChanged(channel="testchan", name=text(), rank=number())),
         ("conn", lambda: p.UserMeta(channel="testchan", name=text(), afk=True, muted=True)),
-        ("conn", lambda: p.Profile(channel="testchan", name=text(), text=text())),
-        ("conn", lambda: p.LeaderChanged(channel="testchan", name=text())),
         ("conn", lambda: p.UserCount(channel="testchan", count=rng.randint(-(2**62), 2**62))),
-        ("conn", lambda: p.ChatCleared(channel=text(), by=text())),
         ("conn", lambda: p.MediaChanged(channel="testchan", title=text(), id=text(),
                                         type=text(), seconds=number())),
         ("conn", lambda: p.Chat(channel=text(), username="fuzz" + text()[:20], text=text(),

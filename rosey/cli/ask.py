@@ -14,6 +14,7 @@ from typing import TextIO
 
 from rosey.caller.service import CallerService
 from rosey.config import Config
+from rosey.config_schema import MESSAGE_LENGTH_DEFAULT
 from rosey.conn.governor import Governor
 from rosey.conn.split import utf16_len
 from rosey.errors import RoseyError
@@ -71,7 +72,7 @@ async def ask(cfg: Config, question: str, *, as_user: str = "alice", persona: st
     print(f"model {result.provider}/{result.model}: {status} in {result.latency:.2f} s, "
           f"{result.prompt_tokens}+{result.completion_tokens} tokens, ${result.cost_usd:.6f}",
           file=out)
-    parts = conn_parts(says, cfg.conn.message_length or 320, cfg.conn.max_parts)
+    parts = conn_parts(says, cfg.conn.message_length or MESSAGE_LENGTH_DEFAULT, cfg.conn.max_parts)
     for index, part in enumerate(parts, 1):
         print(f"[{index}/{len(parts)}, {utf16_len(part)} chars] {part}", file=out)
     await caller_close(caller)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from rosey.config_schema import MESSAGE_LENGTH_DEFAULT
 from rosey.conn.packer import Streams
 from rosey.conn.segments import Outcome, Part, Prior, SegKey, Tracked
 from rosey.conn.split import split_message
@@ -48,7 +49,7 @@ DONE_KEPT = 1024  # segments finished lately, whose Delivered may not be in the 
 
 @dataclass
 class Governor:
-    limit: int = 320
+    limit: int = MESSAGE_LENGTH_DEFAULT
     max_parts: int = 3
     echo_timeout: float = 10.0
     max_resends: int = 5

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from rosey.config_schema import MESSAGE_LENGTH_DEFAULT
 from rosey.conn.split import (
     _CONTROL,
     _SPACES,
@@ -52,7 +53,8 @@ def _flat(text: str) -> str:
 
 
 class Packer:
-    def __init__(self, limit: int = 320, max_parts: int = 3, min_first: int = MIN_FIRST):
+    def __init__(self, limit: int = MESSAGE_LENGTH_DEFAULT, max_parts: int = 3,
+                 min_first: int = MIN_FIRST):
         self.budget = limit - 1  # room for the leading space of a neutralised '/'
         self.max_parts = max_parts
         self.min_first = min(min_first, self.budget)

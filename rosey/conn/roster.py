@@ -1,8 +1,9 @@
 """Who is in the channel: the user frames -> router messages, and the roster conn keeps. Pure.
 
 ``userlist``, ``addUser``, ``userLeave``, ``setUserRank``, ``setUserMeta``/``setAFK``,
-``setUserProfile`` and ``usercount`` (PROTOCOL §4, §5) become the router's ``UserList``,
-``UserJoined``, … The session keeps the roster so that a restarted router can be told who is
+and ``usercount`` (PROTOCOL §4, §5) become the router's ``UserList``, ``UserJoined``, …
+(``setUserProfile`` is parsed and counted, not forwarded: nothing reads profiles.)
+The session keeps the roster so that a restarted router can be told who is
 here (``Session.announce``); what concerns the bot itself (its mute, its AFK) is handed back
 to the session. The handlers are merged into the session's table, like ``actions.FORWARDERS``.
 """
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from rosey.conn import frames as fr
 from rosey.protocol import (
-    Profile,
     RankChanged,
     User,
     UserCount,
@@ -78,10 +78,6 @@ def _set_afk(s: Session, f: fr.SetAFKFrame) -> None:
         s.own_meta(f.afk, None)
 
 
-def _profile(s: Session, f: fr.SetUserProfileFrame) -> None:
-    s.out.append(Profile(channel=s.channel, name=f.name, text=f.text, image=f.image))
-
-
 def _usercount(s: Session, f: fr.UsercountFrame) -> None:
     s.out.append(UserCount(channel=s.channel, count=f.count))
 
@@ -93,6 +89,5 @@ HANDLERS: dict[type, Callable[[Session, Any], None]] = {
     fr.SetUserRankFrame: _user_rank,
     fr.SetUserMetaFrame: _set_user_meta,
     fr.SetAFKFrame: _set_afk,
-    fr.SetUserProfileFrame: _profile,
     fr.UsercountFrame: _usercount,
 }

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from rosey.config_schema import MESSAGE_LENGTH_DEFAULT
+
 ELLIPSIS = "…"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SPACES = re.compile(r"\s+")
@@ -30,7 +32,7 @@ def neutralise_command(part: str) -> str:
     return " " + part if part.startswith("/") else part
 
 
-def split_message(text: str, limit: int = 320, max_parts: int = 3) -> list[str]:
+def split_message(text: str, limit: int = MESSAGE_LENGTH_DEFAULT, max_parts: int = 3) -> list[str]:
     """Fill each part greedily to ``limit`` at word boundaries, backing off to a
     sentence end only when that does not add a part; cap at ``max_parts`` (the
     last part then ends with an ellipsis)."""

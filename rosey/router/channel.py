@@ -26,7 +26,6 @@ class ChannelState:
     aliases: dict[str, str] = field(default_factory=dict)  # lower-case name -> limit key
     now_playing: str = ""
     user_count: int = 0
-    profiles: dict[str, str] = field(default_factory=dict)  # kept, never sent to a model
     recent: deque[tuple[str, str]] = field(default_factory=deque)
     bot_name: str = ""
     conn_rank: float = -1.0  # the bot's rank as conn last reported it
@@ -48,7 +47,6 @@ class ChannelState:
 
     def left(self, name: str) -> None:
         self.users.pop(name.lower(), None)
-        self.profiles.pop(name.lower(), None)
 
     def meta(self, name: str, *, afk: bool, muted: bool) -> None:
         user = self.users.get(name.lower())

@@ -138,7 +138,7 @@ class ChannelCore(CommandsMixin):
             return Decision(user, text, "history", f"{job.request.id[:8]} in flight")
         now = self.clock()
         verdict = self.judge.admit(self.channel.limit_key(user), self.channel.rank_of(user),
-                                   now, self.flow.full())
+                                   now, self.flow.full(self.name))
         if verdict.decision != ACCEPTED:
             metrics.RATE_LIMITED.labels(self.name, verdict.scope).inc()
             await self._refused(user, private, verdict.scope, verdict.retry_in, now)
@@ -228,8 +228,6 @@ class ChannelCore(CommandsMixin):
             self.statskeeper.media(self.channel, msg, self.clock())
         elif isinstance(msg, wire.UserMeta):
             self.channel.meta(msg.name, afk=msg.afk, muted=msg.muted)
-        elif isinstance(msg, wire.Profile):
-            self.channel.profiles[msg.name.lower()] = msg.text
         elif isinstance(msg, wire.UserCount):
             self.channel.user_count = msg.count
             metrics.CHANNEL_CONNECTIONS.labels(self.name).set(msg.count)

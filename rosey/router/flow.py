@@ -99,8 +99,11 @@ class Flow:
         if pending.lane.records.journal_open(entry, self.clock()) is None:
             metrics.REQUESTS.labels(pending.lane.channel, "unjournaled").inc()
 
-    def full(self) -> bool:
-        return len(self.pool.queue) >= self.pool.queue_max
+    def full(self, channel: str) -> bool:
+        """Whether ``channel`` may queue no more: its own bound, or a total queue that has
+        nothing longer to make room from (``FairQueue.full``), so a flood elsewhere cannot
+        refuse a quiet channel."""
+        return self.pool.full(channel)
 
     async def accept(self, lane: Lane, user: str, private: bool, received_at: float,
                      deadline: float, provider: str, model: str, turns: list[Turn]) -> str:

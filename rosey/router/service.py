@@ -23,18 +23,15 @@ from rosey.lifecycle import run_until_signalled, survive
 from rosey.protocol import (
     Action,
     Chat,
-    ChatCleared,
     ConnState,
     CtlReply,
     CtlRequest,
     Delivered,
     Heartbeat,
-    LeaderChanged,
     MediaChanged,
     Message,
     Partial,
     Pm,
-    Profile,
     RankChanged,
     Ready,
     Request,
@@ -61,7 +58,7 @@ MAINTENANCE_EVERY = 3600.0
 # message must be added here.
 CONN_UP: tuple[type[Message], ...] = (
     Chat, Pm, UserJoined, UserLeft, UserList, RankChanged, ConnState, Delivered, MediaChanged,
-    UserMeta, Profile, LeaderChanged, UserCount, ChatCleared, *MODERATION_UP)
+    UserMeta, UserCount, *MODERATION_UP)
 WORK_UP: tuple[type[Message], ...] = (Ready, Heartbeat, Partial, Result)
 CONTROL_UP: tuple[type[Message], ...] = (CtlRequest,)
 

@@ -17,7 +17,6 @@ from rosey.protocol import (
     Delivered,
     MediaChanged,
     Pm,
-    Profile,
     RankChanged,
     Say,
     UserCount,
@@ -90,13 +89,13 @@ def test_live_chat_pm_and_channel_state_reach_the_router() -> None:
     assert any(isinstance(m, UserMeta) and m.name == "roseybot" and m.afk for m in out)
 
 
-def test_profile_and_usercount_forwarded_the_leader_not() -> None:
+def test_usercount_forwarded_the_leader_and_profiles_not() -> None:
     s = session(name="roseybot")
     out = replay_client(s, "roseybot#3")
     assert any(f["event"] == "setLeader" for f in frames(client="roseybot#3"))
     assert not any(type(m).__name__ == "LeaderChanged" for m in out)  # nothing reads it
-    assert any(isinstance(m, Profile) and m.name == "alice" and "<b>text</b>" in m.text
-               for m in out)
+    assert any(f["event"] == "setUserProfile" for f in frames(client="roseybot#3"))
+    assert not any(type(m).__name__ == "Profile" for m in out)  # nothing reads profiles
     assert any(isinstance(m, UserCount) and m.count > 0 for m in out)
 
 
