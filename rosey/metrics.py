@@ -21,8 +21,6 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.platform_collector import PLATFORM_COLLECTOR
 from prometheus_client.process_collector import PROCESS_COLLECTOR
 
-from rosey.conn.refusals import FATAL_REASONS
-
 # The catalog's constructors: defined on no registry (registry_for gives each process its own).
 counter = partial(Counter, registry=None)
 gauge = partial(Gauge, registry=None)
@@ -56,7 +54,8 @@ FATAL = gauge("rosey_conn_fatal", "1 when conn stopped retrying, by reason (regi
               ["channel", "reason"])
 RECONNECTS = counter("rosey_conn_reconnects_total", "Connection attempts after the first, by cause",
                      ["cause"])
-LAST_EVENT = gauge("rosey_conn_last_event_timestamp_seconds", "When the last frame arrived")
+LAST_EVENT = gauge("rosey_conn_last_event_timestamp_seconds", "When the last frame arrived",
+                   ["channel"])
 SENT = counter("rosey_conn_messages_sent_total", "chatMsg/pm frames emitted", ["kind"])
 SERVER_DROPPED = counter("rosey_conn_messages_dropped_by_server_total",
                          "Messages the server refused (cooldown, noflood, spam filter)",
@@ -64,7 +63,7 @@ SERVER_DROPPED = counter("rosey_conn_messages_dropped_by_server_total",
 RESENT = counter("rosey_conn_messages_resent_total", "Messages re-sent after a server cooldown")
 SPLITS = counter("rosey_conn_split_parts_total", "Parts produced by splitting replies")
 SAY_OUTCOMES = counter("rosey_conn_says_total", "Say actions by outcome", ["outcome"])
-GOVERNOR_DEPTH = gauge("rosey_conn_governor_queue_depth", "Parts waiting to be sent")
+GOVERNOR_DEPTH = gauge("rosey_conn_governor_queue_depth", "Parts waiting to be sent", ["channel"])
 GOVERNOR_WAIT = histogram("rosey_conn_governor_wait_seconds",
                           "Time from Say received to last part confirmed", buckets=LATENCY_BUCKETS)
 # (the last event's age is time() - rosey_conn_last_event_timestamp_seconds.)
@@ -80,9 +79,11 @@ EXPIRED_PARTS = counter("rosey_conn_expired_parts_total",
 KICKS = counter("rosey_conn_kicks_total", "Kicks received, by kind", ["channel", "kind"])
 CONNECT_ATTEMPTS = counter("rosey_conn_connect_attempts_total", "Connection attempts, by outcome",
                            ["outcome"])
-BACKOFF = gauge("rosey_conn_backoff_seconds", "The wait before the next connection attempt")
+BACKOFF = gauge("rosey_conn_backoff_seconds", "The wait before the next connection attempt",
+                ["channel"])
 KEEPALIVES = counter("rosey_conn_keepalives_total", "/afk sent to clear the server's auto-AFK")
-MESSAGE_LENGTH = gauge("rosey_conn_message_length", "The chat length limit replies are split to")
+MESSAGE_LENGTH = gauge("rosey_conn_message_length", "The chat length limit replies are split to",
+                       ["channel"])
 
 # router
 CHAT_EVENTS = counter("rosey_router_chat_events_total", "Chat and PM events received", ["kind"])
@@ -229,7 +230,7 @@ PREINIT: dict[str, list[tuple[MetricWrapperBase, tuple[str, ...]]]] = {
     "conn": [(RECONNECTS, ("disconnect",)), (RECONNECTS, ("kick",)),
              (SERVER_DROPPED, ("cooldown",)), (SERVER_DROPPED, ("noflood",)),
              (SERVER_DROPPED, ("spamFiltered",)), (SENT, ("chat",)), (SENT, ("pm",)),
-             (SAY_OUTCOMES, ("delivered",)), *[(FATAL, (r,)) for r in FATAL_REASONS]],
+             (SAY_OUTCOMES, ("delivered",))],
     "router": [*[(REPLIES, (k,)) for k in ("llm", "fallback", "delivered", "undelivered",
                                             "expired")],
                *[(REQUESTS, (k,)) for k in ("accepted", "answered", "coalesced", "requeued",

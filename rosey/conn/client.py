@@ -182,7 +182,7 @@ class ChannelClient:
                                            seq=say.seq, reason="" if done else "given up"))
             return
         metrics.SPLITS.inc(parts)
-        metrics.GOVERNOR_DEPTH.set(self.governor.depth())
+        metrics.GOVERNOR_DEPTH.labels(self.channel).set(self.governor.depth())
         self._wake.set()
 
     async def _flush(self) -> None:
@@ -264,7 +264,7 @@ class ChannelClient:
                 part = self.governor.next_part(now)
             delay = min(1.0, self.governor.delay(now))
         await self._flush()
-        metrics.GOVERNOR_DEPTH.set(self.governor.depth())
+        metrics.GOVERNOR_DEPTH.labels(self.channel).set(self.governor.depth())
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.005))
 
@@ -284,7 +284,7 @@ class ChannelClient:
         cause: Cause = "start"
         while True:
             delay = self.policy.next_delay(cause)
-            metrics.BACKOFF.set(delay)
+            metrics.BACKOFF.labels(self.channel).set(delay)
             if delay > 0:
                 log.info("%s: connecting in %.1f s (%s)", self.channel, delay, cause)
                 await asyncio.sleep(delay)
@@ -340,7 +340,7 @@ class ChannelClient:
             raise ConnectionError(exc.detail) from exc
         if read_page:
             self._set_limit(where.maxlength)
-        metrics.MESSAGE_LENGTH.set(self.governor.limit)
+        metrics.MESSAGE_LENGTH.labels(self.channel).set(self.governor.limit)
         io = self.io = transport.Socket(self.on_frame, self._on_connect,
                                         self.cfg.conn.log_frames)
         try:

@@ -20,9 +20,12 @@ class ChannelMetrics:
     def __init__(self, channel: str) -> None:
         self.channel = channel
         metrics.add_channel("conn", channel)  # its known series at 0 (also when it joins late)
+        for reason in refusals.FATAL_REASONS:  # conn knows its reasons; the catalog does not
+            metrics.FATAL.labels(channel, reason).set(0)
         self._frames: dict[str, Any] = {}
         self.connected = metrics.CONNECTED.labels(channel=channel)
         self.muted = metrics.MUTED.labels(channel=channel)
+        self.last_event = metrics.LAST_EVENT.labels(channel=channel)
 
     def frame(self, event: str, now: float) -> None:
         counter = self._frames.get(event)
@@ -30,7 +33,7 @@ class ChannelMetrics:
             label = event if event in ev.KNOWN_EVENTS else "other"
             counter = self._frames[event] = metrics.FRAMES_IN.labels(label)
         counter.inc()
-        metrics.LAST_EVENT.set(now)
+        self.last_event.set(now)
 
     def notes(self, notes: list[Note]) -> None:
         for kind, label, amount in notes:

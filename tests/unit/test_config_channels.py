@@ -209,6 +209,7 @@ def test_channels_example_loads() -> None:
     assert len(provider_endpoints(cfg, "ollama")) == 2
 
 
+@pytest.mark.integration  # runs `rosey check-config` in a subprocess
 def test_config_doc_shows_the_channels_example_and_what_check_config_prints(
         tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]

@@ -247,10 +247,11 @@ def test_process_dashboard_filters_by_process() -> None:
 
 # ---- the catalog's pre-initialisation -----------------------------------------------------
 
-def exported(process: str) -> dict[str, float]:
-    """/metrics of a fresh interpreter after preinit(process), as {sample: value}."""
+def exported(process: str, setup: str = "") -> dict[str, float]:
+    """/metrics of a fresh interpreter after preinit(process) (and ``setup``, e.g. conn's
+    per-channel metrics), as {sample: value}."""
     code = ("import sys; from prometheus_client import generate_latest; from rosey import metrics;"
-            f"registry = metrics.preinit({process!r}, ['chan'], [('gpu1', 4)]);"
+            f"registry = metrics.preinit({process!r}, ['chan'], [('gpu1', 4)]);{setup}"
             "sys.stdout.write(generate_latest(registry).decode())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30, cwd=ROOT, check=True)
@@ -283,7 +284,10 @@ def test_preinit_router_exports_its_label_sets_at_zero_and_nothing_of_conn() -> 
 
 @pytest.mark.integration
 def test_preinit_conn_and_caller() -> None:
-    conn = exported("conn")
+    # the fatal reasons are conn's knowledge: its ChannelMetrics creates them, not the catalog
+    bare = exported("conn")
+    assert not any(k.startswith("rosey_conn_fatal{") for k in bare)
+    conn = exported("conn", "from rosey.conn.counts import ChannelMetrics; ChannelMetrics('chan');")
     assert conn['rosey_conn_connected{channel="chan"}'] == 0
     assert conn['rosey_conn_messages_dropped_by_server_total{reason="cooldown"}'] == 0
     assert conn['rosey_conn_reconnects_total{cause="disconnect"}'] == 0
@@ -301,8 +305,10 @@ def test_preinit_conn_and_caller() -> None:
 
 
 def test_a_channel_joining_and_leaving_adds_and_drops_its_series() -> None:
+    from rosey.conn.counts import ChannelMetrics  # what conn does when a channel joins
+
     registry = metrics.registry_for("conn")
-    metrics.add_channel("conn", "joiner")
+    ChannelMetrics("joiner")
     metrics.KICKS.labels("joiner", "kick").inc()
     metrics.KICKS.labels("stayer", "kick").inc()
     assert registry.get_sample_value("rosey_conn_connected", {"channel": "joiner"}) == 0
