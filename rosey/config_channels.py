@@ -51,6 +51,10 @@ def build_channel_configs(cfg: Config) -> list[Config]:
             override = getattr(entry, section)
             if override:
                 raw[section] = deep_merge(top[section], override)
+        # The prompt file wins over the inline prompt (prompts.py), so a channel that gives
+        # its own inline prompt must not keep the file it would inherit.
+        if "system_prompt" in (entry.llm or {}) and "system_prompt_file" not in (entry.llm or {}):
+            raw["llm"]["system_prompt_file"] = ""
         out.append(msgspec.convert(raw, Config, strict=True))
     return out
 

@@ -172,7 +172,10 @@ class ProviderChain:
             while True:
                 now = self.clock()
                 breaker = self.breakers.get(target)
-                has_next = any(self.breakers.get(t).would_allow(now) for t in later)
+                # The router's other endpoint counts as a next target: a host that hangs
+                # (rather than refusing) must leave time for the hand-back to be answered.
+                has_next = self._can_hand_back(request, target) or any(
+                    self.breakers.get(t).would_allow(now) for t in later)
                 timeout = attempt_timeout(self.policy, now, request.deadline,
                                           has_next=has_next, cap=target.timeout, first=first)
                 if timeout <= 0:
@@ -244,8 +247,13 @@ class ProviderChain:
     def _hand_back(request: Request, target: Target, error: LLMError) -> bool:
         """Whether to stop at this failure and let the router run the request on another
         endpoint: it asked so, and the request's own endpoint failed as a host."""
-        return request.hand_back and error.kind in ENDPOINT_KINDS \
-            and target.provider == request.provider and target.url == request.endpoint_url
+        return error.kind in ENDPOINT_KINDS and ProviderChain._can_hand_back(request, target)
+
+    @staticmethod
+    def _can_hand_back(request: Request, target: Target) -> bool:
+        """The router has another endpoint for this request's own target."""
+        return request.hand_back and target.provider == request.provider \
+            and target.url == request.endpoint_url
 
     async def _attempt(self, request: Request, target: Target, timeout: float,
                        out: ChainOutcome, sink: Sink | None) -> Completion:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rosey import metrics
-from rosey.config import Config, provider_endpoints
+from rosey.config import Config, channel_configs, provider_endpoints
 
 EWMA_ALPHA = 0.3
 SLOW_FLOOR = 1.0  # s: an answer faster than this is never "slow"
@@ -120,7 +120,11 @@ class Endpoints:
         free = [e for e in usable if e.free]
         if not free:
             return None
-        best = min(free, key=lambda e: (e.failures > 0, e.load, e.latency))
+        # A host due for its probe goes first (else, under light load, a peer with room would
+        # always win and the host would never come back); a host that failed lately but is
+        # not out yet goes last.
+        best = min(free, key=lambda e: (e.down_since is None and e.failures > 0,
+                                        e.down_since is None, e.load, e.latency))
         return Choice(best.name, best.url, any(e is not best for e in usable))
 
     def started(self, name: str) -> None:
@@ -167,7 +171,10 @@ class Endpoints:
         # A whole capacity of failures in a row is every slot failing: out, even below
         # ``failures`` (a dead host's in-flight calls fail together; one more would not
         # tell more and would cost its request a retry).
-        if state.down_since is not None or state.failures >= min(self.failures, state.capacity):
+        # ``failures`` 0 is providers.breaker_failures 0: "never" (only a failed probe of a
+        # host already out keeps it out).
+        if state.down_since is not None or (
+                self.failures > 0 and state.failures >= min(self.failures, state.capacity)):
             state.down_since = now  # a failed probe waits a whole cool-off again
 
     def up(self, name: str) -> bool:
@@ -193,9 +200,10 @@ def export(endpoints: Endpoints) -> None:
 def endpoints_from_config(cfg: Config) -> Endpoints:
     """The endpoints of every provider the router may ask for (the chain's and the
     budget's switch), with the providers' breaker settings."""
-    providers = [cfg.llm.provider, *(f.provider for f in cfg.providers.fallbacks)]
+    providers = [cfg.llm.provider, *(f.provider for f in cfg.providers.fallbacks),
+                 *(child.llm.provider for child in channel_configs(cfg))]
     if cfg.budget.action == "switch" and cfg.budget.switch_provider:
         providers.append(cfg.budget.switch_provider)
     return Endpoints({p: provider_endpoints(cfg, p) for p in dict.fromkeys(providers)},
-                     failures=max(1, cfg.providers.breaker_failures),
+                     failures=max(0, cfg.providers.breaker_failures),
                      cooloff=cfg.providers.breaker_cooloff)

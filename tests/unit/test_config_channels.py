@@ -65,6 +65,22 @@ def test_channels_deep_merge_in_order(tmp_path: Path) -> None:
     assert channel_configs(cfg)[1].llm.response_timeout == 7.0
 
 
+
+def test_a_channels_inline_prompt_beats_the_file_it_would_inherit(tmp_path: Path) -> None:
+    # The file wins over the inline prompt, so inheriting the top level's file would
+    # silently drop the channel's own persona (while check-config says it overrides it).
+    (tmp_path / "prompt.md").write_text("TOP-LEVEL PERSONA")
+    (tmp_path / "music.md").write_text("MUSIC PERSONA")
+    cfg = load(tmp_path, {**BASE, "llm": {"system_prompt_file": "prompt.md"}, "channels": [
+        {"channel": "movies"},
+        {"channel": "anime", "llm": {"system_prompt": "ANIME PERSONA"}},
+        {"channel": "music",
+         "llm": {"system_prompt": "unused", "system_prompt_file": "music.md"}}]})
+    movies, anime, music = channel_configs(cfg)
+    assert movies.llm.system_prompt_file == str(tmp_path / "prompt.md")
+    assert (anime.llm.system_prompt, anime.llm.system_prompt_file) == ("ANIME PERSONA", "")
+    assert music.llm.system_prompt_file == str(tmp_path / "music.md")
+
 def test_unknown_key_in_a_channel_override_names_its_path(tmp_path: Path) -> None:
     message = error_for(tmp_path, {**BASE, "channels": [
         {"channel": "a"}, {"channel": "b", "llm": {"llm_cooldwn": 5}}]})

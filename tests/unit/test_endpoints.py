@@ -164,3 +164,34 @@ def test_an_answer_from_a_fallback_elsewhere_is_no_verdict_on_the_endpoint() -> 
     assert (state.in_flight, state.completed, state.latency) == (0, 0, 0.0)
     pool.complete("r0")
     assert state.in_flight == 0  # released once, not twice
+
+
+def test_a_host_due_for_its_probe_is_probed_even_while_a_peer_has_room() -> None:
+    # Light load: gpu2 always has room.  Were the probe ranked behind it, gpu1 would stay
+    # out for good after a restart (half the capacity lost until the router restarts).
+    eps = Endpoints({"ollama": [Spec("gpu1", "http://gpu1", 4), Spec("gpu2", "http://gpu2", 4)]},
+                    failures=3, cooloff=10.0)
+    for _ in range(3):
+        eps.started("gpu1")
+        eps.failed("gpu1", 0.0)
+    assert not eps.up("gpu1")
+    early = eps.pick("ollama", 5.0)
+    assert early is not None and early.name == "gpu2"  # cooling off: not yet
+    picked = []
+    for i in range(4):
+        now = 100.0 + i
+        choice = eps.pick("ollama", now)
+        assert choice is not None
+        picked.append(choice.name)
+        eps.started(choice.name)
+        eps.succeeded(choice.name, 0.5, now)
+    assert picked[0] == "gpu1" and eps.up("gpu1")  # the probe answered: back in
+    assert "gpu1" in picked[1:]  # and it takes its share again
+
+
+def test_breaker_failures_zero_never_takes_a_host_out() -> None:
+    eps = two(failures=0)  # providers.breaker_failures 0: "never", as for the caller's breakers
+    for _ in range(10):
+        eps.started("gpu1")
+        eps.failed("gpu1", 0.0)
+    assert eps.up("gpu1")
