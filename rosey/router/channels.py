@@ -3,9 +3,9 @@ journal, caller queue, outbox) they share.
 
 conn's messages go to the core of their ``channel``; callers' messages go to the flow, and
 what the flow concluded goes back to the core of its channel (``_settle``).  ``apply``
-takes a new list of channel configs (SIGHUP, ``!reload``): new channels get a core, removed
-ones stop taking mentions and are dropped once nothing of theirs is left to deliver,
-unchanged ones keep their state and take the new prompt, triggers and limits.
+takes a new list of channel configs (SIGHUP): new channels get a core, removed ones stop
+taking mentions and are dropped once nothing of theirs is left to deliver, unchanged ones
+keep their state and take the new prompt, triggers and limits (``!reload``: only that).
 """
 
 from __future__ import annotations
@@ -57,13 +57,12 @@ class Router:
     # ---- start ---------------------------------------------------------------------
 
     def restore(self) -> None:
-        """Each channel's toggles, limits and statistics; the spend of all of them."""
+        """Each channel's toggles, limits and statistics; the deployment's spend."""
         for core in self.cores.values():
             core.restore()
-        now = self.flow.clock()
-        if self.cores:
-            day = next(iter(self.cores.values())).judge.limiter.day(now)
-            restore_budget(self.budget, [c.records for c in self.cores.values()], day, now)
+        if self.cores:  # every channel's spend, also of channels no longer served
+            restore_budget(self.budget, next(iter(self.cores.values())).records,
+                           self.flow.clock())
 
     async def resume(self) -> None:
         """Take back what the previous router accepted, channel by channel (its journal)."""
@@ -154,9 +153,14 @@ class Router:
         return await core.command(Actor("cli", 255, core.cfg.router.command_rank, cli=True),
                                   line)
 
-    async def apply(self, cfgs: list[Config]) -> str:
-        """A re-read config: the channel diff, and each kept channel's new settings."""
+    async def apply(self, cfgs: list[Config], channels: bool = True) -> str:
+        """A re-read config: the channel diff (unless ``channels`` is False: ``!reload``
+        leaves joining and leaving to ``rosey apply``), and each kept channel's new
+        settings.  An added channel's spend today is in the budget already (``restore``
+        sums every channel in the database)."""
         wanted = {cfg.channel: cfg for cfg in cfgs}
+        if not channels:  # the served channels only, with their new config if they have one
+            wanted = {name: wanted.get(name, core.cfg) for name, core in self.cores.items()}
         added = [name for name in wanted if name not in self.cores]
         removed = [name for name in self.cores if name not in wanted]
         for name in removed:

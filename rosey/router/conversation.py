@@ -24,6 +24,13 @@ from rosey.router.records import Records
 
 log = logging.getLogger("rosey.router")
 LOADED_USERS_MAX = 5000
+CONFIG_MARK = ".config"  # "<toggle>.config": the config value a saved toggle overrode
+
+
+def configured_toggles(cfg: Config) -> dict[str, str]:
+    """The toggles the config sets, in their stored form."""
+    return {"llm_enabled": "1" if cfg.llm.enabled else "0",
+            "cooldown": repr(float(cfg.llm.llm_cooldown))}
 
 
 class Conversation:
@@ -33,6 +40,7 @@ class Conversation:
         self.clock = clock
         self.persist_guest_history = cfg.router.persist_guest_history
         self.toggles = Toggles(llm_enabled=cfg.llm.enabled, cooldown=cfg.llm.llm_cooldown)
+        self.configured = configured_toggles(cfg)  # what the config says, as stored
         self.history = History(cfg.llm.max_history_messages, cfg.router.history_chars)
         self._history_loaded: set[str] = set()
         self.stats_day = ""
@@ -42,25 +50,49 @@ class Conversation:
     def restore(self, day: str, personas: dict[str, str]) -> None:
         """Toggles and today's statistics from the database (before the first event); the
         limiter's state is the judge's (``ChannelCore.restore``), the spend the router's
-        (``restore_budget``)."""
+        (``restore_budget``).  A saved ``llm``/``cooldown`` toggle counts only while the
+        config still says what it said when the toggle was saved (see ``adopt``)."""
         saved = self.records.load_toggles()
-        if "llm_enabled" in saved:
-            self.toggles.llm_enabled = saved["llm_enabled"] == "1"
+        for key, configured in self.configured.items():
+            if key in saved and saved.get(f"{key}{CONFIG_MARK}", configured) == configured:
+                self._set(key, saved[key])
         self.toggles.quiet_until = float(saved.get("quiet_until", 0) or 0)
-        if "cooldown" in saved:
-            self.toggles.cooldown = float(saved["cooldown"])
         persona = saved.get("persona", "")
         self.toggles.persona = persona if persona in personas else ""
         self.toggles.optouts = set(json.loads(saved.get("optouts", "[]")))
         self.stats_day, self.stats = day, self.records.load_stats(day)
 
-    def save_toggles(self) -> None:
+    def _set(self, key: str, value: str) -> None:
+        if key == "llm_enabled":
+            self.toggles.llm_enabled = value == "1"
+        else:
+            self.toggles.cooldown = float(value)
+
+    def toggle_values(self) -> dict[str, str]:
+        """The toggles as stored (compare two of these to see what a command changed)."""
         t = self.toggles
-        for key, value in (("llm_enabled", "1" if t.llm_enabled else "0"),
-                           ("quiet_until", repr(t.quiet_until)), ("cooldown", repr(t.cooldown)),
-                           ("persona", t.persona),
-                           ("optouts", json.dumps(sorted(t.optouts)))):
-            self.records.toggle(key, value)
+        return {"llm_enabled": "1" if t.llm_enabled else "0", "quiet_until": repr(t.quiet_until),
+                "cooldown": repr(t.cooldown), "persona": t.persona,
+                "optouts": json.dumps(sorted(t.optouts))}
+
+    def save_toggles(self, before: dict[str, str], force: tuple[str, ...] = ()) -> None:
+        """Store the toggles that differ from ``before`` (and ``force``), each config-backed
+        one with the config value it overrides: what nobody changed stays the config's."""
+        for key, value in self.toggle_values().items():
+            if before.get(key) != value or key in force:
+                self.records.toggle(key, value)
+                if key in self.configured:
+                    self.records.toggle(f"{key}{CONFIG_MARK}", self.configured[key])
+
+    def adopt(self, cfg: Config) -> None:
+        """A reloaded config: where it changed ``llm.enabled`` or ``llm.llm_cooldown``, the
+        operator's edit beats an older runtime toggle (``!llm``, ``!cooldown``)."""
+        before, old = self.toggle_values(), self.configured
+        self.configured = configured_toggles(cfg)
+        changed = tuple(key for key in old if old[key] != self.configured[key])
+        for key in changed:
+            self._set(key, self.configured[key])
+        self.save_toggles(before, changed)
 
     # ---- history -----------------------------------------------------------------
 
@@ -123,11 +155,12 @@ def new_budget(cfg: Config) -> BudgetTracker:
                          tz=ZoneInfo(cfg.router.limits.timezone))
 
 
-def restore_budget(budget: BudgetTracker, records: list[Records], day: str,
-                   now: float) -> None:
-    """Today's and this month's spend, summed over the channels (before the first event)."""
-    budget.restore(Snapshot(day, sum(r.spend_since(day) for r in records), day[:7],
-                            sum(r.spend_since(day[:7] + "-01") for r in records)), now)
+def restore_budget(budget: BudgetTracker, records: Records, now: float) -> None:
+    """Today's and this month's spend (in the budget's own time zone), summed over every
+    channel in the database (before the first event)."""
+    day = budget.snapshot(now).day
+    budget.restore(Snapshot(day, records.spend_since(day), day[:7],
+                            records.spend_since(day[:7] + "-01")), now)
     export_budget(budget, now)
 
 

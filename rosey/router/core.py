@@ -80,8 +80,10 @@ class ChannelCore(CommandsMixin):
 
     def reload(self, cfg: Config) -> None:
         """A changed config for this channel: prompt, personas, triggers, limits, blocklist
-        apply to the next mention; history, toggles, stats and limiter state stay."""
+        apply to the next mention; history, toggles, stats and limiter state stay (but a
+        changed ``llm.enabled`` / ``llm.llm_cooldown`` beats the runtime toggle)."""
         self.cfg = cfg
+        self.conversation.adopt(cfg)  # before the judge takes the toggles' cooldown
         self.judge = Judge.build(cfg, self.judge)
         self.lane = lane_of(cfg, self.records)
 

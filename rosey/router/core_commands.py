@@ -68,21 +68,24 @@ class CommandsMixin:
             ranks=self.cfg.router.command_ranks, mod=self.mod)
 
     def run_command(self, actor: commands.Actor, line: str) -> tuple[bool, str]:  # no server
+        before = self.conversation.toggle_values()
         ok, text = commands.execute(self._context(), actor, line)
-        self._after_command(actor, line, ok)
+        self._after_command(actor, line, ok, before)
         return ok, text
 
     async def command(self, actor: commands.Actor, line: str) -> tuple[bool, str]:
         """Any command; playlist and kick commands wait for the server's answer."""
+        before = self.conversation.toggle_values()
         ok, text = await commands.run(self._context(), actor, line)
-        self._after_command(actor, line, ok)
+        self._after_command(actor, line, ok, before)
         return ok, text
 
-    def _after_command(self, actor: commands.Actor, line: str, ok: bool) -> None:
+    def _after_command(self, actor: commands.Actor, line: str, ok: bool,
+                       before: dict[str, str]) -> None:
         name = (line.split() or [""])[0].lower()
         metrics.MOD_COMMANDS.labels(name if name in commands.COMMANDS else "unknown",
                                     "ok" if ok else "refused").inc()
-        self.conversation.save_toggles()
+        self.conversation.save_toggles(before)  # only what the command changed
         # Every command is audited, with the server's verdict.
         self.records.audit(actor.name, name, line, ok, self.clock())
         log.info("command by %s: %r -> %s", actor.name, line, "ok" if ok else "refused")

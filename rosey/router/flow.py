@@ -160,10 +160,13 @@ class Flow:
         # A result for a job that was requeued (its caller looked dead, or the router
         # restarted) still answers it: take it out of the queue instead of asking again.
         job = self.pool.complete(result.id) or self.pool.cancel(result.id)
+        if job is None:  # late, or shed: the next tick answers a shed one (its fallback)
+            metrics.REQUESTS.labels(self.channel_of(result.id), "late").inc()
+            return
         pending = self.pending.pop(result.id, None)
         stream = self.streams.pop(result.id, None)
-        if job is None or pending is None:
-            metrics.REQUESTS.labels(pending.lane.channel if pending else "", "late").inc()
+        if pending is None:
+            metrics.REQUESTS.labels("", "late").inc()
             return
         if stream is not None and stream.segments:
             await self._end_stream(result, pending, stream)

@@ -138,9 +138,10 @@ class Records:
         return values
 
     def spend_since(self, first_day: str) -> float:
+        """Every channel's spend since ``first_day`` (served now or not: the budget is the
+        deployment's, and a channel removed today has spent today's money all the same)."""
         rows = self.store.query_sync(
-            "SELECT COALESCE(SUM(cost_usd), 0) FROM llm_stats WHERE channel = ? AND day >= ?",
-            (self.channel, first_day))
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM llm_stats WHERE day >= ?", (first_day,))
         return float(rows[0][0])
 
     def toggle(self, key: str, value: str) -> Future:

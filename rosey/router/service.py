@@ -84,7 +84,7 @@ class RouterService:
     async def run(self) -> None:
         self._ctl_tasks: set[asyncio.Task[None]] = set()
         # `rosey apply`: re-read the config (the default action would end the process).
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.apply_config)
         run_dir = self.cfg.paths.run_dir
         ipc.prepare_run_dir(run_dir)
         self._lock = ipc.lock_run_dir(run_dir, "router")
@@ -201,19 +201,28 @@ class RouterService:
         self._ctl_tasks.add(task)
         task.add_done_callback(self._ctl_tasks.discard)
 
+    def apply_config(self) -> None:
+        """SIGHUP (``rosey apply``, which signals conn too): re-read the config and apply
+        it to every channel (new ones join, removed ones leave, the others keep their state)."""
+        self._reread(channels=True)
+
     def reload(self) -> str:
-        """SIGHUP (``rosey apply``) and ``!reload``: re-read the config and apply it to
-        every channel (new ones join, removed ones leave, the others keep their state)."""
+        """``!reload``: the new settings of the channels served now.  Joining and leaving
+        is ``rosey apply``'s alone: conn re-reads only on SIGHUP, and a router serving a
+        channel conn does not (or the reverse) would drop its lines."""
+        return self._reread(channels=False)
+
+    def _reread(self, channels: bool) -> str:
         try:
-            channels = channel_configs(load_config(self.config_path))
+            cfgs = channel_configs(load_config(self.config_path))
         except ConfigError as exc:
             log.warning("reload refused: %s", exc)
             return f"reload refused: {exc}"
-        task = asyncio.get_running_loop().create_task(self.router.apply(channels))
+        task = asyncio.get_running_loop().create_task(self.router.apply(cfgs, channels))
         self._applying.add(task)
         task.add_done_callback(self._applied)
-        return ("reloaded prompt, personas, triggers, limits, blocklist and channels; other "
-                "settings need `rosey run` again")
+        return ("reloaded prompt, personas, triggers, limits and blocklist; channels: use "
+                "rosey apply; other settings need `rosey run` again")
 
     def _applied(self, task: asyncio.Task[str]) -> None:
         self._applying.discard(task)

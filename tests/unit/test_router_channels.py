@@ -6,14 +6,15 @@ SQLite, a virtual clock, sockets replaced by lists."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rosey import metrics
-from rosey.config import Config, parse_config
-from rosey.protocol import Chat, Delivered, Pm, Request, Result, Say, User, UserList
+from rosey.config import Config, channel_configs, parse_config
+from rosey.protocol import Chat, Delivered, Pm, Ready, Request, Result, Say, User, UserList
 from rosey.router.build import ListWire, build_router
 from rosey.router.dispatch import Pool
 from rosey.store import Store
@@ -171,3 +172,76 @@ async def test_the_budget_is_the_deployments_not_each_channels(tmp_path: Path) -
             again.store.close()
     finally:
         rig.store.close()
+
+
+async def test_the_days_spend_survives_a_restart_whatever_the_first_channels_timezone(
+        tmp_path: Path) -> None:
+    # 03:00 UTC is 19:00 of the day before in Los Angeles, movies' (the first channel's) zone;
+    # the budget's day is the top level's (UTC).
+    cfg = parse_config({"user": ["rosey", "pw"], "budget": {"daily_usd": 1.0},
+                        "channels": [{"channel": "movies", "router": {"limits": {
+                            "timezone": "America/Los_Angeles"}}}, {"channel": "anime"}]},
+                       base_dir=tmp_path, env={})
+    now = datetime(2027, 3, 10, 3, 0, tzinfo=UTC).timestamp()
+
+    def started(channels: list[str]) -> Any:
+        pool = Pool(liveness=1e9)
+        pool.seen(b"caller-0", "inc", 4, now)
+        router = build_router(cfg, wire=ListWire(), pool=pool, store=store, clock=lambda: now,
+                              channels=[c for c in channel_configs(cfg) if c.channel in channels])
+        router.restore()
+        return router
+
+    store = Store(cfg.paths.database)
+    store.open()
+    try:
+        router = started(["movies", "anime"])
+        await router.on_conn(Chat(channel="anime", username="a", text="rosey hi", time=0,
+                                  received_at=now))
+        await router.on_result(Result(id=router.flow.wire.requests[0].id, caller="caller-0",
+                                      ok=True, text="hi", cost_usd=0.9))
+        assert router.budget.spent(now)[0] == 0.9
+        await store.flush()
+        assert started(["movies", "anime"]).budget.spent(now) == (0.9, 0.9)
+        # anime removed from the config: its money was spent today all the same.
+        assert started(["movies"]).budget.spent(now) == (0.9, 0.9)
+    finally:
+        store.close()
+
+
+async def test_a_shed_job_whose_late_result_comes_first_still_gets_its_fallback(
+        tmp_path: Path) -> None:
+    """movies' two requests, requeued when their caller restarted, fill the queue; one is
+    evicted for anime's; the old caller's Result for it arrives before the tick sheds it."""
+    now = 1_800_000_000.0
+    cfg = Channels(tmp_path).cfg
+    store = Store(cfg.paths.database)
+    store.open()
+    try:
+        wire, pool = ListWire(), Pool(liveness=1e9, queue_max=2)
+        pool.seen(b"caller-0", "inc", 2, now)
+        router = build_router(cfg, wire=wire, pool=pool, store=store, clock=lambda: now)
+        router.restore()
+        for user in ("alice", "carol"):
+            await router.on_conn(Chat(channel="movies", username=user, text="rosey, hi",
+                                      time=0, received_at=now))
+        assert len(wire.requests) == 2 and len(pool.in_flight) == 2
+        await router.on_work(b"caller-0", Ready(caller="caller-0", incarnation="new", slots=0),
+                             now)
+        assert len(pool.queue) == 2  # both requeued, waiting
+        await router.on_conn(Chat(channel="anime", username="bob", text="rosey, hi", time=0,
+                                  received_at=now))
+        [movies, anime] = [j.request.id for j in pool.queue]  # the newest movies' was evicted
+        [evicted] = [r for r in wire.requests if r.id not in (movies, anime)]
+        user = evicted.turns[-1].content.split(":")[0]
+        await router.on_result(Result(id=evicted.id, caller="caller-0", ok=True, text="late"))
+        assert wire.says == []  # not answered by the late result ...
+        await router.tick()
+        assert [(s.channel, s.text) for s in wire.says] == [("movies", f"{user}: Sorry.")]
+        await router.on_conn(Delivered(channel="movies", say_id=wire.says[0].id, ok=True))
+        await store.flush()
+        # ... but by its fallback, and its journal row is closed (the others stay open).
+        assert [[e.id for e in router.cores[name].records.load_journal()]
+                for name in ("movies", "anime")] == [[movies], [anime]]
+    finally:
+        store.close()
