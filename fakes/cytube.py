@@ -215,7 +215,10 @@ class FakeCytube(FakeCytubePlaylist):
                 s.rank = acct[2]  # the channel rank is loaded on join (_admit)
             return
         user = _User(name, s.rank, s.sid, guest)
-        if name.lower() in self.banned_names:  # kickban.js onUserPostJoin, once logged in
+        if name.lower() in self.banned_names:
+            # kickban.js onUserPostJoin: waitFlag(U_LOGGED_IN), then a database lookup, then
+            # the kick: the login has already succeeded when the ban's kick arrives.
+            await self._emit(s.sid, "login", login)
             await self._kick_sock(s, BANNED)
             return
         self._members[name.lower()] = user

@@ -10,7 +10,7 @@ module's.
 
 Frames by socket (binder is always the router process):
 
-``ipc://RUN/conn``  conn DEALER (identity ``conn:<channel>``) <-> router ROUTER
+``ipc://RUN/conn``  conn DEALER (identity ``conn:<channel>:<session>``) <-> router ROUTER
     up:   Chat, Pm, UserJoined, UserLeft, UserList, RankChanged, ConnState,
           Delivered, MediaChanged, UserMeta, UserCount, Playlist,
           PlaylistQueued, PlaylistDeleted, PlaylistMoved,

