@@ -41,7 +41,7 @@ def _supervisorctl(cfg: Config, *args: str) -> subprocess.CompletedProcess[str]:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Every error at once (one line each, exit 2); secret-file warnings once valid."""
     from rosey.config import check_config_file
-    from rosey.config_channels import resolved_lines
+    from rosey.config_channels import channel_configs, resolved_lines
 
     report = check_config_file(args.config)
     for line in report.errors:
@@ -55,7 +55,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"rosey: {line}", file=sys.stderr)
     cfg = report.config
     path = _config_path(args.config).resolve()
-    print(f"{path}: OK (channel {cfg.channel} on {cfg.domain} as {cfg.bot_name}, "
+    names = [c.channel for c in channel_configs(cfg)]
+    where = f"channel {names[0]}" if len(names) == 1 else f"{len(names)} channels"
+    print(f"{path}: OK ({where} on {cfg.domain} as {cfg.bot_name}, "
           f"{'guest' if not cfg.password else 'registered'}; llm {cfg.llm.provider} "
           f"{cfg.llm.model}; {cfg.callers.count} of {cfg.callers.max} callers)")
     for line in resolved_lines(cfg):

@@ -145,7 +145,9 @@ class Router:
         """``rosey ctl [--channel X] <line>``: on channel X; without one, on the only one."""
         if not channel and len(self.cores) == 1:
             channel = next(iter(self.cores))
-        core = self.cores.get(channel)
+        # channel names are compared without case, as the config does
+        core = self.cores.get(channel) or next(
+            (c for name, c in self.cores.items() if name.lower() == channel.lower()), None)
         if core is None:
             names = ", ".join(sorted(self.cores))
             why = f"no channel {channel!r}" if channel else "several channels"

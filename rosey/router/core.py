@@ -161,7 +161,7 @@ class ChannelCore(CommandsMixin):
         """Tell the user, when the config says so: the budget's fallback line, or (once
         per window) the seconds left of a limit."""
         if scope == "budget":
-            log.warning("budget exhausted: %s for %s", self.cfg.budget.action, user)
+            log.warning("%s: budget exhausted: %s for %s", self.name, self.cfg.budget.action, user)
             if self.cfg.budget.action != "silent":
                 fallback = self.cfg.llm.fallback_response
                 await self.flow.say(self.lane, fallback if private else address(user, fallback),
@@ -169,7 +169,7 @@ class ChannelCore(CommandsMixin):
             return
         if scope == "queue":
             return
-        log.info("refused %s: %s limit, %.0f s left", user, scope, retry_in)
+        log.info("%s: refused %s: %s limit, %.0f s left", self.name, user, scope, retry_in)
         if not self.cfg.router.limits.notify_refused:
             return
         if self._refused_notice.get(user.lower(), 0) > now:

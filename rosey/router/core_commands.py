@@ -88,7 +88,8 @@ class CommandsMixin:
         self.conversation.save_toggles(before)  # only what the command changed
         # Every command is audited, with the server's verdict.
         self.records.audit(actor.name, name, line, ok, self.clock())
-        log.info("command by %s: %r -> %s", actor.name, line, "ok" if ok else "refused")
+        log.info("%s: command by %s: %r -> %s", self.name, actor.name, line,
+                 "ok" if ok else "refused")
 
     def _set_cooldown(self, seconds: float) -> None:
         self.judge.limiter.config.user_cooldown = seconds

@@ -112,7 +112,7 @@ async def test_ctl_needs_a_channel_when_there_are_several(rig: Channels) -> None
     assert not ok and "several channels" in text and "anime, movies" in text
     ok, text = await rig.router.command("nope", "status")
     assert not ok and "no channel 'nope'" in text
-    ok, text = await rig.router.command("anime", "llm off")
+    ok, text = await rig.router.command("ANIME", "llm off")  # names without case, as config
     assert ok and text == "LLM replies disabled"
     await rig.chat("anime", "alice", "rosey?")
     await rig.chat("movies", "alice", "rosey?")
