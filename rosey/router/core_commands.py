@@ -25,6 +25,7 @@ WAITING_COMMANDS_MAX = 64
 
 
 class CommandsMixin:
+    name: str
     cfg: Config
     clock: Callable[[], float]
     flow: Flow
