@@ -44,24 +44,27 @@ Records, one entry per chat call in parallel lists: ``requests`` (JSON bodies),
 ``request_headers`` (lowercase names; a caller names itself in ``x-rosey-caller``) and
 ``received_at`` (wall clock on arrival, for latency benches); ``calls`` counts them.
 
-Standalone (for e2e tests that need a separate process):
+The wire formats (bodies, errors, token cuts) are in fakes/llm_wire.py, the command line in
+fakes/llm_cli.py.  Standalone (for e2e tests that need a separate process):
     python -m fakes.llm --kind ollama --port 0 --delay 0 [--reply TEXT]
 prints ``READY <url>`` and serves until SIGTERM / SIGINT.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import re
-import signal
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal, Self
 
 from aiohttp import web
+
+from fakes import llm_wire as wire
+from fakes.llm_wire import DEFAULT_MODEL, error_response, tagged, tokens_of
+
+__all__ = ["BUSY", "FakeLLM", "Kind", "Reply", "default_reply", "tokens_of"]
 
 Kind = Literal["openai", "ollama"]
 Reply = str | Callable[[dict[str, Any]], str]
@@ -89,7 +92,7 @@ class FakeLLM:
         if kind not in ("openai", "ollama"):
             raise ValueError(f"kind must be 'openai' or 'ollama', not {kind!r}")
         self.kind: Kind = kind
-        self.models: list[str] = list(models if models is not None else [_DEFAULT_MODEL[kind]])
+        self.models: list[str] = list(models if models is not None else [DEFAULT_MODEL[kind]])
         self.reply: Reply = reply
         self.delay: float = 0.0
         self.fail_status: int | None = None
@@ -129,13 +132,14 @@ class FakeLLM:
     async def start(self) -> Self:
         app = web.Application()
         if self.kind == "openai":
-            app.router.add_post("/v1/chat/completions", self._slotted(self._openai_chat))
-            app.router.add_get("/v1/models", self._openai_models)
+            chat = self._slotted(partial(wire.openai_chat, self))
+            app.router.add_post("/v1/chat/completions", chat)
+            app.router.add_get("/v1/models", partial(wire.openai_models, self))
         else:
-            app.router.add_post("/api/chat", self._slotted(self._ollama_chat))
-            app.router.add_get("/api/tags", self._ollama_tags)
-            app.router.add_get("/api/version", self._ollama_version)
-            app.router.add_get("/", self._ollama_root)
+            app.router.add_post("/api/chat", self._slotted(partial(wire.ollama_chat, self)))
+            app.router.add_get("/api/tags", partial(wire.ollama_tags, self))
+            app.router.add_get("/api/version", partial(wire.ollama_version, self))
+            app.router.add_get("/", partial(wire.ollama_root, self))
         self._stopping = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -248,7 +252,7 @@ class FakeLLM:
     def _has_model(self, model: object) -> bool:
         if self.kind == "openai":
             return model in self.models
-        return _tagged(model) in {_tagged(name) for name in self.models}
+        return tagged(model) in {tagged(name) for name in self.models}
 
     def _text(self, body: dict[str, Any]) -> str:
         if self.empty:
@@ -263,31 +267,8 @@ class FakeLLM:
         return text
 
     def _error(self, status: int, message: str, *, model: str = "") -> web.Response:
-        headers = {}
-        if status == 429 and self.retry_after is not None:
-            headers["Retry-After"] = str(self.retry_after)
-        if self.kind == "ollama":
-            if status == 404 and model:
-                message = f'model "{model}" not found, try pulling it first'
-            return web.json_response({"error": message}, status=status, headers=headers)
-        code = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
-        kind = {
-            401: "invalid_request_error",
-            404: "invalid_request_error",
-            429: "requests",
-            500: "server_error",
-        }
-        if status == 404 and model:
-            message = f"The model `{model}` does not exist or you do not have access to it."
-        if status == 401:
-            message = "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys."
-        error = {
-            "message": message,
-            "type": kind.get(status, "invalid_request_error"),
-            "param": None,
-            "code": code.get(status),
-        }
-        return web.json_response({"error": error}, status=status, headers=headers)
+        return error_response(self.kind, status, message, model=model,
+                              retry_after=self.retry_after)
 
     def _malformed(self, good: dict[str, Any]) -> web.Response | None:
         if not self.malformed:
@@ -299,68 +280,7 @@ class FakeLLM:
             text='{"id": "chatcmpl-fake", "choices": [', content_type="application/json"
         )
 
-    # ---- OpenAI -------------------------------------------------------------------
-
-    async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
-        got = await self._receive(request)
-        if isinstance(got, web.Response):
-            return got
-        text = self._text(got)
-        prompt_tokens = _count_tokens(got)
-        completion_tokens = len(text.split())
-        if got.get("stream"):
-            return await self._openai_stream(request, got, text, prompt_tokens)
-        await self._generate(text)
-        body = {
-            "id": f"chatcmpl-fake{self.calls}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": got["model"],
-            "system_fingerprint": "fp_fake",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
-        return self._malformed(body) or web.json_response(body)
-
-    async def _openai_stream(self, request: web.Request, got: dict[str, Any], text: str,
-                             prompt_tokens: int) -> web.StreamResponse:
-        base = {"id": f"chatcmpl-fake{self.calls}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": got["model"],
-                "system_fingerprint": "fp_fake"}
-        with_usage = bool((got.get("stream_options") or {}).get("include_usage"))
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            data: dict[str, Any] = {**base, "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-            if with_usage:
-                data["usage"] = None
-            return b"data: " + json.dumps(data).encode() + b"\n\n"
-
-        tokens = tokens_of(text)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
-                 "total_tokens": prompt_tokens + len(tokens)}
-        tail = [chunk({}, "stop")]
-        if with_usage:
-            tail.append(b"data: " + json.dumps({**base, "choices": [], "usage": usage}).encode()
-                        + b"\n\n")
-        tail.append(b"data: [DONE]\n\n")
-        return await self._stream(
-            request, "text/event-stream; charset=utf-8",
-            chunk({"role": "assistant", "content": "", "refusal": None}),
-            [(tok, chunk({"content": tok})) for tok in tokens], tail,
-            b'data: {"error": {"message": "The server had an error while processing your '
-            b'request.", "type": "server_error", "param": null, "code": null}}\n\n')
+    # ---- streaming clock (the wire formats' handlers hand it their chunks) --------
 
     async def _stream(self, request: web.Request, content_type: str, head: bytes,
                       tokens: list[tuple[str, bytes]], tail: list[bytes],
@@ -427,169 +347,8 @@ class FakeLLM:
         except TimeoutError:
             return False
 
-    async def _openai_models(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return self._error(401, "invalid api key")
-        created = int(time.time())
-        data = [
-            {"id": name, "object": "model", "created": created, "owned_by": "fake"}
-            for name in self.models
-        ]
-        return web.json_response({"object": "list", "data": data})
 
-    # ---- Ollama -------------------------------------------------------------------
+if __name__ == "__main__":  # python -m fakes.llm: the standalone server (fakes/llm_cli.py)
+    from fakes.llm_cli import main
 
-    async def _ollama_chat(self, request: web.Request) -> web.StreamResponse:
-        got = await self._receive(request)
-        if isinstance(got, web.Response):
-            return got
-        text = self._text(got)
-        prompt_tokens = _count_tokens(got)
-        completion_tokens = len(text.split())
-        final = {
-            "model": got["model"],
-            "created_at": _now_iso(),
-            "message": {"role": "assistant", "content": text},
-            "done": True,
-            "done_reason": "stop",
-            "total_duration": 4_883_583_458,
-            "load_duration": 1_334_875,
-            "prompt_eval_count": prompt_tokens,
-            "prompt_eval_duration": 342_546_000,
-            "eval_count": completion_tokens,
-            "eval_duration": 4_535_599_000,
-        }
-        if got.get("stream", True):  # Ollama streams unless told otherwise
-            # Streamed, the count is of the chunks sent: one token each.
-            final["message"] = {"role": "assistant", "content": ""}
-            final["eval_count"] = len(tokens_of(text))
-
-            def line(token: str) -> bytes:
-                return json.dumps({"model": got["model"], "created_at": _now_iso(),
-                                   "message": {"role": "assistant", "content": token},
-                                   "done": False}).encode() + b"\n"
-
-            return await self._stream(
-                request, "application/x-ndjson", b"",
-                [(tok, line(tok)) for tok in tokens_of(text)],
-                [json.dumps(final).encode() + b"\n"],
-                b'{"error":"an error was encountered while running the model"}\n')
-        await self._generate(text)
-        return self._malformed(final) or web.json_response(final)
-
-    async def _ollama_tags(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return self._error(401, "unauthorized")
-        models = [
-            {
-                "name": _tagged(name),
-                "model": _tagged(name),
-                "modified_at": "2025-05-04T17:37:44.706015396-07:00",
-                "size": 2019393189,
-                "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
-                "details": {
-                    "parent_model": "",
-                    "format": "gguf",
-                    "family": "llama",
-                    "families": ["llama"],
-                    "parameter_size": "3.2B",
-                    "quantization_level": "Q4_K_M",
-                },
-            }
-            for name in self.models
-        ]
-        return web.json_response({"models": models})
-
-    async def _ollama_version(self, request: web.Request) -> web.Response:
-        return web.json_response({"version": "0.6.3-fake"})
-
-    async def _ollama_root(self, request: web.Request) -> web.Response:
-        return web.Response(text="Ollama is running")
-
-
-_DEFAULT_MODEL: dict[str, str] = {"openai": "gpt-4o-mini", "ollama": "llama3.2:3b"}
-
-
-def _tagged(name: object) -> str:
-    text = str(name)
-    return text if ":" in text.rsplit("/", 1)[-1] else f"{text}:latest"
-
-
-_TOKEN = re.compile(r"\s*[^\s.,!?;:…。！？]+|\s*[.,!?;:…。！？]|\s+$")
-
-
-def tokens_of(text: str) -> list[str]:
-    """Text cut as a BPE tokenizer would, roughly: " word" and each punctuation mark."""
-    return _TOKEN.findall(text)
-
-
-def _count_tokens(body: dict[str, Any]) -> int:
-    """A deterministic stand-in for a tokenizer: whitespace words of every message."""
-    messages = body.get("messages") or []
-    return sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-# ---- standalone -------------------------------------------------------------------
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    fake = FakeLLM(args.kind, port=args.port, models=args.models or None)
-    if args.reply is not None:
-        fake.reply = args.reply
-    fake.delay = args.delay
-    fake.fail_status = args.fail_status
-    fake.hang = args.hang
-    fake.api_key = args.api_key
-    fake.token_rate = args.token_rate
-    fake.first_token_delay = args.first_token_delay
-    fake.break_after = args.break_after
-    fake.break_mode = args.break_mode
-    fake.max_concurrency = args.max_concurrency
-    fake.max_queue = args.max_queue
-    await fake.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"READY {fake.url}", flush=True)
-    await stop.wait()
-    await fake.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m fakes.llm",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--kind", choices=["openai", "ollama"], default="ollama")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--delay", type=float, default=0.0)
-    parser.add_argument("--reply", default=None, help="fixed reply text (default: echo)")
-    parser.add_argument(
-        "--models",
-        type=lambda s: [m for m in s.split(",") if m],
-        default=None,
-        help="comma-separated model names present",
-    )
-    parser.add_argument("--fail-status", type=int, default=None)
-    parser.add_argument("--hang", action="store_true")
-    parser.add_argument("--api-key", default=None, help="require this bearer key")
-    parser.add_argument("--token-rate", type=float, default=0.0, help="streamed tokens/s")
-    parser.add_argument("--first-token-delay", type=float, default=0.0)
-    parser.add_argument("--break-after", type=int, default=None,
-                        help="streamed tokens before the stream breaks")
-    parser.add_argument("--break-mode", choices=["drop", "error", "hang"], default="drop")
-    parser.add_argument("--max-concurrency", type=int, default=None,
-                        help="chat calls answered at once; the rest wait")
-    parser.add_argument("--max-queue", type=int, default=None,
-                        help="waiting calls beyond which a call gets 503 (OLLAMA_MAX_QUEUE)")
-    asyncio.run(_serve(parser.parse_args(argv)))
-
-
-if __name__ == "__main__":
     main()
