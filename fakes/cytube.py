@@ -264,14 +264,6 @@ class FakeCytube(FakeCytubePlaylist):
             await self.sio.disconnect(old_sid)
         return old is not None
 
-    async def _bad_frame(self, s: _Sock, event: str, data: Any, key: str) -> bool:
-        """CyTube's typecheck errors (scenario chat-bad-frames); True when the frame is bad."""
-        err = cf.typecheck_error(data, key)
-        if err is None:
-            return False
-        await self._emit(s.sid, "errorMsg", {"msg": f"Unexpected error for message {event}: {err}"})
-        return True
-
     async def _chat_msg(self, s: _Sock, data: Any) -> None:
         if not s.joined or await self._bad_frame(s, "chatMsg", data, "msg"):
             return

@@ -350,6 +350,14 @@ class FakeCytubeBase:
                              muted=user.name.lower() in self.muted)
         return entry
 
+    async def _bad_frame(self, s: _Sock, event: str, data: Any, key: str) -> bool:
+        """CyTube's typecheck errors (scenario chat-bad-frames); True when the frame is bad."""
+        err = cf.typecheck_error(data, key)
+        if err is None:
+            return False
+        await self._emit(s.sid, "errorMsg", {"msg": f"Unexpected error for message {event}: {err}"})
+        return True
+
     async def _emit(self, sid: str, event: str, data: Any = None) -> None:
         await self.sio.emit(event, data, to=sid)
 
