@@ -22,7 +22,10 @@ SHARED_KEYS = {"llm": {
     "ollama_host": "set providers.ollama.endpoints at the top level: every channel shares "
                    "the model hosts",
     "openai_api_key": "set OPENAI_API_KEY (or llm.openai_api_key at the top level): every "
-                      "channel shares the caller pool and its key"}}
+                      "channel shares the caller pool and its key"},
+    "router": {
+    "queue_max": "set router.queue_max at the top level: one queue, shared fairly by every "
+                 "channel, holds the deployment's waiting requests"}}
 
 _cache: dict[int, tuple[bytes, list[Config]]] = {}
 _CACHE_MAX = 8  # a few live configs (the running one and a reload being checked)

@@ -141,6 +141,9 @@ def test_model_hosts_are_not_per_channel(tmp_path: Path) -> None:
     message = error_for(tmp_path, {**BASE, "channels": [
         {"channel": "a"}, {"channel": "b", "llm": {"openai_api_key": "sk-x"}}]})
     assert "$.channels[1].llm.openai_api_key: not per channel; set OPENAI_API_KEY" in message
+    message = error_for(tmp_path, {**BASE, "channels": [
+        {"channel": "a", "router": {"queue_max": 8}}]})
+    assert "$.channels[0].router.queue_max: not per channel; set router.queue_max" in message
 
 
 def test_legacy_ollama_host_is_a_list_of_one(tmp_path: Path) -> None:
