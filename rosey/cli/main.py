@@ -251,7 +251,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     from rosey.cli.stats import run_stats
 
-    return run_stats(cfg, args.days, args.until, args.json)
+    return run_stats(cfg, args.days, args.until, args.json, args.channel)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -340,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats_cmd.add_argument("--until", default="", metavar="DAY",
                            help="last day, YYYY-MM-DD (default today)")
     stats_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    stats_cmd.add_argument("--channel", default="", metavar="NAME",
+                           help="one channel (default: every channel of the config)")
     stats_cmd.set_defaults(func=cmd_stats)
     for sp in (run, check, init, status, scale, ctl, backup, replay_cmd, ask_cmd, doctor,
                stats_cmd, apply_cmd):

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rosey.cli import exit_codes
-from rosey.config import Config
+from rosey.config import Config, channel_configs
 from rosey.store import chanstats
 
 
@@ -23,13 +23,23 @@ def end_of(day: str, tz: ZoneInfo) -> float:
     return (start + timedelta(days=1)).timestamp() - 1
 
 
-def run_stats(cfg: Config, days: int, until: str = "", as_json: bool = False) -> int:
+def run_stats(cfg: Config, days: int, until: str = "", as_json: bool = False,
+              channel: str = "") -> int:
+    """Every channel's report (``--channel``: one; names without case, as the config)."""
     if days < 1:
         print("rosey: --days must be 1 or more", file=sys.stderr)
         return exit_codes.CONFIG
-    tz = ZoneInfo(cfg.router.limits.timezone)
-    try:
-        now = end_of(until, tz) if until else time.time()
+    children = channel_configs(cfg)
+    if channel:
+        children = [c for c in children if c.channel.lower() == channel.lower()]
+        if not children:
+            names = ", ".join(c.channel for c in channel_configs(cfg))
+            print(f"rosey: --channel {channel}: not in the config; its channels: {names}",
+                  file=sys.stderr)
+            return exit_codes.CONFIG
+    try:  # each channel's day ends in its own time zone
+        ends = [end_of(until, ZoneInfo(c.router.limits.timezone)) if until else time.time()
+                for c in children]
     except ValueError:
         print(f"rosey: --until {until!r}: expected a day such as 2026-11-30", file=sys.stderr)
         return exit_codes.CONFIG
@@ -43,8 +53,15 @@ def run_stats(cfg: Config, days: int, until: str = "", as_json: bool = False) ->
         def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
             return conn.execute(sql, tuple(params)).fetchall()
 
-        report = chanstats.report(query, cfg.channel, days, now, tz)
+        reports = [chanstats.report(query, c.channel, days, now,
+                                    ZoneInfo(c.router.limits.timezone))
+                   for c, now in zip(children, ends, strict=True)]
     finally:
         conn.close()
-    print(json.dumps(report.as_dict(), indent=2) if as_json else chanstats.render(report))
+    if as_json:  # one channel: its report; several: {"channels": [one per channel]}
+        data: Any = reports[0].as_dict() if len(reports) == 1 else \
+            {"channels": [r.as_dict() for r in reports]}
+        print(json.dumps(data, indent=2))
+    else:
+        print("\n\n".join(chanstats.render(r) for r in reports))
     return exit_codes.OK

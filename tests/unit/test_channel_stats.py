@@ -145,3 +145,25 @@ async def test_a_scripted_day_gives_exact_numbers(tmp_path: Path) -> None:
     # the day before has nothing: the period is respected
     empty = await rosey_stats(path, "--until", "2027-01-14", "--json")
     assert json.loads(empty.stdout)["top_chatters"] == []
+
+
+async def test_stats_of_several_channels_each_or_one(tmp_path: Path) -> None:
+    path, svc = await scripted_day(tmp_path)
+    svc.store.close()
+    config = json.loads(path.read_text())
+    del config["channel"]
+    config["channels"] = [{"channel": "chan"}, {"channel": "quiet"}]
+    path.write_text(json.dumps(config))
+    every = await rosey_stats(path, "--until", "2027-01-15", "--json")
+    assert every.returncode == 0, every.stderr
+    reports = json.loads(every.stdout)["channels"]
+    assert [r["channel"] for r in reports] == ["chan", "quiet"]
+    assert reports[0]["summary"]["messages"] == 13 and reports[1]["summary"]["messages"] == 0
+    one = await rosey_stats(path, "--until", "2027-01-15", "--json", "--channel", "CHAN")
+    assert json.loads(one.stdout)["summary"]["messages"] == 13  # names without case
+    text = (await rosey_stats(path, "--until", "2027-01-15")).stdout
+    assert "channel chan, last 1 day(s)" in text and "channel quiet, last 1 day(s)" in text
+    wrong = await rosey_stats(path, "--channel", "nope")
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip() == ("rosey: --channel nope: not in the config; its channels: "
+                                    "chan, quiet")
