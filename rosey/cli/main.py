@@ -212,8 +212,24 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+def _one_channel(cfg: Config, name: str) -> Config | None:
+    """The merged settings of channel ``name`` (default: the first), or None (said why)."""
+    from rosey.config_channels import channel_configs
+
+    children = channel_configs(cfg)
+    found = [c for c in children if c.channel.lower() == name.lower()] if name else children
+    if not found:
+        print(f"rosey: --channel {name}: not in the config; its channels: "
+              + ", ".join(c.channel for c in children), file=sys.stderr)
+        return None
+    return found[0]
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    cfg, _ = _load(args.config)
+    top, _ = _load(args.config)
+    cfg = _one_channel(top, args.channel)
+    if cfg is None:
+        return exit_codes.CONFIG
     import asyncio
 
     from rosey.cli.replay import LogError, read_log, replay
@@ -230,7 +246,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    cfg, _ = _load(args.config)
+    top, _ = _load(args.config)
+    cfg = _one_channel(top, args.channel)
+    if cfg is None:
+        return exit_codes.CONFIG
     import asyncio
 
     from rosey.cli.ask import AskError, ask
@@ -319,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="who asks (default alice)")
     ask_cmd.add_argument("--persona", default="", help="a name from router.personas")
     ask_cmd.add_argument("--show-prompt", action="store_true", help="print the turns sent")
+    for sp in (ask_cmd, replay_cmd):
+        sp.add_argument("--channel", default="", metavar="NAME",
+                        help="as in this channel of the config (default: the first)")
     ask_cmd.set_defaults(func=cmd_ask)
     apply_cmd = sub.add_parser("apply", help="validate the config, then have conn and router "
                                "apply it (channels added, removed, changed) without a restart")

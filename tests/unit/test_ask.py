@@ -80,3 +80,24 @@ async def test_ask_cli_exit_code_tells_a_failed_model_and_prints_one_latency(
     logged = re.search(r"failed after (\d+\.\d\d) s", done.stderr)
     assert shown and logged, (done.stdout, done.stderr)
     assert shown[1] == logged[1] and float(shown[1]) >= 0.3
+
+
+async def test_ask_channel_asks_with_that_channels_own_prompt(tmp_path: Path) -> None:
+    async with FakeLLM("ollama", models=["m"]) as llm:
+        cfg = tmp_path / "config.json"
+        cfg.write_text(json.dumps({
+            "user": ["rosey", "pw"], "llm": {"provider": "ollama", "model": "m",
+                                             "ollama_host": llm.url, "system_prompt": "TOP"},
+            "channels": [{"channel": "movies"},
+                         {"channel": "anime", "llm": {"system_prompt": "ANIME"}}]}))
+        base = [sys.executable, "-m", "rosey.cli.main", "--config", str(cfg), "ask", "hi",
+                "--show-prompt"]
+        runs = [await asyncio.to_thread(subprocess.run, base + extra, capture_output=True,
+                                        text=True, cwd=ROOT, timeout=60)
+                for extra in ([], ["--channel", "Anime"], ["--channel", "nope"])]
+    first, anime, nope = runs
+    assert first.returncode == 0 and "[system] TOP" in first.stdout, first.stderr
+    assert anime.returncode == 0 and "[system] ANIME" in anime.stdout, anime.stderr
+    assert nope.returncode == exit_codes.CONFIG
+    assert nope.stderr.strip() == ("rosey: --channel nope: not in the config; its channels: "
+                                   "movies, anime")
