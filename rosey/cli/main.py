@@ -212,8 +212,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
-def _one_channel(cfg: Config, name: str) -> Config | None:
-    """The merged settings of channel ``name`` (default: the first), or None (said why)."""
+def _channels(cfg: Config, name: str) -> list[Config]:
+    """``--channel``: the merged settings of channel ``name`` (names without case, as the
+    config compares them), or of every channel when none is named; [] when ``name`` is not
+    in the config (said why)."""
     from rosey.config_channels import channel_configs
 
     children = channel_configs(cfg)
@@ -221,15 +223,15 @@ def _one_channel(cfg: Config, name: str) -> Config | None:
     if not found:
         print(f"rosey: --channel {name}: not in the config; its channels: "
               + ", ".join(c.channel for c in children), file=sys.stderr)
-        return None
-    return found[0]
+    return found
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     top, _ = _load(args.config)
-    cfg = _one_channel(top, args.channel)
-    if cfg is None:
+    chosen = _channels(top, args.channel)  # default: the first channel
+    if not chosen:
         return exit_codes.CONFIG
+    cfg = chosen[0]
     import asyncio
 
     from rosey.cli.replay import LogError, read_log, replay
@@ -247,9 +249,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     top, _ = _load(args.config)
-    cfg = _one_channel(top, args.channel)
-    if cfg is None:
+    chosen = _channels(top, args.channel)  # default: the first channel
+    if not chosen:
         return exit_codes.CONFIG
+    cfg = chosen[0]
     import asyncio
 
     from rosey.cli.ask import AskError, ask
@@ -270,7 +273,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     cfg, _ = _load(args.config)
     from rosey.cli.stats import run_stats
 
-    return run_stats(cfg, args.days, args.until, args.json, args.channel)
+    chosen = _channels(cfg, args.channel)  # default: every channel
+    if not chosen:
+        return exit_codes.CONFIG
+    return run_stats(chosen, args.days, args.until, args.json)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

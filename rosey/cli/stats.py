@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rosey.cli import exit_codes
-from rosey.config import Config, channel_configs
+from rosey.config import Config
 from rosey.store import chanstats
 
 
@@ -23,20 +23,12 @@ def end_of(day: str, tz: ZoneInfo) -> float:
     return (start + timedelta(days=1)).timestamp() - 1
 
 
-def run_stats(cfg: Config, days: int, until: str = "", as_json: bool = False,
-              channel: str = "") -> int:
-    """Every channel's report (``--channel``: one; names without case, as the config)."""
+def run_stats(children: list[Config], days: int, until: str = "",
+              as_json: bool = False) -> int:
+    """A report per channel of ``children`` (one database: they share ``paths``)."""
     if days < 1:
         print("rosey: --days must be 1 or more", file=sys.stderr)
         return exit_codes.CONFIG
-    children = channel_configs(cfg)
-    if channel:
-        children = [c for c in children if c.channel.lower() == channel.lower()]
-        if not children:
-            names = ", ".join(c.channel for c in channel_configs(cfg))
-            print(f"rosey: --channel {channel}: not in the config; its channels: {names}",
-                  file=sys.stderr)
-            return exit_codes.CONFIG
     try:  # each channel's day ends in its own time zone
         ends = [end_of(until, ZoneInfo(c.router.limits.timezone)) if until else time.time()
                 for c in children]
@@ -44,7 +36,7 @@ def run_stats(cfg: Config, days: int, until: str = "", as_json: bool = False,
         print(f"rosey: --until {until!r}: expected a day such as 2026-11-30", file=sys.stderr)
         return exit_codes.CONFIG
     # Usage first: a bad option is CONFIG whether or not a database exists yet.
-    path = Path(cfg.paths.database)
+    path = Path(children[0].paths.database)
     if not path.exists():
         print(f"rosey: no database at {path} yet", file=sys.stderr)
         return exit_codes.FAILED
