@@ -36,6 +36,10 @@ async def test_moderator_commands_by_pm_under_supervisord(cytube: FakeCytube) ->
     rosey = Rosey(cytube, {"provider": "ollama", "model": "m",
                            "ollama_host": "http://127.0.0.1:9"}, callers={"count": 1})
     async with deployed(rosey, cytube):
+        # deployed() returns once the bot is in the channel; the channel rank the server
+        # loads after the login may still be on its way, and a PM sent before it would
+        # overtake it (the bot would list itself at its account rank)
+        await cytube.wait_for(lambda: cytube._member(BOT).rank == 2, timeout=10)
         users = await ask(cytube, rosey, "Mod", "!users")
         # the fake counts only real sockets (the bot's) in usercount
         assert users == ("4 users (1 connected, guests included): Mod (2), roseybot (2), "
